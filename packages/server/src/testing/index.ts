@@ -1,0 +1,1 @@
+export { type ServiceProcess, type StartOptions, startServiceProcess } from "./service-process.ts";
