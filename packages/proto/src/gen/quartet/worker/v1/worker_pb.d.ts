@@ -56,7 +56,7 @@ export declare const FaultSchema: GenMessage<Fault>;
  */
 export declare type ComputeRequest = Message<"quartet.worker.v1.ComputeRequest"> & {
   /**
-   * Rounds of SHA-256, at most 10,000,000.
+   * Extra rounds of SHA-256 after the first, at most 10,000,000.
    *
    * @generated from field: uint32 iterations = 1;
    */
@@ -236,7 +236,7 @@ export declare type WatchRequest = Message<"quartet.worker.v1.WatchRequest"> & {
   steps: number;
 
   /**
-   * Rounds of SHA-256 per step, at most 1,000,000.
+   * Extra rounds of SHA-256 per step, at most 1,000,000.
    *
    * @generated from field: uint32 iterations_per_step = 2;
    */
@@ -391,7 +391,8 @@ export declare const CodeSchema: GenEnum<Code>;
  */
 export declare const WorkerService: GenService<{
   /**
-   * Compute hashes `input` for `iterations` rounds of SHA-256, after any injected fault.
+   * Compute hashes `input` with SHA-256 and re-hashes the digest `iterations` more times,
+   * after any injected fault.
    * Free of side effects, so it can also be called with HTTP GET.
    *
    * @generated from rpc quartet.worker.v1.WorkerService.Compute

@@ -1,0 +1,519 @@
+import { type BackoffOptions, ResetTimeout } from "./backoff.ts";
+import { type Classifier, connectClassifier, type Outcome } from "./classifier.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
+import { type BreakerEventMap, type BreakerEventType, Emitter, type Listener } from "./events.ts";
+import { consecutiveFailures, type TripPolicy, type TripPolicyFactory } from "./policies.ts";
+import type { Random } from "./random.ts";
+import type { BreakerState } from "./state.ts";
+
+/** Options of a `CircuitBreaker`. Every field has a default. */
+export interface BreakerOptions {
+  /** Shown in rejections, events and health; default "breaker". */
+  name?: string;
+  /** Where time comes from; default `systemClock`. Time is never read any other way. */
+  clock?: Clock;
+  /** Randomness for backoff jitter; default `Math.random`. Use `seededRandom(seed)` to reproduce. */
+  random?: Random;
+  /** When a closed breaker opens: any policy tripping opens it. Default `consecutiveFailures(5)`. */
+  trip?: TripPolicyFactory | readonly TripPolicyFactory[];
+  /** How long the breaker stays open before probing, in ms; default 30000. */
+  resetTimeoutMs?: number;
+  /** Grow the open period on every reopen without a close in between; default: no growth. */
+  backoff?: BackoffOptions;
+  halfOpen?: {
+    /** Probes allowed to run at once; further calls are rejected, not queued. Default 1. */
+    maxProbes?: number;
+    /** Probe successes needed to close; default 1. */
+    successesToClose?: number;
+  };
+  /** Which errors count as failures; default `connectClassifier`. */
+  classify?: Classifier;
+  /** Builds the error rejected calls fail with; default `new BreakerRejectedError(info)`. */
+  rejectionError?: (info: RejectionInfo) => unknown;
+  /** Capture a stack trace in the default rejection error (costly; default false). */
+  captureRejectionStack?: boolean;
+}
+
+/** Per-call options of `execute`. */
+export interface ExecuteOptions<T> {
+  /** Passed to the guarded function. If already aborted, the call is refused with its reason, uncounted. */
+  signal?: AbortSignal | undefined;
+  /**
+   * Called instead of failing when the breaker rejects the call or the call fails with an error
+   * classified as a failure; its result (or throw) becomes the call's. Other errors propagate.
+   */
+  fallback?: (error: unknown) => T | PromiseLike<T>;
+}
+
+/** A point-in-time copy of the breaker's counters. */
+export interface BreakerMetrics {
+  readonly name: string;
+  readonly state: BreakerState;
+  /** Calls offered to the breaker: run (including any still in flight) or rejected. */
+  readonly totalCalls: number;
+  readonly successes: number;
+  /** Calls whose error was classified as a failure. */
+  readonly failures: number;
+  /** Calls whose error was classified "ignore" (e.g. cancelled by the caller). */
+  readonly ignored: number;
+  readonly rejections: number;
+  /** Rejections and failures answered by a fallback. */
+  readonly fallbacks: number;
+  readonly stateChanges: number;
+  /** Calls started and not yet finished. */
+  readonly inFlight: number;
+  /** Time of the last counted failure (ms since the epoch), or null. */
+  readonly lastFailureTime: number | null;
+  readonly lastStateChangeTime: number | null;
+  /** successes / (successes + failures); 1 before any counted call. */
+  readonly successRate: number;
+  /** When an open breaker lets the next probe through, else null. */
+  readonly nextProbeAt: number | null;
+}
+
+/** Whether the guarded dependency should be used, with a sentence saying why. */
+export interface BreakerHealth {
+  /** True when calls flow normally (closed or disabled). */
+  readonly healthy: boolean;
+  readonly state: BreakerState;
+  readonly reason: string;
+  /** When the breaker entered its current state (ms since the epoch). */
+  readonly since: number;
+  readonly nextProbeAt: number | null;
+}
+
+/**
+ * Accounting for a call whose outcome is reported later, for calls that cannot be wrapped
+ * in `execute` (e.g. a streaming response). Report exactly one outcome.
+ */
+export interface Permit {
+  success(): void;
+  /** Classifies `error` and records it; returns how it was classified. */
+  failure(error: unknown): Outcome;
+  /** The call ended without saying anything about the dependency (e.g. abandoned): not counted. */
+  ignore(): void;
+}
+
+type Settle = (value: unknown) => unknown;
+
+/**
+ * A circuit breaker: a pure state machine driven by call outcomes and an injected clock. It
+ * needs no timers: the open -> half-open transition happens lazily, at the first call or state
+ * read after the reset timeout.
+ *
+ * Results and generations: every transition starts a new generation. A call's result is always
+ * counted in the metrics and events, but it moves the state only if the breaker is still in
+ * the generation the call started in. So a slow call started while closed cannot close (or
+ * reopen) a breaker that has since opened, and half-open probe permits are never handed back
+ * to a later generation.
+ */
+export class CircuitBreaker {
+  readonly name: string;
+  readonly #clock: Clock;
+  readonly #policies: TripPolicy[];
+  readonly #needsDuration: boolean;
+  readonly #needsTime: boolean;
+  readonly #resetTimeout: ResetTimeout;
+  readonly #maxProbes: number;
+  readonly #successesToClose: number;
+  readonly #classify: Classifier;
+  readonly #rejectionError: (info: RejectionInfo) => unknown;
+  readonly #events = new Emitter();
+
+  #state: BreakerState = "closed";
+  #generation = 0;
+  /** Settle handlers bound to the current generation, shared by all its calls (no per-call closures). */
+  #onFulfilled: Settle;
+  #onRejected: Settle;
+  /** Per-call timing is needed for slow-call policies and call events. */
+  #timed: boolean;
+  #reason = "initial state";
+  #since: number;
+  #nextProbeAt = 0;
+  /** Openings since the last close: the backoff exponent. */
+  #openings = 0;
+  #probesInFlight = 0;
+  #probeSuccesses = 0;
+
+  #totalCalls = 0;
+  #successes = 0;
+  #failures = 0;
+  #ignored = 0;
+  #rejections = 0;
+  #fallbacks = 0;
+  #stateChanges = 0;
+  #lastFailureTime: number | null = null;
+  #lastStateChangeTime: number | null = null;
+
+  constructor(options: BreakerOptions = {}) {
+    this.name = options.name ?? "breaker";
+    this.#clock = options.clock ?? systemClock;
+    const trip = options.trip ?? consecutiveFailures(5);
+    const factories: readonly TripPolicyFactory[] = typeof trip === "function" ? [trip] : trip;
+    if (factories.length === 0) throw new RangeError("trip: give at least one policy");
+    this.#policies = factories.map((create) => create());
+    this.#needsDuration = this.#policies.some((p) => p.needsDuration);
+    this.#needsTime = this.#policies.some((p) => p.needsTime);
+    this.#resetTimeout = new ResetTimeout(
+      options.resetTimeoutMs ?? 30_000,
+      options.backoff,
+      options.random ?? Math.random,
+    );
+    this.#maxProbes = options.halfOpen?.maxProbes ?? 1;
+    this.#successesToClose = options.halfOpen?.successesToClose ?? 1;
+    if (!Number.isInteger(this.#maxProbes) || this.#maxProbes < 1)
+      throw new RangeError(`halfOpen.maxProbes must be an integer >= 1, got ${this.#maxProbes}`);
+    if (!Number.isInteger(this.#successesToClose) || this.#successesToClose < 1)
+      throw new RangeError(
+        `halfOpen.successesToClose must be an integer >= 1, got ${this.#successesToClose}`,
+      );
+    this.#classify = options.classify ?? connectClassifier;
+    const captureStack = options.captureRejectionStack === true;
+    this.#rejectionError =
+      options.rejectionError ?? ((info) => new BreakerRejectedError(info, { captureStack }));
+    this.#timed = this.#needsDuration;
+    this.#since = this.#clock.now();
+    [this.#onFulfilled, this.#onRejected] = this.#bindGeneration(0);
+  }
+
+  /** The current state (an open breaker whose timeout has passed reads as half-open). */
+  get state(): BreakerState {
+    this.#checkTimeout();
+    return this.#state;
+  }
+
+  /**
+   * Runs `fn` if the breaker lets it, and records its outcome. Rejected calls fail with the
+   * rejection error (a `BreakerRejectedError` by default) without calling `fn`, or resolve
+   * through `options.fallback`.
+   */
+  execute<T>(
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
+    options?: ExecuteOptions<T>,
+  ): Promise<T> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.#totalCalls++;
+    // Fast path: closed, nothing per-call to remember, so the generation's shared handlers do.
+    if (this.#state === "closed" && !this.#timed && options?.fallback === undefined) {
+      return invoke(fn, signal).then(this.#onFulfilled, this.#onRejected) as Promise<T>;
+    }
+    return this.#executeSlow(fn, signal, options?.fallback);
+  }
+
+  #executeSlow<T>(
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
+    signal: AbortSignal | undefined,
+    fallback: ((error: unknown) => T | PromiseLike<T>) | undefined,
+  ): Promise<T> {
+    if (!this.#admit()) {
+      const error = this.#reject();
+      if (fallback === undefined) return Promise.reject(error);
+      this.#fallbacks++;
+      return new Promise<T>((resolve) => resolve(fallback(error)));
+    }
+    if (!this.#timed && fallback === undefined)
+      return invoke(fn, signal).then(this.#onFulfilled, this.#onRejected) as Promise<T>;
+    const generation = this.#generation;
+    const start = this.#timed ? this.#clock.now() : 0;
+    return invoke(fn, signal).then(
+      (value) => {
+        this.#succeeded(generation, this.#timed ? this.#clock.now() - start : 0);
+        return value;
+      },
+      (error: unknown) => {
+        const outcome = this.#failed(generation, error, this.#timed ? this.#clock.now() - start : 0);
+        if (outcome !== "failure" || fallback === undefined) throw error;
+        this.#fallbacks++;
+        return fallback(error);
+      },
+    );
+  }
+
+  /**
+   * Asks to run one call whose outcome is reported later through the returned permit.
+   * Throws the rejection error if the breaker does not let the call run.
+   */
+  acquire(): Permit {
+    this.#totalCalls++;
+    if (!this.#admit()) throw this.#reject();
+    const generation = this.#generation;
+    const start = this.#clock.now();
+    let settled = false;
+    const settle = () => {
+      if (settled) throw new Error(`permit of breaker "${this.name}" was already settled`);
+      settled = true;
+      return this.#clock.now() - start;
+    };
+    return {
+      success: () => this.#succeeded(generation, settle()),
+      failure: (error) => this.#failed(generation, error, settle()),
+      ignore: () => {
+        settle();
+        this.#ignore(generation);
+      },
+    };
+  }
+
+  /** Forces the breaker open: every call is rejected until `reset()`. */
+  isolate(): void {
+    if (this.#state !== "isolated") this.#transition("isolated", "isolated manually", this.#clock.now());
+  }
+
+  /** Turns the breaker off: every call runs and is counted, nothing trips, until `reset()`. */
+  disable(): void {
+    if (this.#state !== "disabled") this.#transition("disabled", "disabled manually", this.#clock.now());
+  }
+
+  /** Closes the breaker from any state, with empty trip windows and the base reset timeout. */
+  reset(): void {
+    this.#openings = 0;
+    if (this.#state === "closed") {
+      for (const policy of this.#policies) policy.reset();
+      return;
+    }
+    this.#transition("closed", "reset manually", this.#clock.now());
+  }
+
+  /** Adds a listener; returns a function that removes it. */
+  on<K extends BreakerEventType>(type: K, listener: Listener<K>): () => void {
+    (this.#events[type] as Set<Listener<K>>).add(listener);
+    this.#updateTimed();
+    return () => {
+      (this.#events[type] as Set<Listener<K>>).delete(listener);
+      this.#updateTimed();
+    };
+  }
+
+  metrics(): BreakerMetrics {
+    this.#checkTimeout();
+    const counted = this.#successes + this.#failures;
+    const settled = counted + this.#ignored + this.#rejections;
+    return {
+      name: this.name,
+      state: this.#state,
+      totalCalls: this.#totalCalls,
+      successes: this.#successes,
+      failures: this.#failures,
+      ignored: this.#ignored,
+      rejections: this.#rejections,
+      fallbacks: this.#fallbacks,
+      stateChanges: this.#stateChanges,
+      inFlight: this.#totalCalls - settled,
+      lastFailureTime: this.#lastFailureTime,
+      lastStateChangeTime: this.#lastStateChangeTime,
+      successRate: counted === 0 ? 1 : this.#successes / counted,
+      nextProbeAt: this.#state === "open" ? this.#nextProbeAt : null,
+    };
+  }
+
+  health(): BreakerHealth {
+    const now = this.#clock.now();
+    this.#checkTimeout(now);
+    const state = this.#state;
+    const since = new Date(this.#since).toISOString();
+    let reason: string;
+    switch (state) {
+      case "closed":
+        reason = `closed since ${since} (${this.#reason}); calls flow`;
+        break;
+      case "open":
+        reason =
+          `open since ${since} after ${this.#reason}; next probe at ` +
+          `${new Date(this.#nextProbeAt).toISOString()} (in ${this.#nextProbeAt - now} ms)`;
+        break;
+      case "half-open":
+        reason =
+          `half-open since ${since}: ${this.#probeSuccesses}/${this.#successesToClose} probe ` +
+          `successes, ${this.#probesInFlight}/${this.#maxProbes} probes in flight`;
+        break;
+      case "isolated":
+        reason = `isolated (forced open) since ${since}; rejects every call until reset()`;
+        break;
+      case "disabled":
+        reason = `disabled since ${since}; every call runs and nothing trips until reset()`;
+        break;
+    }
+    return {
+      healthy: state === "closed" || state === "disabled",
+      state,
+      reason,
+      since: this.#since,
+      nextProbeAt: state === "open" ? this.#nextProbeAt : null,
+    };
+  }
+
+  /** Decides whether a call may run now, taking a probe permit when half-open. */
+  #admit(): boolean {
+    switch (this.#state) {
+      case "closed":
+      case "disabled":
+        return true;
+      case "isolated":
+        return false;
+      case "open":
+        if (!this.#checkTimeout()) return false;
+        break;
+      case "half-open":
+        break;
+    }
+    if (this.#probesInFlight >= this.#maxProbes) return false;
+    this.#probesInFlight++;
+    return true;
+  }
+
+  /** Moves open -> half-open once the reset timeout has passed; true if now half-open. */
+  #checkTimeout(now?: number): boolean {
+    if (this.#state !== "open") return this.#state === "half-open";
+    const t = now ?? this.#clock.now();
+    if (t < this.#nextProbeAt) return false;
+    this.#transition("half-open", "reset timeout elapsed", t);
+    return true;
+  }
+
+  #reject(): unknown {
+    this.#rejections++;
+    const state = this.#state;
+    const at = this.#clock.now();
+    const info: RejectionInfo = {
+      breaker: this.name,
+      state,
+      at,
+      nextProbeAt: state === "open" ? this.#nextProbeAt : state === "half-open" ? at : null,
+    };
+    if (this.#events.rejected.size > 0) this.#events.emit("rejected", info);
+    return this.#rejectionError(info);
+  }
+
+  #succeeded(generation: number, durationMs: number): void {
+    this.#successes++;
+    const current = generation === this.#generation;
+    if (this.#events.success.size > 0)
+      this.#events.emit("success", { breaker: this.name, durationMs, stale: !current });
+    if (!current) return;
+    if (this.#state === "closed") {
+      this.#recordClosed(false, durationMs);
+    } else if (this.#state === "half-open") {
+      this.#probesInFlight--;
+      if (++this.#probeSuccesses >= this.#successesToClose)
+        this.#transition(
+          "closed",
+          `${this.#probeSuccesses} probe success${this.#probeSuccesses === 1 ? "" : "es"}`,
+          this.#clock.now(),
+        );
+    }
+  }
+
+  #failed(generation: number, error: unknown, durationMs: number): Outcome {
+    let outcome: Outcome;
+    try {
+      outcome = this.#classify(error);
+    } catch {
+      outcome = "failure";
+    }
+    if (outcome === "success") {
+      this.#succeeded(generation, durationMs);
+      return outcome;
+    }
+    if (outcome === "ignore") {
+      this.#ignore(generation);
+      return outcome;
+    }
+    const current = generation === this.#generation;
+    this.#failures++;
+    const now = this.#clock.now();
+    this.#lastFailureTime = now;
+    if (this.#events.failure.size > 0)
+      this.#events.emit("failure", { breaker: this.name, durationMs, stale: !current, error });
+    if (!current) return outcome;
+    if (this.#state === "closed") {
+      this.#recordClosed(true, durationMs, now);
+    } else if (this.#state === "half-open") {
+      this.#open(now, `a failed probe (${describeError(error)})`);
+    }
+    return outcome;
+  }
+
+  #ignore(generation: number): void {
+    this.#ignored++;
+    if (generation === this.#generation && this.#state === "half-open") this.#probesInFlight--;
+  }
+
+  #recordClosed(failed: boolean, durationMs: number, now?: number): void {
+    const t = now ?? (this.#needsTime ? this.#clock.now() : 0);
+    const policies = this.#policies;
+    for (let i = 0; i < policies.length; i++) {
+      if (policies[i]!.record(failed, durationMs, t)) {
+        this.#open(now ?? this.#clock.now(), policies[i]!.describe());
+        return;
+      }
+    }
+  }
+
+  #open(now: number, reason: string): void {
+    this.#nextProbeAt = now + this.#resetTimeout.delayMs(this.#openings);
+    this.#openings++;
+    this.#transition("open", reason, now);
+  }
+
+  #transition(to: BreakerState, reason: string, now: number): void {
+    const from = this.#state;
+    this.#state = to;
+    this.#generation++;
+    [this.#onFulfilled, this.#onRejected] = this.#bindGeneration(this.#generation);
+    this.#reason = reason;
+    this.#since = now;
+    this.#stateChanges++;
+    this.#lastStateChangeTime = now;
+    this.#probesInFlight = 0;
+    this.#probeSuccesses = 0;
+    if (to === "closed") {
+      this.#openings = 0;
+      for (const policy of this.#policies) policy.reset();
+    }
+    if (this.#events.stateChange.size > 0)
+      this.#events.emit("stateChange", {
+        breaker: this.name,
+        from,
+        to,
+        reason,
+        at: now,
+        nextProbeAt: to === "open" ? this.#nextProbeAt : null,
+      });
+  }
+
+  #bindGeneration(generation: number): [Settle, Settle] {
+    return [
+      (value) => {
+        this.#succeeded(generation, 0);
+        return value;
+      },
+      (error) => {
+        this.#failed(generation, error, 0);
+        throw error;
+      },
+    ];
+  }
+
+  #updateTimed(): void {
+    this.#timed = this.#needsDuration || this.#events.success.size + this.#events.failure.size > 0;
+  }
+}
+
+/** Calls `fn`, turning a synchronous throw into a rejection so it is recorded like any failure. */
+function invoke<T>(
+  fn: (signal: AbortSignal | undefined) => Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  try {
+    return fn(signal);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message ? `${error.name}: ${error.message}` : error.name;
+  return String(error);
+}

@@ -1,0 +1,44 @@
+export { type BackoffOptions } from "./backoff.ts";
+export {
+  type BreakerHealth,
+  type BreakerMetrics,
+  type BreakerOptions,
+  CircuitBreaker,
+  type ExecuteOptions,
+  type Permit,
+} from "./breaker.ts";
+export { type Classifier, connectClassifier, failureCodes, type Outcome } from "./classifier.ts";
+export { type Clock, systemClock } from "./clock.ts";
+export {
+  BreakerRejectedError,
+  describeRejection,
+  isBreakerRejection,
+  type RejectionInfo,
+} from "./errors.ts";
+export type {
+  BreakerEventMap,
+  BreakerEventType,
+  CallEvent,
+  FailureEvent,
+  Listener,
+  StateChangeEvent,
+} from "./events.ts";
+export {
+  type BreakerInterceptor,
+  type BreakerInterceptorOptions,
+  type BreakerKey,
+  createBreakerInterceptor,
+  stateValues,
+} from "./interceptor.ts";
+export {
+  consecutiveFailures,
+  failureRate,
+  type RatePolicyOptions,
+  type SlowCallRateOptions,
+  slowCallRate,
+  type TripPolicy,
+  type TripPolicyFactory,
+} from "./policies.ts";
+export { type Random, seededRandom } from "./random.ts";
+export type { BreakerState } from "./state.ts";
+export { countWindow, timeWindow, type WindowSpec } from "./window.ts";

@@ -1,0 +1,187 @@
+import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { type Attributes, type MeterProvider, metrics, trace } from "@opentelemetry/api";
+import { type BreakerOptions, CircuitBreaker, type Permit } from "./breaker.ts";
+import type { Clock } from "./clock.ts";
+import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
+import type { BreakerState } from "./state.ts";
+
+type AnyRequest = Parameters<Parameters<Interceptor>[0]>[0];
+
+/** Which calls share a breaker. */
+export type BreakerKey = "host" | "host+method" | ((request: AnyRequest) => string);
+
+export interface BreakerInterceptorOptions {
+  /** One breaker per host (default), per host and method, or per key your function returns. */
+  key?: BreakerKey;
+  /** Options of every breaker made (the name is the key). */
+  breaker?: Omit<BreakerOptions, "name" | "clock" | "rejectionError">;
+  /** Capture stack traces in rejection errors (costly; default false). */
+  captureRejectionStack?: boolean;
+  /** Clock shared by every breaker; default `systemClock`. */
+  clock?: Clock;
+  /** Where the breaker metrics go; default the global `@opentelemetry/api` meter provider. */
+  meterProvider?: MeterProvider;
+}
+
+/** A Connect client interceptor that also exposes its breakers, keyed by target. */
+export interface BreakerInterceptor extends Interceptor {
+  readonly breakers: ReadonlyMap<string, CircuitBreaker>;
+}
+
+/** Numeric encoding of states in the `quartet.breaker.state` gauge. */
+export const stateValues: Readonly<Record<BreakerState, number>> = {
+  closed: 0,
+  "half-open": 1,
+  open: 2,
+  isolated: 3,
+  disabled: 4,
+};
+
+/**
+ * Guards every call of a Connect client with a circuit breaker per target. A rejected call
+ * fails at once, before any network I/O, with `Code.Unavailable`, a message naming the
+ * breaker and when it will next probe, and a `BreakerRejectedError` as `cause` (see
+ * `isBreakerRejection`). Unary calls count when they settle; streaming calls when the
+ * response stream ends.
+ *
+ * Telemetry: the observable gauge `quartet.breaker.state` (see `stateValues`), the observable
+ * counter `quartet.breaker.calls` (attribute `outcome`: success, failure, ignored, rejected)
+ * and the counter `quartet.breaker.transitions` (`from`, `to`), all with `breaker.target`;
+ * every transition and rejection is also added as an event to the active span.
+ */
+export function createBreakerInterceptor(options: BreakerInterceptorOptions = {}): BreakerInterceptor {
+  const keyOf = keyFunction(options.key ?? "host");
+  const breakers = new Map<string, CircuitBreaker>();
+  const captureStack = options.captureRejectionStack === true;
+  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter("@quartet/breaker");
+  const transitions = meter.createCounter("quartet.breaker.transitions", {
+    description: "Circuit breaker state transitions",
+  });
+  meter
+    .createObservableGauge("quartet.breaker.state", {
+      description: "Circuit breaker state: 0 closed, 1 half-open, 2 open, 3 isolated, 4 disabled",
+    })
+    .addCallback((result) => {
+      for (const [target, breaker] of breakers)
+        result.observe(stateValues[breaker.state], { "breaker.target": target });
+    });
+  meter
+    .createObservableCounter("quartet.breaker.calls", {
+      description: "Calls through the circuit breaker by outcome; rejected calls never ran",
+    })
+    .addCallback((result) => {
+      for (const [target, breaker] of breakers) {
+        const m = breaker.metrics();
+        result.observe(m.successes, { "breaker.target": target, outcome: "success" });
+        result.observe(m.failures, { "breaker.target": target, outcome: "failure" });
+        result.observe(m.ignored, { "breaker.target": target, outcome: "ignored" });
+        result.observe(m.rejections, { "breaker.target": target, outcome: "rejected" });
+      }
+    });
+
+  const breakerFor = (target: string): CircuitBreaker => {
+    let breaker = breakers.get(target);
+    if (breaker !== undefined) return breaker;
+    breaker = new CircuitBreaker({
+      ...options.breaker,
+      name: target,
+      ...(options.clock ? { clock: options.clock } : {}),
+      rejectionError: (info) => rejectionToConnectError(info, captureStack),
+    });
+    breaker.on("stateChange", (event) => {
+      const attributes: Attributes = {
+        "breaker.target": target,
+        "breaker.from": event.from,
+        "breaker.to": event.to,
+      };
+      transitions.add(1, attributes);
+      trace.getActiveSpan()?.addEvent("quartet.breaker.state_change", {
+        ...attributes,
+        "breaker.reason": event.reason,
+        ...(event.nextProbeAt === null
+          ? {}
+          : { "breaker.next_probe_at": new Date(event.nextProbeAt).toISOString() }),
+      });
+    });
+    breaker.on("rejected", (info) => {
+      trace.getActiveSpan()?.addEvent("quartet.breaker.rejected", {
+        "breaker.target": target,
+        "breaker.state": info.state,
+      });
+    });
+    breakers.set(target, breaker);
+    return breaker;
+  };
+
+  const interceptor: Interceptor = (next) => (request) => {
+    const breaker = breakerFor(keyOf(request));
+    if (!request.stream) return breaker.execute(() => next(request), { signal: request.signal });
+    let permit: Permit;
+    try {
+      permit = breaker.acquire();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return next(request).then(
+      (response) => {
+        if (!response.stream) {
+          permit.success();
+          return response;
+        }
+        return { ...response, message: settleAtEnd(response, permit) };
+      },
+      (error: unknown) => {
+        permit.failure(error);
+        throw error;
+      },
+    );
+  };
+  return Object.assign(interceptor, { breakers: breakers as ReadonlyMap<string, CircuitBreaker> });
+}
+
+/** The interceptor's rejection: Unavailable, so callers and retry policies treat it like a down host. */
+function rejectionToConnectError(info: RejectionInfo, captureStack: boolean): ConnectError {
+  const metadata = new Headers({ "quartet-breaker": info.breaker, "quartet-breaker-state": info.state });
+  if (info.nextProbeAt !== null)
+    metadata.set("quartet-breaker-retry-after-ms", String(Math.max(0, info.nextProbeAt - info.at)));
+  const cause = new BreakerRejectedError(info, { captureStack });
+  const limit = Error.stackTraceLimit;
+  if (!captureStack) Error.stackTraceLimit = 0;
+  try {
+    return new ConnectError(cause.message, Code.Unavailable, metadata, undefined, cause);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+async function* settleAtEnd(response: StreamResponse, permit: Permit): AsyncGenerator<never> {
+  let settled = false;
+  try {
+    for await (const message of response.message) yield message as never;
+    settled = true;
+    permit.success();
+  } catch (error) {
+    settled = true;
+    permit.failure(error);
+    throw error;
+  } finally {
+    // The consumer stopped early: that says nothing about the server.
+    if (!settled) permit.ignore();
+  }
+}
+
+function keyFunction(key: BreakerKey): (request: AnyRequest) => string {
+  if (typeof key === "function") return key;
+  if (key === "host") return (request) => hostOf(request.url);
+  if (key === "host+method")
+    return (request) => `${hostOf(request.url)}/${request.service.typeName}/${request.method.name}`;
+  throw new TypeError(`key must be "host", "host+method" or a function, got ${String(key)}`);
+}
+
+/** "http://127.0.0.1:7201/quartet.worker.v1.WorkerService/Compute" -> "127.0.0.1:7201", without a URL object per call. */
+function hostOf(url: string): string {
+  const scheme = url.indexOf("://");
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const end = url.indexOf("/", start);
+  return end < 0 ? url.slice(start) : url.slice(start, end);
+}

@@ -1,0 +1,127 @@
+import { Inflights } from "./inflights.ts";
+import type { Snapshot } from "./types.ts";
+
+/**
+ * How the leader replicates to one follower:
+ * - probe: one append per heartbeat until the follower's match is found;
+ * - replicate: optimistic pipelining, bounded by the in-flight window;
+ * - snapshot: the follower is behind the compacted log and receives a snapshot in chunks.
+ */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** The leader's view of one follower (or of itself). */
+export class Progress {
+  /** Highest index known to match the leader's log. */
+  match = 0;
+  /** Next index to send. */
+  next: number;
+  state: ProgressState = "probe";
+  /** In probe state: an append is out, wait for a reply or a heartbeat before another. */
+  probeSent = false;
+  /** Set when the peer was heard from in the current CheckQuorum period. */
+  recentActive = false;
+  isLearner: boolean;
+  /** Highest commit index sent to the peer, to know when an empty append is worth sending. */
+  sentCommit = 0;
+  /** In snapshot state: the snapshot being sent and the byte offset the peer acknowledged. */
+  pendingSnapshot: Snapshot | undefined = undefined;
+  snapshotOffset = 0;
+  readonly inflights: Inflights;
+
+  constructor(next: number, isLearner: boolean, maxInflight: number, maxInflightBytes: number) {
+    this.next = next;
+    this.isLearner = isLearner;
+    this.inflights = new Inflights(maxInflight, maxInflightBytes);
+  }
+
+  /** Back to a clean probe state from `next` (on leadership change). */
+  reset(next: number): void {
+    this.match = 0;
+    this.next = next;
+    this.state = "probe";
+    this.probeSent = false;
+    this.recentActive = false;
+    this.sentCommit = 0;
+    this.pendingSnapshot = undefined;
+    this.snapshotOffset = 0;
+    this.inflights.reset();
+  }
+
+  becomeProbe(): void {
+    // After a snapshot, resume after it: the follower has at least that much.
+    const snapIndex = this.state === "snapshot" ? (this.pendingSnapshot?.metadata.index ?? 0) : 0;
+    this.state = "probe";
+    this.next = Math.max(this.match + 1, snapIndex + 1);
+    this.probeSent = false;
+    this.pendingSnapshot = undefined;
+    this.snapshotOffset = 0;
+    this.inflights.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = "replicate";
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.pendingSnapshot = undefined;
+    this.inflights.reset();
+  }
+
+  becomeSnapshot(snap: Snapshot): void {
+    this.state = "snapshot";
+    this.probeSent = false;
+    this.pendingSnapshot = snap;
+    this.snapshotOffset = 0;
+    this.inflights.reset();
+  }
+
+  /** Records that an append carrying entries up to `lastIndex` (`bytes` of payload) went out. */
+  sentEntries(count: number, lastIndex: number, bytes: number): void {
+    if (this.state === "replicate") {
+      if (count > 0) {
+        this.next = lastIndex + 1;
+        this.inflights.add(lastIndex, bytes);
+      }
+    } else if (this.state === "probe") {
+      this.probeSent = true;
+    }
+  }
+
+  /** The follower acknowledged `index`. Returns false if that was old news. */
+  maybeUpdate(index: number): boolean {
+    if (index <= this.match) return false;
+    this.match = index;
+    if (this.next < index + 1) this.next = index + 1;
+    this.probeSent = false;
+    return true;
+  }
+
+  /**
+   * The follower rejected an append at `rejected`, hinting that the logs may match at
+   * `matchHint`. Returns false if the rejection is stale.
+   */
+  maybeDecrTo(rejected: number, matchHint: number): boolean {
+    if (this.state === "replicate") {
+      // Rejections at or below match are from earlier, reordered messages.
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    // In probe state only the answer to the latest probe (next - 1) counts.
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
+    this.probeSent = false;
+    return true;
+  }
+
+  /** Whether the leader must hold back appends to this peer. */
+  isPaused(): boolean {
+    switch (this.state) {
+      case "probe":
+        return this.probeSent;
+      case "replicate":
+        return this.inflights.full();
+      default:
+        return true;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+
+/** Origins browsers may call from: exact origins, or with `*` standing for any port or label. */
+export type AllowedOrigins = readonly string[];
+
+/** By default only pages served from this machine may call. */
+export const localhostOrigins: AllowedOrigins = [
+  "http://localhost:*",
+  "https://localhost:*",
+  "http://127.0.0.1:*",
+  "https://127.0.0.1:*",
+  "http://[::1]:*",
+  "https://[::1]:*",
+];
+
+// What Connect, gRPC-Web and trace propagation send, and what clients must read back.
+const allowedHeaders = [
+  "Content-Type",
+  "Connect-Protocol-Version",
+  "Connect-Timeout-Ms",
+  "Connect-Accept-Encoding",
+  "Connect-Content-Encoding",
+  "Grpc-Timeout",
+  "Grpc-Accept-Encoding",
+  "Grpc-Encoding",
+  "X-Grpc-Web",
+  "X-User-Agent",
+  "Authorization",
+  "Traceparent",
+  "Tracestate",
+  "Baggage",
+].join(", ");
+const exposedHeaders = [
+  "Grpc-Status",
+  "Grpc-Message",
+  "Grpc-Status-Details-Bin",
+  "Content-Encoding",
+  "Connect-Content-Encoding",
+  "Traceparent",
+].join(", ");
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+/**
+ * Returns a function that applies CORS to a request and reports whether it answered it
+ * (a preflight, or a refused origin). Requests without an Origin header are not CORS requests.
+ */
+export function createCors(origins: AllowedOrigins): (req: Req, res: Res) => boolean {
+  const patterns = origins.map(toPattern);
+  const allowed = (origin: string) => patterns.some((p) => p.test(origin));
+  return (req, res) => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return false;
+    if (!allowed(origin)) {
+      res.writeHead(403, { "content-type": "text/plain; charset=utf-8", vary: "Origin" });
+      res.end(
+        `origin ${origin} is not allowed; add it to the server's allowed origins (QUARTET_CORS_ORIGINS)\n`,
+      );
+      return true;
+    }
+    res.setHeader("access-control-allow-origin", origin);
+    res.setHeader("vary", "Origin");
+    if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+      res.writeHead(204, {
+        "access-control-allow-methods": "GET, POST",
+        "access-control-allow-headers": allowedHeaders,
+        "access-control-max-age": "7200",
+      });
+      res.end();
+      return true;
+    }
+    res.setHeader("access-control-expose-headers", exposedHeaders);
+    return false;
+  };
+}
+
+function toPattern(origin: string): RegExp {
+  const escaped = origin.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*");
+  return new RegExp(`^${escaped}$`, "i");
+}

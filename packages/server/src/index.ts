@@ -1,0 +1,18 @@
+export { type AuthOptions, createAuthGate } from "./auth.ts";
+export {
+  ConfigError,
+  type ConfigOf,
+  type ConfigSpec,
+  loadConfig,
+  parseConfig,
+  type Setting,
+  type Settings,
+  serverSettings,
+} from "./config.ts";
+export { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
+export { HealthRegistry, ServingStatus } from "./health.ts";
+export { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
+export type { TlsOptions } from "./listener.ts";
+export { createLogger, type Logger } from "./logger.ts";
+export { registerReflection } from "./reflection.ts";
+export { type ServeOptions, type Server, serve, serveOptionsFrom } from "./serve.ts";

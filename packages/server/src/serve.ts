@@ -1,0 +1,197 @@
+import { readFileSync } from "node:fs";
+import type { Socket } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "@quartet/proto/health/v1/health_pb";
+import { createServerInterceptors, type Telemetry } from "@quartet/telemetry";
+import { type AuthOptions, createAuthGate } from "./auth.ts";
+import type { ConfigOf, serverSettings } from "./config.ts";
+import { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
+import { HealthRegistry } from "./health.ts";
+import { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
+import { createListener, type TlsOptions } from "./listener.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { registerReflection } from "./reflection.ts";
+
+export interface ServeOptions {
+  /** Service name for logs, e.g. "quartet-worker". */
+  name: string;
+  /** Registers the service implementations, as for connectNodeAdapter. */
+  routes: (router: ConnectRouter) => void;
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  tls?: TlsOptions;
+  /** Browser origins allowed by CORS; default: localhost origins. */
+  corsOrigins?: AllowedOrigins;
+  limits?: Partial<Limits>;
+  /** Internal and admin procedures that need the cluster credential. */
+  auth?: AuthOptions;
+  /** How long in-flight calls may take to finish after a shutdown begins. */
+  drainTimeoutMs?: number;
+  /** From startTelemetry(): serves /metrics, and is flushed on shutdown. */
+  telemetry?: Telemetry;
+  logger?: Logger;
+  /** Extra interceptors, inside the tracing and limit interceptors. */
+  interceptors?: Interceptor[];
+}
+
+export interface Server {
+  /** e.g. "http://127.0.0.1:7201" */
+  readonly url: string;
+  readonly port: number;
+  readonly health: HealthRegistry;
+  readonly logger: Logger;
+  /**
+   * Graceful shutdown: marks every service NOT_SERVING, stops accepting connections, lets
+   * in-flight calls finish until the drain deadline, then aborts what is left.
+   */
+  close(): Promise<void>;
+  /** Runs close() on SIGTERM or SIGINT, then exits 0 (1 if the shutdown failed). */
+  closeOnSignals(): void;
+}
+
+/** Serves Connect, gRPC and gRPC-Web on one port, with health, reflection, CORS and limits. */
+export async function serve(options: ServeOptions): Promise<Server> {
+  const logger = options.logger ?? createLogger(options.name);
+  const limits = { ...defaultLimits, ...options.limits };
+  const shutdown = new AbortController();
+  let health: HealthRegistry | undefined;
+
+  const interceptors = [
+    ...createServerInterceptors(),
+    createConcurrencyLimit(limits.maxConcurrentCalls),
+    ...(options.interceptors ?? []),
+  ];
+  const rpc = connectNodeAdapter({
+    routes: (router) => {
+      options.routes(router);
+      const services = uniqueServices(router.handlers.map((h) => h.service));
+      health = new HealthRegistry(services.map((s) => s.typeName));
+      router.service(Health, health.service());
+      registerReflection(router, [...services, Health]);
+    },
+    interceptors,
+    readMaxBytes: limits.maxRequestBytes,
+    writeMaxBytes: limits.maxResponseBytes,
+    maxTimeoutMs: limits.maxTimeoutMs,
+    shutdownSignal: shutdown.signal,
+    ...(options.auth ? { requestGate: createAuthGate(options.auth) } : {}),
+  });
+  const registry = health!;
+  const cors = createCors(options.corsOrigins ?? localhostOrigins);
+  const metrics = options.telemetry?.metricsHandler;
+  const listener = createListener(
+    (req, res) => {
+      if (cors(req, res)) return;
+      if (metrics && req.url === "/metrics" && req.method === "GET") return metrics(req, res);
+      rpc(req, res);
+    },
+    limits,
+    options.tls,
+  );
+
+  const sockets = new Set<Socket>();
+  listener.server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    listener.server.once("error", reject);
+    listener.server.listen(options.port ?? 0, host, () => {
+      listener.server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  const url = `${options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  logger.info({ url, services: [...registryNames(registry)] }, "listening");
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= drain();
+    return closing;
+  };
+
+  async function drain(): Promise<void> {
+    const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
+    logger.info({ drainTimeoutMs }, "shutting down: NOT_SERVING, draining in-flight calls");
+    registry.shutdown();
+    const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
+    for (const session of listener.sessions) session.close();
+    // Keep-alive HTTP/1.1 connections close as soon as their in-flight request is answered.
+    const idleSweep = setInterval(() => listener.http1?.closeIdleConnections(), 50);
+    listener.http1?.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      timer = setTimeout(() => resolve("deadline"), drainTimeoutMs);
+    });
+    if ((await Promise.race([closed, deadline])) === "deadline") {
+      logger.warn(
+        { open: sockets.size },
+        "drain deadline passed: aborting the calls still running",
+      );
+      shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+      for (const session of listener.sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    }
+    clearTimeout(timer);
+    clearInterval(idleSweep);
+    await options.telemetry?.shutdown();
+    logger.info("stopped");
+  }
+
+  return {
+    url,
+    port,
+    health: registry,
+    logger,
+    close,
+    closeOnSignals() {
+      const onSignal = (signal: NodeJS.Signals) => {
+        logger.info({ signal }, "signal received");
+        close().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            logger.error({ err: e }, "shutdown failed");
+            process.exit(1);
+          },
+        );
+      };
+      process.once("SIGTERM", onSignal);
+      process.once("SIGINT", onSignal);
+    },
+  };
+}
+
+/** serve() options from the shared settings (`serverSettings`) of a parsed config. */
+export function serveOptionsFrom(config: ConfigOf<typeof serverSettings>): Partial<ServeOptions> {
+  return {
+    host: config.host,
+    port: config.port,
+    ...(config.tlsCert && config.tlsKey
+      ? { tls: { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } }
+      : {}),
+    ...(config.corsOrigins ? { corsOrigins: config.corsOrigins } : {}),
+    limits: {
+      maxRequestBytes: config.maxRequestBytes,
+      maxTimeoutMs: config.maxTimeoutMs,
+      maxConcurrentStreams: config.maxConcurrentStreams,
+      maxConcurrentCalls: config.maxConcurrentCalls,
+    },
+    drainTimeoutMs: config.drainTimeoutMs,
+  };
+}
+
+function uniqueServices(services: DescService[]): DescService[] {
+  return [...new Map(services.map((s) => [s.typeName, s])).values()];
+}
+
+function* registryNames(health: HealthRegistry): Iterable<string> {
+  for (const name of health.names()) if (name) yield name;
+}

@@ -1,0 +1,59 @@
+import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
+import { createTelemetryTransport, startTelemetry } from "@quartet/telemetry";
+import { z } from "zod";
+import { seededRandom } from "./random.ts";
+import { createWorkerService } from "./worker-service.ts";
+
+const config = loadConfig({
+  name: "quartet-worker",
+  summary: "demo worker serving quartet.worker.v1.WorkerService (Compute, Fanout, Watch)",
+  settings: {
+    ...serverSettings,
+    port: {
+      schema: z.coerce.number().int().min(0).max(65535).default(7201),
+      help: "TCP port; 0 picks a free one.",
+    },
+    id: {
+      schema: z.string().min(1).optional(),
+      help: "Worker identity reported in responses (default worker-<port>, or worker-pid<pid> with port 0).",
+    },
+    seed: {
+      schema: z.coerce.number().int().default(1),
+      help: "Seed of the generator behind fault fractions.",
+    },
+    fanoutHosts: {
+      schema: z
+        .string()
+        .default("127.0.0.1,localhost,::1")
+        .transform(
+          (s) =>
+            new Set(
+              s
+                .split(",")
+                .map((h) => h.trim())
+                .filter(Boolean),
+            ),
+        ),
+      help: "Comma-separated hosts Fanout may call.",
+    },
+  },
+});
+
+const telemetry = startTelemetry({ serviceName: "quartet-worker" });
+const logger = createLogger("quartet-worker");
+const worker = createWorkerService({
+  id: config.id ?? (config.port === 0 ? `worker-pid${process.pid}` : `worker-${config.port}`),
+  logger,
+  random: seededRandom(config.seed),
+  fanoutHosts: config.fanoutHosts,
+  transportFor: (baseUrl) => createTelemetryTransport({ baseUrl, httpVersion: "2" }),
+});
+const server = await serve({
+  ...serveOptionsFrom(config),
+  name: "quartet-worker",
+  logger,
+  telemetry,
+  routes: (router) => router.service(WorkerService, worker),
+});
+server.closeOnSignals();
