@@ -1,10 +1,20 @@
 // Throughput of a no-op async call: bare, through a closed breaker, and rejected by an open
 // one, for Quartet, opossum and cockatiel, measured in one run in alternating rounds.
 import { createRequire } from "node:module";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { CircuitBreaker as QuartetBreaker } from "@quartet/breaker";
-import { ConsecutiveBreaker, circuitBreaker, CircuitState, handleAll } from "cockatiel";
-import Opossum from "opossum";
 import { report, throughput } from "../lib/report.ts";
+
+// The anchors come from the bench workspace; BREAKER_ANCHORS_DIR=<dir with node_modules> runs
+// against other installed versions (e.g. the newest from npm) without touching the workspace.
+const anchorsDir = process.env.BREAKER_ANCHORS_DIR;
+const require = createRequire(anchorsDir ? join(anchorsDir, "package.json") : import.meta.url);
+const load = (pkg: string): Promise<unknown> => import(pathToFileURL(require.resolve(pkg)).href);
+const { ConsecutiveBreaker, circuitBreaker, CircuitState, handleAll } = (await load(
+  "cockatiel",
+)) as typeof import("cockatiel");
+const Opossum = ((await load("opossum")) as { default: typeof import("opossum").default }).default;
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 250);
@@ -25,7 +35,10 @@ async function trip(call: (fn: Call) => Promise<unknown>, isOpen: () => boolean)
 // Quartet
 const qClosed = new QuartetBreaker({ name: "bench" });
 const qOpen = new QuartetBreaker({ name: "bench-open", resetTimeoutMs: FOREVER });
-await trip((fn) => qOpen.execute(fn), () => qOpen.state === "open");
+await trip(
+  (fn) => qOpen.execute(fn),
+  () => qOpen.state === "open",
+);
 
 // opossum: its fastest configuration (no per-call timeout timer), reset timeout out of reach.
 const opossumOptions = { timeout: false as const, resetTimeout: FOREVER };
@@ -33,7 +46,10 @@ const oClosed = new Opossum(noop, opossumOptions);
 const oOpenAction = { fn: noop as Call };
 const oOpen = new Opossum(() => oOpenAction.fn(), opossumOptions);
 oOpenAction.fn = fail;
-await trip(() => oOpen.fire(), () => oOpen.opened);
+await trip(
+  () => oOpen.fire(),
+  () => oOpen.opened,
+);
 oOpenAction.fn = noop;
 
 // cockatiel
@@ -45,7 +61,10 @@ const cOpen = circuitBreaker(handleAll, {
   halfOpenAfter: FOREVER,
   breaker: new ConsecutiveBreaker(5),
 });
-await trip((fn) => cOpen.execute(fn), () => cOpen.state === CircuitState.Open);
+await trip(
+  (fn) => cOpen.execute(fn),
+  () => cOpen.state === CircuitState.Open,
+);
 
 const cases: Record<string, () => Promise<number>> = {
   "bare/call": async () => {
@@ -96,7 +115,8 @@ for (let round = 0; round < ROUNDS; round++) {
 if (qOpen.state !== "open" || !oOpen.opened || cOpen.state !== CircuitState.Open)
   throw new Error("an open breaker closed during the run; results are invalid");
 const m = qClosed.metrics();
-if (m.failures !== 0 || m.rejections !== 0) throw new Error("quartet closed breaker recorded failures");
+if (m.failures !== 0 || m.rejections !== 0)
+  throw new Error("quartet closed breaker recorded failures");
 oClosed.shutdown();
 oOpen.shutdown();
 
@@ -123,11 +143,21 @@ for (const state of ["closed", "open"]) {
   const q = ops[`quartet/${state}`]!;
   ratios[`quartet_vs_opossum/${state}`] = q / ops[`opossum/${state}`]!;
   ratios[`quartet_vs_cockatiel/${state}`] = q / ops[`cockatiel/${state}`]!;
-  ratios[`quartet_vs_bare/${state}`] = q / ops["bare/call"]!;
+  for (const side of ["quartet", "opossum", "cockatiel"])
+    ratios[`${side}_vs_bare/${state}`] = ops[`${side}/${state}`]! / ops["bare/call"]!;
 }
 
-const require = createRequire(import.meta.url);
-const version = (pkg: string) => (require(`${pkg}/package.json`) as { version: string }).version;
+const version = (pkg: string) => {
+  // Packages need not export their package.json: walk up from the resolved entry instead.
+  let dir = require.resolve(pkg);
+  for (let i = 0; i < 5; i++) {
+    dir = join(dir, "..");
+    try {
+      return (require(join(dir, "package.json")) as { version: string }).version;
+    } catch {}
+  }
+  return "unknown";
+};
 report("breaker", figures, ratios, [
   `median of ${ROUNDS} alternating rounds of ${ROUND_MS} ms, sequential awaits of a no-op async call`,
   `opossum ${version("opossum")} with timeout: false (no per-call timer, its fastest setting); cockatiel ${version("cockatiel")} with ConsecutiveBreaker(5)`,

@@ -28,10 +28,14 @@ export interface EndpointAddress {
 export function createEndpoint(init: EndpointAddress & { healthy?: boolean }): Endpoint {
   const weight = init.weight ?? 1;
   if (!Number.isInteger(weight) || weight < 1) {
-    throw new Error(`endpoint ${init.id ?? init.address}: weight must be a positive integer, got ${weight}`);
+    throw new Error(
+      `endpoint ${init.id ?? init.address}: weight must be a positive integer, got ${weight}`,
+    );
   }
   if (!URL.canParse(init.address)) {
-    throw new Error(`endpoint ${init.id ?? init.address}: address must be a URL like http://127.0.0.1:7201, got "${init.address}"`);
+    throw new Error(
+      `endpoint ${init.id ?? init.address}: address must be a URL like http://127.0.0.1:7201, got "${init.address}"`,
+    );
   }
   return {
     id: init.id ?? init.address,

@@ -90,7 +90,8 @@ function encodeUtf8(text: string): number {
 
 /** XXH32 of the UTF-8 bytes of `text`, without allocating. */
 export function hashString(text: string, seed = 0): number {
-  return xxhash32(scratch, seed, encodeUtf8(text));
+  const length = encodeUtf8(text); // may replace `scratch` with a larger buffer
+  return xxhash32(scratch, seed, length);
 }
 
 /**

@@ -73,6 +73,7 @@ export class EndpointPool {
   readonly #onRemoved: ((endpoint: Endpoint) => void) | undefined;
   readonly #byId = new Map<string, Endpoint>();
   readonly #tracked = new Map<Endpoint, Tracked>();
+  readonly #listeners = new Set<() => void>();
   #list: Endpoint[] = [];
   #eligible: Endpoint[] = [];
   #panic = false;
@@ -149,13 +150,25 @@ export class EndpointPool {
     for (const endpoint of added) this.#onAdded?.(endpoint);
   }
 
+  /**
+   * Calls `listener` after every change of membership, health or panic state; returns a
+   * function that stops it.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /** Records an active health check verdict for an endpoint. */
   setServing(endpoint: Endpoint, serving: boolean, reason: string): void {
     const tracked = this.#tracked.get(endpoint);
     if (!tracked) return;
     tracked.servingReason = reason;
     if (tracked.serving === serving) return;
+    const recovered = serving && tracked.serving === false;
     tracked.serving = serving;
+    // A passing check after a failing one also ends any ejection: the endpoint is back.
+    if (recovered) this.#outliers?.forgive(endpoint);
     this.#rebuild();
   }
 
@@ -193,7 +206,9 @@ export class EndpointPool {
       tracked.total++;
       if (countsAsFailure) tracked.failures++;
       tracked.latencyEwmaMs =
-        tracked.total === 1 ? latency : tracked.latencyEwmaMs + this.#alpha * (latency - tracked.latencyEwmaMs);
+        tracked.total === 1
+          ? latency
+          : tracked.latencyEwmaMs + this.#alpha * (latency - tracked.latencyEwmaMs);
     }
     if (permit) {
       if (error === undefined) permit.success();
@@ -249,6 +264,7 @@ export class EndpointPool {
     this.#panic = total > 0 && healthy < this.#panicThreshold * total;
     this.#eligible = this.#panic ? [...this.#list] : this.#list.filter((e) => e.healthy);
     this.picker.update(this.#list, this.#panic);
+    for (const listener of this.#listeners) listener();
   }
 }
 

@@ -35,7 +35,9 @@ export interface ManualResolver extends Resolver {
 }
 
 /** Creates a dynamic resolver fed by hand (or by any watch loop that calls `set`). */
-export function createManualResolver(initial?: readonly (string | EndpointAddress)[]): ManualResolver {
+export function createManualResolver(
+  initial?: readonly (string | EndpointAddress)[],
+): ManualResolver {
   let current: EndpointAddress[] | undefined = initial ? normalize(initial) : undefined;
   const listeners = new Set<ResolverListener>();
   return {

@@ -38,7 +38,8 @@ export class ResetTimeout {
     }
     const multiplier = backoff.multiplier ?? 2;
     const jitter = backoff.jitter ?? 0;
-    if (!(multiplier >= 1)) throw new RangeError(`backoff.multiplier must be >= 1, got ${multiplier}`);
+    if (!(multiplier >= 1))
+      throw new RangeError(`backoff.multiplier must be >= 1, got ${multiplier}`);
     if (!(backoff.maxMs >= baseMs))
       throw new RangeError(
         `backoff.maxMs (${backoff.maxMs}) must be >= resetTimeoutMs (${baseMs})`,

@@ -2,7 +2,7 @@ import { type BackoffOptions, ResetTimeout } from "./backoff.ts";
 import { type Classifier, connectClassifier, type Outcome } from "./classifier.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
-import { type BreakerEventMap, type BreakerEventType, Emitter, type Listener } from "./events.ts";
+import { type BreakerEventType, Emitter, type Listener } from "./events.ts";
 import { consecutiveFailures, type TripPolicy, type TripPolicyFactory } from "./policies.ts";
 import type { Random } from "./random.ts";
 import type { BreakerState } from "./state.ts";
@@ -216,14 +216,16 @@ export class CircuitBreaker {
     if (!this.#timed && fallback === undefined)
       return invoke(fn, signal).then(this.#onFulfilled, this.#onRejected) as Promise<T>;
     const generation = this.#generation;
-    const start = this.#timed ? this.#clock.now() : 0;
+    // Timing is decided at the start: a listener added mid-call must not see a bogus duration.
+    const start = this.#timed ? this.#clock.now() : Number.NaN;
+    const elapsed = () => (Number.isNaN(start) ? 0 : this.#clock.now() - start);
     return invoke(fn, signal).then(
       (value) => {
-        this.#succeeded(generation, this.#timed ? this.#clock.now() - start : 0);
+        this.#succeeded(generation, elapsed());
         return value;
       },
       (error: unknown) => {
-        const outcome = this.#failed(generation, error, this.#timed ? this.#clock.now() - start : 0);
+        const outcome = this.#failed(generation, error, elapsed());
         if (outcome !== "failure" || fallback === undefined) throw error;
         this.#fallbacks++;
         return fallback(error);
@@ -258,12 +260,14 @@ export class CircuitBreaker {
 
   /** Forces the breaker open: every call is rejected until `reset()`. */
   isolate(): void {
-    if (this.#state !== "isolated") this.#transition("isolated", "isolated manually", this.#clock.now());
+    if (this.#state !== "isolated")
+      this.#transition("isolated", "isolated manually", this.#clock.now());
   }
 
   /** Turns the breaker off: every call runs and is counted, nothing trips, until `reset()`. */
   disable(): void {
-    if (this.#state !== "disabled") this.#transition("disabled", "disabled manually", this.#clock.now());
+    if (this.#state !== "disabled")
+      this.#transition("disabled", "disabled manually", this.#clock.now());
   }
 
   /** Closes the breaker from any state, with empty trip windows and the base reset timeout. */

@@ -26,7 +26,8 @@ export const failureCodes: ReadonlySet<Code> = new Set([
 const outcomeByCode: Outcome[] = [];
 for (const name of Object.keys(Code)) {
   const code = Code[name as keyof typeof Code];
-  if (typeof code === "number") outcomeByCode[code] = failureCodes.has(code) ? "failure" : "success";
+  if (typeof code === "number")
+    outcomeByCode[code] = failureCodes.has(code) ? "failure" : "success";
 }
 // The caller gave up; the dependency may be fine or not.
 outcomeByCode[Code.Canceled] = "ignore";

@@ -1,4 +1,4 @@
-export { type BackoffOptions } from "./backoff.ts";
+export type { BackoffOptions } from "./backoff.ts";
 export {
   type BreakerHealth,
   type BreakerMetrics,

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Attributes, type MeterProvider, metrics, trace } from "@opentelemetry/api";
 import { type BreakerOptions, CircuitBreaker, type Permit } from "./breaker.ts";
 import type { Clock } from "./clock.ts";
@@ -49,7 +49,9 @@ export const stateValues: Readonly<Record<BreakerState, number>> = {
  * and the counter `quartet.breaker.transitions` (`from`, `to`), all with `breaker.target`;
  * every transition and rejection is also added as an event to the active span.
  */
-export function createBreakerInterceptor(options: BreakerInterceptorOptions = {}): BreakerInterceptor {
+export function createBreakerInterceptor(
+  options: BreakerInterceptorOptions = {},
+): BreakerInterceptor {
   const keyOf = keyFunction(options.key ?? "host");
   const breakers = new Map<string, CircuitBreaker>();
   const captureStack = options.captureRejectionStack === true;
@@ -116,22 +118,22 @@ export function createBreakerInterceptor(options: BreakerInterceptorOptions = {}
   const interceptor: Interceptor = (next) => (request) => {
     const breaker = breakerFor(keyOf(request));
     if (!request.stream) return breaker.execute(() => next(request), { signal: request.signal });
-    let permit: Permit;
+    let call: StreamCall;
     try {
-      permit = breaker.acquire();
+      call = new StreamCall(breaker.acquire(), request.signal);
     } catch (error) {
       return Promise.reject(error);
     }
     return next(request).then(
       (response) => {
         if (!response.stream) {
-          permit.success();
+          call.success();
           return response;
         }
-        return { ...response, message: settleAtEnd(response, permit) };
+        return { ...response, message: call.track(response.message) };
       },
       (error: unknown) => {
-        permit.failure(error);
+        call.failure(error);
         throw error;
       },
     );
@@ -141,7 +143,10 @@ export function createBreakerInterceptor(options: BreakerInterceptorOptions = {}
 
 /** The interceptor's rejection: Unavailable, so callers and retry policies treat it like a down host. */
 function rejectionToConnectError(info: RejectionInfo, captureStack: boolean): ConnectError {
-  const metadata = new Headers({ "quartet-breaker": info.breaker, "quartet-breaker-state": info.state });
+  const metadata = new Headers({
+    "quartet-breaker": info.breaker,
+    "quartet-breaker-state": info.state,
+  });
   if (info.nextProbeAt !== null)
     metadata.set("quartet-breaker-retry-after-ms", String(Math.max(0, info.nextProbeAt - info.at)));
   const cause = new BreakerRejectedError(info, { captureStack });
@@ -154,19 +159,49 @@ function rejectionToConnectError(info: RejectionInfo, captureStack: boolean): Co
   }
 }
 
-async function* settleAtEnd(response: StreamResponse, permit: Permit): AsyncGenerator<never> {
-  let settled = false;
-  try {
-    for await (const message of response.message) yield message as never;
-    settled = true;
-    permit.success();
-  } catch (error) {
-    settled = true;
-    permit.failure(error);
-    throw error;
-  } finally {
-    // The consumer stopped early: that says nothing about the server.
-    if (!settled) permit.ignore();
+/**
+ * Reports a streaming call's outcome exactly once: when the response stream ends or breaks, or
+ * when the call's signal aborts first (a stream the client stops reading is only over for the
+ * server once it is cancelled, which Connect does through the signal).
+ */
+class StreamCall {
+  readonly #permit: Permit;
+  readonly #signal: AbortSignal;
+  #settled = false;
+  readonly #onAbort = () => this.failure(this.#signal.reason);
+
+  constructor(permit: Permit, signal: AbortSignal) {
+    this.#permit = permit;
+    this.#signal = signal;
+    signal.addEventListener("abort", this.#onAbort);
+  }
+
+  success(): void {
+    if (this.#settle()) this.#permit.success();
+  }
+
+  failure(error: unknown): void {
+    if (this.#settle()) this.#permit.failure(error);
+  }
+
+  async *track<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+    try {
+      yield* messages;
+      this.success();
+    } catch (error) {
+      this.failure(error);
+      throw error;
+    } finally {
+      // The reader stopped early (return()), which says nothing about the server.
+      if (this.#settle()) this.#permit.ignore();
+    }
+  }
+
+  #settle(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    return true;
   }
 }
 

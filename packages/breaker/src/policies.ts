@@ -61,13 +61,7 @@ export function slowCallRate(options: SlowCallRateOptions): TripPolicyFactory {
   if (!(options.slowerThanMs > 0))
     throw new RangeError(`slowCallRate slowerThanMs must be > 0, got ${options.slowerThanMs}`);
   return () =>
-    new RatePolicy(
-      "slow",
-      options.threshold,
-      minimumCalls,
-      options.window,
-      options.slowerThanMs,
-    );
+    new RatePolicy("slow", options.threshold, minimumCalls, options.window, options.slowerThanMs);
 }
 
 class ConsecutiveFailures implements TripPolicy {
@@ -157,5 +151,7 @@ function checkRate(what: string, options: RatePolicyOptions): number {
   const minimumCalls = options.minimumCalls ?? 10;
   assertCount(`${what} minimumCalls`, minimumCalls);
   // A count window can never hold more calls than its size (resilience4j does the same).
-  return options.window.kind === "count" ? Math.min(minimumCalls, options.window.size) : minimumCalls;
+  return options.window.kind === "count"
+    ? Math.min(minimumCalls, options.window.size)
+    : minimumCalls;
 }

@@ -16,7 +16,10 @@ export class Progress {
   /** Next index to send. */
   next: number;
   state: ProgressState = "probe";
-  /** In probe state: an append is out, wait for a reply or a heartbeat before another. */
+  /**
+   * An append went out: in probe state wait for its answer (or a heartbeat) before another; in
+   * replicate state send no empty appends until then (entries still flow within the window).
+   */
   probeSent = false;
   /** Set when the peer was heard from in the current CheckQuorum period. */
   recentActive = false;
@@ -26,6 +29,8 @@ export class Progress {
   /** In snapshot state: the snapshot being sent and the byte offset the peer acknowledged. */
   pendingSnapshot: Snapshot | undefined = undefined;
   snapshotOffset = 0;
+  /** Leader tick at which the newest heartbeat this peer acknowledged was sent. */
+  leaseSentAt = Number.NEGATIVE_INFINITY;
   readonly inflights: Inflights;
 
   constructor(next: number, isLearner: boolean, maxInflight: number, maxInflightBytes: number) {
@@ -44,6 +49,7 @@ export class Progress {
     this.sentCommit = 0;
     this.pendingSnapshot = undefined;
     this.snapshotOffset = 0;
+    this.leaseSentAt = Number.NEGATIVE_INFINITY;
     this.inflights.reset();
   }
 
@@ -74,16 +80,16 @@ export class Progress {
     this.inflights.reset();
   }
 
-  /** Records that an append carrying entries up to `lastIndex` (`bytes` of payload) went out. */
+  /**
+   * Records that an append carrying `count` entries up to `lastIndex` (`bytes` of payload)
+   * went out. Any append pauses further empty probes until the peer answers a heartbeat.
+   */
   sentEntries(count: number, lastIndex: number, bytes: number): void {
-    if (this.state === "replicate") {
-      if (count > 0) {
-        this.next = lastIndex + 1;
-        this.inflights.add(lastIndex, bytes);
-      }
-    } else if (this.state === "probe") {
-      this.probeSent = true;
+    if (this.state === "replicate" && count > 0) {
+      this.next = lastIndex + 1;
+      this.inflights.add(lastIndex, bytes);
     }
+    this.probeSent = true;
   }
 
   /** The follower acknowledged `index`. Returns false if that was old news. */
@@ -111,17 +117,5 @@ export class Progress {
     this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
     this.probeSent = false;
     return true;
-  }
-
-  /** Whether the leader must hold back appends to this peer. */
-  isPaused(): boolean {
-    switch (this.state) {
-      case "probe":
-        return this.probeSent;
-      case "replicate":
-        return this.inflights.full();
-      default:
-        return true;
-    }
   }
 }

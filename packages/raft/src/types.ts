@@ -120,17 +120,22 @@ export interface VoteResponseMessage extends MessageBase {
   reject: boolean;
 }
 
-/** Leader -> follower keep-alive; `context` is set when it confirms leadership for a read. */
+/**
+ * Leader -> follower keep-alive; `context` is set when it confirms leadership for a read.
+ * `sentAt` is the leader's tick count, echoed back to time lease-based reads.
+ */
 export interface HeartbeatMessage extends MessageBase {
   type: "heartbeat";
   commit: number;
   context: string;
+  sentAt: number;
 }
 
-/** Follower -> leader, echoing the heartbeat's `context`. */
+/** Follower -> leader, echoing the heartbeat's `context` and `sentAt`. */
 export interface HeartbeatResponseMessage extends MessageBase {
   type: "heartbeatResp";
   context: string;
+  sentAt: number;
 }
 
 /** Leader -> follower: one chunk (`data` at byte `offset`) of the snapshot `metadata`. */

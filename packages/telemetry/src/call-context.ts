@@ -1,5 +1,5 @@
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { context, createContextKey, ROOT_CONTEXT } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 
 /** What an outbound call needs to know about the handler call it is made from. */
 export interface CallContext {

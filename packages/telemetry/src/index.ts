@@ -1,5 +1,9 @@
-export { type CallContextOptions, DEFAULT_MARGIN_MS, withCallContext } from "./call-context-transport.ts";
 export { type CallContext, currentCall } from "./call-context.ts";
+export {
+  type CallContextOptions,
+  DEFAULT_MARGIN_MS,
+  withCallContext,
+} from "./call-context-transport.ts";
 export { createClientInterceptors } from "./client-interceptor.ts";
 export { logMixin } from "./log-mixin.ts";
 export { extractMessageContext, injectMessageHeaders } from "./messaging.ts";

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Attributes } from "@opentelemetry/api";
+import { createDurationSeries, type DurationSeries } from "./rpc-durations.ts";
 
 /**
  * `rpc.system` per wire protocol. gRPC-Web reports "grpc" because it carries gRPC
@@ -12,9 +13,7 @@ const SYSTEM_NAMES = ["connect_rpc", "grpc"] as const;
 
 /** The protocol of a request, from its content type (Connect GET requests have none). */
 export function rpcSystemOf(contentType: string | null): RpcSystem {
-  return contentType !== null && contentType.startsWith("application/grpc")
-    ? RpcSystem.grpc
-    : RpcSystem.connect;
+  return contentType?.startsWith("application/grpc") ? RpcSystem.grpc : RpcSystem.connect;
 }
 
 /** Connect code names ("ok", "deadline_exceeded", ...) indexed by code number. */
@@ -34,8 +33,11 @@ export interface MethodInfo {
   readonly method: string;
   /** Start attributes per {@link RpcSystem}. */
   readonly spanAttributes: readonly [Attributes, Attributes];
-  /** Metric attributes per {@link RpcSystem} and code, built on first use. */
-  readonly metricAttributes: readonly [(Attributes | undefined)[], (Attributes | undefined)[]];
+  /** Duration series per side (0 server, 1 client), {@link RpcSystem} and code, built on first use. */
+  readonly durations: readonly [
+    readonly [(DurationSeries | undefined)[], (DurationSeries | undefined)[]],
+    readonly [(DurationSeries | undefined)[], (DurationSeries | undefined)[]],
+  ];
 }
 
 const infos = new WeakMap<DescMethod, MethodInfo>();
@@ -54,25 +56,36 @@ export function methodInfo(method: DescMethod): MethodInfo {
       service,
       method: method.name,
       spanAttributes: [spanAttributes[0]!, spanAttributes[1]!],
-      metricAttributes: [[], []],
+      durations: [
+        [[], []],
+        [[], []],
+      ],
     };
     infos.set(method, info);
   }
   return info;
 }
 
-/** Metric attributes for a finished call: system, service, method and code name. */
-export function metricAttributes(info: MethodInfo, system: RpcSystem, code: number): Attributes {
-  const bySystem = info.metricAttributes[system];
-  let attributes = bySystem[code];
-  if (attributes === undefined) {
-    attributes = {
+/**
+ * The duration series of a finished call, by side, system, service, method and code
+ * name (`rpc.response.status_code`).
+ */
+export function durationSeries(
+  info: MethodInfo,
+  isServer: boolean,
+  system: RpcSystem,
+  code: number,
+): DurationSeries {
+  const byCode = info.durations[isServer ? 0 : 1][system];
+  let series = byCode[code];
+  if (series === undefined) {
+    series = createDurationSeries(isServer, {
       ...info.spanAttributes[system],
       "rpc.response.status_code": CODE_NAMES[code] ?? "unknown",
-    };
-    bySystem[code] = attributes;
+    });
+    byCode[code] = series;
   }
-  return attributes;
+  return series;
 }
 
 /** The code a server reports for a handler error: anything but a ConnectError is Internal. */
@@ -128,8 +141,6 @@ export function serverAddressOf(url: string): { address: string; port: number } 
   const portStart = host.lastIndexOf(":");
   const hasPort = portStart > host.lastIndexOf("]");
   const address = (hasPort ? host.slice(0, portStart) : host).replace(/^\[|\]$/g, "");
-  const port = hasPort
-    ? Number(host.slice(portStart + 1))
-    : url.startsWith("https") ? 443 : 80;
+  const port = hasPort ? Number(host.slice(portStart + 1)) : url.startsWith("https") ? 443 : 80;
   return { address, port };
 }

@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Context, context, type Span, SpanStatusCode } from "@opentelemetry/api";
-import { getClientDuration, getServerDuration } from "./instruments.ts";
-import { CODE_NAMES, type MethodInfo, metricAttributes, RpcSystem } from "./rpc-semantics.ts";
+import { CODE_NAMES, durationSeries, type MethodInfo, RpcSystem } from "./rpc-semantics.ts";
 
 /**
  * Codes that mark a server span as failed; the others are the caller's problem
@@ -26,8 +25,7 @@ export function finishRpc(
   code: number,
   message: string | undefined,
 ): void {
-  const histogram = isServer ? getServerDuration() : getClientDuration();
-  histogram.record(performance.now() - startMs, metricAttributes(info, system, code));
+  durationSeries(info, isServer, system, code).record(performance.now() - startMs);
   if (span.isRecording()) {
     if (system === RpcSystem.grpc) {
       span.setAttribute("rpc.grpc.status_code", code);

@@ -14,6 +14,7 @@ import { NodeSDK } from "@opentelemetry/sdk-node";
 import { NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ensureContextManager } from "./call-context.ts";
 import { resetInstruments } from "./instruments.ts";
+import { rpcDurationProducer } from "./rpc-durations.ts";
 
 export interface TelemetryOptions {
   /** `service.name`; `OTEL_SERVICE_NAME` overrides it. */
@@ -52,7 +53,10 @@ export interface Telemetry {
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   ensureContextManager();
-  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const prometheus = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [rpcDurationProducer],
+  });
   const sdk = new NodeSDK({
     serviceName: getStringFromEnv("OTEL_SERVICE_NAME") ?? options.serviceName,
     resource:

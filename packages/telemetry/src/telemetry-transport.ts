@@ -31,7 +31,10 @@ export function createTelemetryTransport(options: TelemetryTransportOptions): Tr
   let transport: Transport;
   switch (protocol) {
     case "grpc":
-      transport = createGrpcTransport({ ...(transportOptions as GrpcTransportOptions), interceptors });
+      transport = createGrpcTransport({
+        ...(transportOptions as GrpcTransportOptions),
+        interceptors,
+      });
       break;
     case "grpc-web":
       transport = createGrpcWebTransport({

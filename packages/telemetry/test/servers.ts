@@ -4,7 +4,11 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  InMemorySpanExporter,
+  type ReadableSpan,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { createServerInterceptors } from "../src/index.ts";
 
@@ -70,15 +74,22 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   return { promise, resolve };
 }
 
-/** Collects ended spans and wakes waiters on every arrival (no polling). */
+/**
+ * Exports every ended span to an InMemorySpanExporter at once and wakes waiters on
+ * each arrival, so tests wait on events rather than polling.
+ */
 export class SpanCollector implements SpanProcessor {
-  readonly spans: ReadableSpan[] = [];
+  readonly exporter = new InMemorySpanExporter();
   readonly #waiters = new Set<() => void>();
+
+  get spans(): ReadableSpan[] {
+    return this.exporter.getFinishedSpans();
+  }
 
   onStart(): void {}
 
   onEnd(span: ReadableSpan): void {
-    this.spans.push(span);
+    this.exporter.export([span], () => {});
     for (const waiter of this.#waiters) waiter();
   }
 
@@ -96,7 +107,7 @@ export class SpanCollector implements SpanProcessor {
   }
 
   clear(): void {
-    this.spans.length = 0;
+    this.exporter.reset();
   }
 
   forceFlush(): Promise<void> {

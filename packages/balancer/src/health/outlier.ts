@@ -1,9 +1,9 @@
 import {
-  type Classifier,
-  CircuitBreaker,
   type Clock as BreakerClock,
-  consecutiveFailures,
+  CircuitBreaker,
+  type Classifier,
   connectClassifier,
+  consecutiveFailures,
   countWindow,
   failureRate,
   type Permit,
@@ -92,7 +92,8 @@ export class OutlierDetector {
         }),
       );
     }
-    if (trip.length === 0) throw new RangeError("outlierDetection: enable consecutiveFailures or failureRate");
+    if (trip.length === 0)
+      throw new RangeError("outlierDetection: enable consecutiveFailures or failureRate");
     const clock: BreakerClock = { now: () => this.#clock.now() };
     const breaker = new CircuitBreaker({
       name: endpoint.id,
@@ -105,7 +106,8 @@ export class OutlierDetector {
     const state: OutlierState = { breaker, ejected: false, ejections: 0, returnsAt: null };
     this.#states.set(endpoint, state);
     breaker.on("stateChange", (event) => {
-      if (event.to === "open" || event.to === "isolated") this.#eject(endpoint, state, event.nextProbeAt);
+      if (event.to === "open" || event.to === "isolated")
+        this.#eject(endpoint, state, event.nextProbeAt);
       else if (state.ejected) this.#reinstate(endpoint, state);
     });
   }
@@ -113,6 +115,17 @@ export class OutlierDetector {
   remove(endpoint: Endpoint): void {
     this.#clearTimer(endpoint);
     this.#states.delete(endpoint);
+  }
+
+  /**
+   * Forgets an endpoint's failures and ends its ejection: an active health check just saw it
+   * recover (Envoy's successful_active_health_check_uneject_host).
+   */
+  forgive(endpoint: Endpoint): void {
+    const state = this.#states.get(endpoint);
+    if (!state) return;
+    state.breaker.reset();
+    this.#reinstate(endpoint, state);
   }
 
   state(endpoint: Endpoint): OutlierState | undefined {
@@ -144,7 +157,10 @@ export class OutlierDetector {
   #eject(endpoint: Endpoint, state: OutlierState, returnsAt: number | null): void {
     let ejected = 0;
     for (const s of this.#states.values()) if (s.ejected) ejected++;
-    if (!state.ejected && ejected + 1 > Math.floor(this.#options.maxEjectedShare * this.#states.size)) {
+    if (
+      !state.ejected &&
+      ejected + 1 > Math.floor(this.#options.maxEjectedShare * this.#states.size)
+    ) {
       // Past the cap: keep the endpoint in rotation with fresh counters, as Envoy does.
       state.breaker.reset();
       return;

@@ -5,7 +5,10 @@ import { createMaglevPicker, type MaglevOptions } from "./maglev.ts";
 import type { Picker, PickerKind } from "./picker.ts";
 import { createRingHashPicker, type RingHashOptions } from "./ring-hash.ts";
 import { createRoundRobinPicker } from "./round-robin.ts";
-import { createWeightedRoundRobinPicker, type WeightedRoundRobinOptions } from "./weighted-round-robin.ts";
+import {
+  createWeightedRoundRobinPicker,
+  type WeightedRoundRobinOptions,
+} from "./weighted-round-robin.ts";
 
 export type PickerOptions = LeastRequestOptions &
   RingHashOptions &

@@ -28,7 +28,7 @@ export function createMaglevPicker(options: MaglevOptions = {}): Picker {
   if (!isPrime(size)) throw new Error(`maglev: tableSize must be a prime, got ${size}`);
   const random = options.random ?? Math.random;
   let endpoints: Endpoint[] = [];
-  let table = new Int32Array(0);
+  let table: Int32Array = new Int32Array(0);
   return {
     kind: "maglev",
     hashing: true,

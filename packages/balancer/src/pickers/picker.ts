@@ -36,7 +36,10 @@ export interface Picker {
 }
 
 /** The endpoints a picker may choose from, in id order so that rebuilds are deterministic. */
-export function eligibleEndpoints(endpoints: readonly Endpoint[], ignoreHealth = false): Endpoint[] {
+export function eligibleEndpoints(
+  endpoints: readonly Endpoint[],
+  ignoreHealth = false,
+): Endpoint[] {
   const list = ignoreHealth ? [...endpoints] : endpoints.filter((e) => e.healthy);
   return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -1,0 +1,61 @@
+import { execFileSync, spawnSync } from "node:child_process";
+
+/** Installs Debian packages that provide the given commands, if any is missing. */
+export function ensureCommands(packages: Record<string, string>): void {
+  const missing = Object.entries(packages).filter(([command]) => spawnSync("which", [command]).status !== 0);
+  if (missing.length === 0) return;
+  const names = [...new Set(missing.map(([, pkg]) => pkg))];
+  console.log(`installing ${names.join(", ")} (apt-get)`);
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "-qq", ...names], { stdio: "inherit" });
+}
+
+export interface H2loadResult {
+  reqPerSec: number;
+  /** Request latency percentiles in ms, when h2load printed them. */
+  meanMs: number;
+  succeeded: number;
+  failed: number;
+}
+
+/**
+ * Runs h2load for `seconds` against `url` and parses its summary. `h1` selects HTTP/1.1;
+ * otherwise h2c with prior knowledge.
+ */
+export function h2load(options: {
+  url: string;
+  seconds: number;
+  warmupSeconds?: number;
+  clients: number;
+  streams?: number;
+  h1?: boolean;
+  bodyFile: string;
+  headers: Record<string, string>;
+  threads?: number;
+}): H2loadResult {
+  const args = [
+    "-D", String(options.seconds),
+    "--warm-up-time", String(options.warmupSeconds ?? 1),
+    "-c", String(options.clients),
+    "-m", String(options.streams ?? 1),
+    "-t", String(options.threads ?? 1),
+    "-d", options.bodyFile,
+    ...Object.entries(options.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
+    ...(options.h1 ? ["--h1"] : []),
+    options.url,
+  ];
+  const out = execFileSync("h2load", args, { encoding: "utf8", maxBuffer: 16 << 20 });
+  const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
+  const reqs = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
+  const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out);
+  const status = /status codes: (\d+) 2xx/.exec(out);
+  if (!rps || !reqs) throw new Error(`cannot parse h2load output:\n${out}`);
+  const toMs = (v: string, unit: string) => Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
+  const failed = Number(reqs[2]) + (status ? Number(reqs[1]) - Number(status[1]) : 0);
+  return {
+    reqPerSec: Number(rps[1]),
+    meanMs: time ? toMs(time[5]!, time[6]!) : Number.NaN,
+    succeeded: Number(reqs[1]),
+    failed,
+  };
+}

@@ -1,0 +1,97 @@
+// The RawNode contract: what a Ready holds together, and how requests are refused.
+import { describe, expect, it } from "vitest";
+import { MemoryStorage, type Message, RawNode, type Ready } from "../src/index.ts";
+
+function node(id: number, voters = [1, 2, 3], opts = {}) {
+  const storage = MemoryStorage.bootstrap({ voters });
+  return { storage, raw: new RawNode({ id, storage, ...opts }) };
+}
+
+function persist(storage: MemoryStorage, rd: Ready) {
+  if (rd.snapshot) storage.applySnapshot(rd.snapshot);
+  storage.append(rd.entries);
+  if (rd.hardState) storage.setHardState(rd.hardState);
+}
+
+describe("RawNode", () => {
+  it("puts a granted vote in the same Ready as the hard state recording it", () => {
+    const { raw } = node(2);
+    raw.step({ type: "vote", from: 1, to: 2, term: 2, index: 1, logTerm: 1, transfer: false });
+    const rd = raw.ready();
+    expect(rd.hardState).toMatchObject({ term: 2, vote: 1 });
+    expect(rd.mustSync).toBe(true);
+    expect(rd.messages).toEqual([{ type: "voteResp", from: 2, to: 1, term: 2, reject: false }]);
+  });
+
+  it("acknowledges appended entries only in the Ready that persists them", () => {
+    const { raw } = node(2);
+    const entries = [{ term: 2, index: 2, type: "normal" as const, data: new Uint8Array([1]) }];
+    raw.step({ type: "app", from: 1, to: 2, term: 2, index: 1, logTerm: 1, entries, commit: 1 });
+    const rd = raw.ready();
+    expect(rd.entries).toEqual(entries);
+    expect(rd.messages).toMatchObject([{ type: "appResp", index: 2, reject: false }]);
+  });
+
+  it("requires advance() between Readies, and proposals in between go to the next one", () => {
+    const { raw, storage } = node(1, [1]);
+    raw.campaign();
+    const rd1 = raw.ready();
+    expect(() => raw.ready()).toThrow(/advance/);
+    expect(raw.hasReady()).toBe(false);
+    const p = raw.propose(new Uint8Array([9]));
+    expect(p).toMatchObject({ ok: true, index: 3 });
+    persist(storage, rd1);
+    raw.advance();
+    const rd2 = raw.ready();
+    expect(rd2.entries.map((e) => e.index)).toEqual([3]);
+    expect(() => {
+      raw.advance();
+      raw.advance();
+    }).toThrow(/no Ready/);
+  });
+
+  it("hands committed entries out once, after they are persisted", () => {
+    const { raw, storage } = node(1, [1]);
+    raw.campaign();
+    const seen: number[] = [];
+    for (let i = 0; i < 5 && raw.hasReady(); i++) {
+      const rd = raw.ready();
+      persist(storage, rd);
+      for (const e of rd.committedEntries) seen.push(e.index);
+      raw.advance();
+    }
+    expect(seen).toEqual([2]);
+    expect(raw.status()).toMatchObject({ state: "leader", commit: 2, applied: 2 });
+  });
+
+  it("refuses requests it cannot serve, naming the leader when it knows one", () => {
+    const { raw } = node(2);
+    expect(raw.propose(new Uint8Array())).toMatchObject({ ok: false, reason: "no-leader" });
+    expect(raw.readIndex("r")).toMatchObject({ ok: false, reason: "no-leader" });
+    raw.step({ type: "heartbeat", from: 3, to: 2, term: 5, commit: 1, context: "", sentAt: 0 });
+    const res = raw.propose(new Uint8Array());
+    expect(res).toMatchObject({ ok: false, reason: "not-leader", leaderId: 3 });
+    expect(res.ok ? "" : res.message).toMatch(/try 3/);
+    // A follower forwards reads to the leader.
+    expect(raw.readIndex("r2")).toEqual({ ok: true });
+    const msgs: Message[] = raw.ready().messages;
+    expect(msgs.find((m) => m.type === "readIndex")).toMatchObject({ to: 3, context: "r2" });
+  });
+
+  it("rejects invalid configuration", () => {
+    const storage = new MemoryStorage();
+    expect(() => new RawNode({ id: 0, storage })).toThrow(/invalid node id/);
+    expect(() => new RawNode({ id: 1, storage, electionTick: 2, heartbeatTick: 2 })).toThrow(
+      /electionTick/,
+    );
+    expect(
+      () => new RawNode({ id: 1, storage, checkQuorum: false, readOnlyOption: "leaseBased" }),
+    ).toThrow(/requires checkQuorum/);
+  });
+
+  it("ignores messages from older terms and for other nodes", () => {
+    const { raw } = node(2);
+    raw.step({ type: "heartbeat", from: 1, to: 3, term: 9, commit: 1, context: "", sentAt: 0 });
+    expect(raw.status().term).toBe(1);
+  });
+});
