@@ -2,7 +2,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 
 /** Installs Debian packages that provide the given commands, if any is missing. */
 export function ensureCommands(packages: Record<string, string>): void {
-  const missing = Object.entries(packages).filter(([command]) => spawnSync("which", [command]).status !== 0);
+  const missing = Object.entries(packages).filter(
+    ([command]) => spawnSync("which", [command]).status !== 0,
+  );
   if (missing.length === 0) return;
   const names = [...new Set(missing.map(([, pkg]) => pkg))];
   console.log(`installing ${names.join(", ")} (apt-get)`);
@@ -34,23 +36,34 @@ export function h2load(options: {
   threads?: number;
 }): H2loadResult {
   const args = [
-    "-D", String(options.seconds),
-    "--warm-up-time", String(options.warmupSeconds ?? 1),
-    "-c", String(options.clients),
-    "-m", String(options.streams ?? 1),
-    "-t", String(options.threads ?? 1),
-    "-d", options.bodyFile,
+    "-D",
+    String(options.seconds),
+    "--warm-up-time",
+    String(options.warmupSeconds ?? 1),
+    "-c",
+    String(options.clients),
+    "-m",
+    String(options.streams ?? 1),
+    "-t",
+    String(options.threads ?? 1),
+    "-d",
+    options.bodyFile,
     ...Object.entries(options.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
     ...(options.h1 ? ["--h1"] : []),
     options.url,
   ];
   const out = execFileSync("h2load", args, { encoding: "utf8", maxBuffer: 16 << 20 });
   const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
-  const reqs = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
-  const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out);
+  const reqs = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(
+    out,
+  );
+  const time = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(
+    out,
+  );
   const status = /status codes: (\d+) 2xx/.exec(out);
   if (!rps || !reqs) throw new Error(`cannot parse h2load output:\n${out}`);
-  const toMs = (v: string, unit: string) => Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
+  const toMs = (v: string, unit: string) =>
+    Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
   const failed = Number(reqs[2]) + (status ? Number(reqs[1]) - Number(status[1]) : 0);
   return {
     reqPerSec: Number(rps[1]),

@@ -30,18 +30,37 @@ const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
 const modes = {
   off: { OTEL_TRACES_SAMPLER: "always_off" },
   on: { OTEL_TRACES_SAMPLER: "always_on", OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl },
-  "sampled10": { OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl },
+  sampled10: {
+    OTEL_TRACES_SAMPLER: "traceidratio",
+    OTEL_TRACES_SAMPLER_ARG: "0.1",
+    OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl,
+  },
 } as const;
 
 const dir = tmpdir();
 const jsonBody = join(dir, "quartet-rpc-bench.json");
 const binBody = join(dir, "quartet-rpc-bench.bin");
 writeFileSync(jsonBody, JSON.stringify({ input: "x" }));
-writeFileSync(binBody, toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input: "x" })));
+writeFileSync(
+  binBody,
+  toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input: "x" })),
+);
 
 const protocols = {
-  "connect-json-h1": { h1: true, clients: 64, streams: 1, body: jsonBody, contentType: "application/json" },
-  "connect-proto-h2c": { h1: false, clients: 4, streams: 16, body: binBody, contentType: "application/proto" },
+  "connect-json-h1": {
+    h1: true,
+    clients: 64,
+    streams: 1,
+    body: jsonBody,
+    contentType: "application/json",
+  },
+  "connect-proto-h2c": {
+    h1: false,
+    clients: 4,
+    streams: 16,
+    body: binBody,
+    contentType: "application/proto",
+  },
 } as const;
 
 const children: ServiceProcess[] = [];
@@ -55,7 +74,11 @@ const bare = await start(here("./bare-server.ts"), []);
 const bareH2 = String((await bare.waitForLog((l) => l.msg === "listening")).h2url);
 const workers: Record<string, ServiceProcess> = {};
 for (const [mode, env] of Object.entries(modes)) {
-  workers[mode] = await start(here("../../services/worker/src/main.ts"), ["--port", "0", "--id", mode], env);
+  workers[mode] = await start(
+    here("../../services/worker/src/main.ts"),
+    ["--port", "0", "--id", mode],
+    env,
+  );
 }
 
 const best: Record<string, number> = {};
@@ -64,7 +87,10 @@ try {
     for (const [protocol, p] of Object.entries(protocols)) {
       const targets: [string, string][] = [
         ["bare", p.h1 ? bare.url : bareH2],
-        ...Object.entries(workers).map(([mode, w]): [string, string] => [`quartet-tracing-${mode}`, w.url]),
+        ...Object.entries(workers).map(([mode, w]): [string, string] => [
+          `quartet-tracing-${mode}`,
+          w.url,
+        ]),
       ];
       for (const [side, base] of targets) {
         const result = h2load({

@@ -1,9 +1,4 @@
-import {
-  type Attributes,
-  type MeterProvider,
-  metrics,
-  type ObservableResult,
-} from "@opentelemetry/api";
+import { type Attributes, type MeterProvider, metrics } from "@opentelemetry/api";
 import type { EndpointPool } from "./pool.ts";
 
 /**
@@ -71,5 +66,3 @@ export function registerMetrics(
     },
   };
 }
-
-export type { ObservableResult };

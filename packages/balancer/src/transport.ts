@@ -430,7 +430,11 @@ interface FailureOutcome {
  * Canceled or Aborted (an HTTP/2 stream reset); when the caller did not cancel, that is the
  * endpoint going away, so it becomes Unavailable, as gRPC reports it.
  */
-function classifyFailure(reason: unknown, callerGaveUp: boolean, endpoint: Endpoint): FailureOutcome {
+function classifyFailure(
+  reason: unknown,
+  callerGaveUp: boolean,
+  endpoint: Endpoint,
+): FailureOutcome {
   const error = ConnectError.from(reason);
   if (callerGaveUp) return { error, notSent: false };
   const refused = error.code === Code.Unavailable && error.rawMessage.includes("REFUSED_STREAM");

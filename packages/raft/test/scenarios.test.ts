@@ -77,8 +77,9 @@ describe("log replication (§5.3)", () => {
     const res = sim.propose(encodePut("x", "1"));
     expect(res.ok).toBe(true);
     if (!res.ok) return;
-    sim.runTicks(5);
+    sim.runTicks(50);
     expect(sim.isCommitted(res.index, res.term)).toBe(false);
+    expect(sim.checker.maxCommit).toBeLessThan(res.index);
     for (const id of followers.slice(0, 3)) sim.restart(id);
     // The same leader may have stepped down (CheckQuorum); the entry commits under some leader
     // or is replaced, never both. Wait for the cluster to settle and commit something new.

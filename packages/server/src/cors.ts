@@ -54,7 +54,9 @@ export function createCors(origins: AllowedOrigins): (req: Req, res: Res) => boo
     const origin = req.headers.origin;
     if (origin === undefined) return false;
     if (!allowed(origin)) {
-      res.writeHead(403, { "content-type": "text/plain; charset=utf-8", vary: "Origin" });
+      res.statusCode = 403;
+      res.setHeader("content-type", "text/plain; charset=utf-8");
+      res.setHeader("vary", "Origin");
       res.end(
         `origin ${origin} is not allowed; add it to the server's allowed origins (QUARTET_CORS_ORIGINS)\n`,
       );
@@ -63,11 +65,10 @@ export function createCors(origins: AllowedOrigins): (req: Req, res: Res) => boo
     res.setHeader("access-control-allow-origin", origin);
     res.setHeader("vary", "Origin");
     if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
-      res.writeHead(204, {
-        "access-control-allow-methods": "GET, POST",
-        "access-control-allow-headers": allowedHeaders,
-        "access-control-max-age": "7200",
-      });
+      res.statusCode = 204;
+      res.setHeader("access-control-allow-methods", "GET, POST");
+      res.setHeader("access-control-allow-headers", allowedHeaders);
+      res.setHeader("access-control-max-age", "7200");
       res.end();
       return true;
     }

@@ -1,7 +1,12 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { NodeHandlerFn } from "@connectrpc/connect-node";
+
+/** A request handler for both HTTP/1.1 and HTTP/2 requests. */
+export type NodeHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
 
 /** TLS material; with it the port speaks TLS and negotiates h2 or http/1.1 by ALPN. */
 export interface TlsOptions {
@@ -34,7 +39,7 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * which protocol it speaks: an HTTP/2 client always opens with the connection preface.
  */
 export function createListener(
-  handler: NodeHandlerFn,
+  handler: NodeHandler,
   limits: ListenerLimits,
   tls: TlsOptions | undefined,
 ): Listener {
@@ -44,8 +49,16 @@ export function createListener(
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
     });
-  const settings = { maxConcurrentStreams: limits.maxConcurrentStreams };
+  const settings = {
+    maxConcurrentStreams: limits.maxConcurrentStreams,
+    maxHeaderListSize: limits.maxHeaderBytes,
+  };
   const h2Options = { settings, maxSessionInvalidFrames: 1000 };
+  // Each server is typed for its own request and response classes; the handler takes both.
+  const h2Handler = handler as (
+    req: http2.Http2ServerRequest,
+    res: http2.Http2ServerResponse,
+  ) => void;
 
   if (tls) {
     const server = http2.createSecureServer(
@@ -55,26 +68,26 @@ export function createListener(
         key: tls.key,
         allowHTTP1: true,
         ALPNProtocols: ["h2", "http/1.1"],
-        maxHeaderListSize: limits.maxHeaderBytes,
       },
-      handler,
+      h2Handler,
     );
     trackSessions(server);
     return { server, sessions, http1: undefined };
   }
 
-  const h2 = http2.createServer(
-    { ...h2Options, maxHeaderListSize: limits.maxHeaderBytes },
-    handler,
-  );
+  const h2 = http2.createServer(h2Options, h2Handler);
   trackSessions(h2);
   const h1 = http.createServer({ maxHeaderSize: limits.maxHeaderBytes }, handler);
+  // The HTTP/1.1 server never listens itself, but its connection tracking starts on
+  // "listening": without it, header and request timeouts are not enforced and shutdown
+  // cannot close idle keep-alive connections.
+  h1.emit("listening");
   const server = net.createServer({ noDelay: true }, (socket) => sniff(socket, h1, h2));
   return { server, sessions, http1: h1 };
 }
 
 function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
-  let seen = Buffer.alloc(0);
+  let seen: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
     const n = Math.min(seen.length, h2Preface.length);

@@ -10,7 +10,7 @@ import type { ConfigOf, serverSettings } from "./config.ts";
 import { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
 import { HealthRegistry } from "./health.ts";
 import { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
-import { createListener, type TlsOptions } from "./listener.ts";
+import { createListener, type NodeHandler, type TlsOptions } from "./listener.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { registerReflection } from "./reflection.ts";
 
@@ -82,15 +82,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const registry = health!;
   const cors = createCors(options.corsOrigins ?? localhostOrigins);
   const metrics = options.telemetry?.metricsHandler;
-  const listener = createListener(
-    (req, res) => {
-      if (cors(req, res)) return;
-      if (metrics && req.url === "/metrics" && req.method === "GET") return metrics(req, res);
-      rpc(req, res);
-    },
-    limits,
-    options.tls,
-  );
+  const handle: NodeHandler = (req, res) => {
+    if (cors(req, res)) return;
+    if (metrics && req.url === "/metrics" && req.method === "GET") return metrics(req, res);
+    rpc(req as Parameters<typeof rpc>[0], res as Parameters<typeof rpc>[1]);
+  };
+  const listener = createListener(handle, limits, options.tls);
 
   const sockets = new Set<Socket>();
   listener.server.on("connection", (socket: Socket) => {

@@ -11,7 +11,13 @@ import {
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { ALLOW_ALL_BAGGAGE_KEYS, BaggageSpanProcessor } from "@opentelemetry/baggage-span-processor";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import {
+  BatchSpanProcessor,
+  NoopSpanProcessor,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import { ensureContextManager } from "./call-context.ts";
 import { resetInstruments } from "./instruments.ts";
 import { rpcDurationProducer } from "./rpc-durations.ts";
@@ -31,6 +37,8 @@ export interface Telemetry {
     req: IncomingMessage | Http2ServerRequest,
     res: ServerResponse | Http2ServerResponse,
   ): void;
+  /** Exports every span ended so far. */
+  forceFlush(): Promise<void>;
   /** Flushes pending spans and stops the SDK; a new `startTelemetry()` may follow. */
   shutdown(): Promise<void>;
 }
@@ -71,7 +79,10 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     instrumentations: [],
     metricReaders: [prometheus],
     logRecordProcessors: [],
-    spanProcessors: options.spanProcessors ?? spanProcessorsForEnvironment(),
+    spanProcessors: [
+      ...baggageAttributeProcessors(),
+      ...(options.spanProcessors ?? spanProcessorsForEnvironment()),
+    ],
   });
   const disabled = getBooleanFromEnv("OTEL_SDK_DISABLED");
   sdk.start();
@@ -94,6 +105,11 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       }
       prometheus.getMetricsRequestHandler(req as IncomingMessage, res as ServerResponse);
     },
+    async forceFlush() {
+      const provider = trace.getTracerProvider() as { getDelegate?: () => unknown };
+      const delegate = (provider.getDelegate?.() ?? provider) as { forceFlush?: () => Promise<void> };
+      await delegate.forceFlush?.();
+    },
     shutdown() {
       stopped ??= sdk.shutdown().finally(() => {
         trace.disable();
@@ -107,13 +123,29 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
 }
 
 /**
- * `undefined` lets the SDK build exporters from the environment; without any trace
- * endpoint or exporter setting, a processor that exports nothing keeps tracing on.
+ * OTLP/HTTP protobuf export when an endpoint is configured (the exporter and the batch
+ * processor read the standard OTEL_EXPORTER_OTLP_* and OTEL_BSP_* variables themselves);
+ * otherwise a processor that exports nothing keeps tracing on.
  */
-function spanProcessorsForEnvironment(): SpanProcessor[] | undefined {
+function spanProcessorsForEnvironment(): SpanProcessor[] {
   const configured =
     getStringFromEnv("OTEL_EXPORTER_OTLP_ENDPOINT") !== undefined ||
-    getStringFromEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") !== undefined ||
-    getStringFromEnv("OTEL_TRACES_EXPORTER") !== undefined;
-  return configured ? undefined : [new NoopSpanProcessor()];
+    getStringFromEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") !== undefined;
+  const exporter = getStringFromEnv("OTEL_TRACES_EXPORTER");
+  if (!configured || exporter === "none") return [new NoopSpanProcessor()];
+  return [new BatchSpanProcessor(new OTLPTraceExporter())];
+}
+
+/**
+ * Copies the baggage entries named in QUARTET_BAGGAGE_SPAN_ATTRIBUTES (comma-separated, or
+ * `*` for all) onto every span started while they are in context, so request-scoped values
+ * such as a tenant show up in Jaeger. Off by default: baggage may carry what should not be
+ * stored.
+ */
+function baggageAttributeProcessors(): SpanProcessor[] {
+  const setting = getStringFromEnv("QUARTET_BAGGAGE_SPAN_ATTRIBUTES");
+  if (!setting) return [];
+  if (setting.trim() === "*") return [new BaggageSpanProcessor(ALLOW_ALL_BAGGAGE_KEYS)];
+  const keys = new Set(setting.split(",").map((k) => k.trim()));
+  return [new BaggageSpanProcessor((key) => keys.has(key))];
 }

@@ -17,7 +17,11 @@ let workers: ServiceProcess[];
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();
-  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: "50" };
+  const env = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: "50",
+    QUARTET_BAGGAGE_SPAN_ATTRIBUTES: "tenant",
+  };
   Object.assign(process.env, env);
   telemetry = startTelemetry({ serviceName: "test-client" });
   workers = await Promise.all(["w-a", "w-b", "w-c"].map((id) => startWorker(id, [], { env })));

@@ -58,6 +58,7 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
       checkQuorum,
       readOnlyOption: stats.leaseReads ? "leaseBased" : "safe",
       maxInflightMsgs: pick(rng, [1, 4, 256]),
+      maxInflightBytes: pick(rng, [0, 0, 64]),
       maxSizePerMsg: pick(rng, [8, 64, 1 << 20]),
       maxSnapshotChunkBytes: pick(rng, [16, 128, 1 << 20]),
       ...(opts.faults ? { unsafeTestingFaults: opts.faults } : {}),
@@ -174,7 +175,9 @@ function randomConfChange(sim: Simulator, rng: Rng, pool: NodeId[]): boolean {
   const lead = sim.leader();
   if (lead === undefined) return false;
   const cfg = sim.node(lead).raw!.raft.config;
-  if (cfg.votersOutgoing.length > 0) return false;
+  // An explicit joint config stays until the application leaves it.
+  if (cfg.votersOutgoing.length > 0)
+    return !cfg.autoLeave && sim.proposeConfChange({ changes: [] }).ok;
   const members = new Set([...cfg.voters, ...cfg.learners]);
   const outsiders = pool.filter((id) => !members.has(id));
   const r = rng();
@@ -200,6 +203,7 @@ function randomConfChange(sim: Simulator, rng: Rng, pool: NodeId[]): boolean {
         { type: "addNode", nodeId: add },
         { type: "removeNode", nodeId: remove },
       ],
+      transition: rng() < 0.5 ? "auto" : "explicit",
     }).ok;
   }
   return false;
