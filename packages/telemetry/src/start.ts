@@ -2,6 +2,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { metrics, propagation, trace } from "@opentelemetry/api";
 import {
+  ALLOW_ALL_BAGGAGE_KEYS,
+  BaggageSpanProcessor,
+} from "@opentelemetry/baggage-span-processor";
+import {
   CompositePropagator,
   getBooleanFromEnv,
   getStringFromEnv,
@@ -9,10 +13,9 @@ import {
   W3CTraceContextPropagator,
 } from "@opentelemetry/core";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { ALLOW_ALL_BAGGAGE_KEYS, BaggageSpanProcessor } from "@opentelemetry/baggage-span-processor";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import {
   BatchSpanProcessor,
   NoopSpanProcessor,
@@ -107,7 +110,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     },
     async forceFlush() {
       const provider = trace.getTracerProvider() as { getDelegate?: () => unknown };
-      const delegate = (provider.getDelegate?.() ?? provider) as { forceFlush?: () => Promise<void> };
+      const delegate = (provider.getDelegate?.() ?? provider) as {
+        forceFlush?: () => Promise<void>;
+      };
       await delegate.forceFlush?.();
     },
     shutdown() {
