@@ -7,7 +7,7 @@ import type {
 } from "@connectrpc/connect";
 import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
 import { headersSetter } from "./headers.ts";
-import { getTracer } from "./instruments.ts";
+import { getTracer, noSpan, spansOn } from "./instruments.ts";
 import {
   clientErrorCode,
   errorMessage,
@@ -40,19 +40,24 @@ async function handleClientCall(
   // Transports set the protocol's content type before interceptors run.
   const system = rpcSystemOf(req.header.get("content-type"));
   const parent = context.active();
-  const span = getTracer().startSpan(
-    info.procedure,
-    { kind: SpanKind.CLIENT, attributes: info.spanAttributes[system] },
-    parent,
-  );
-  if (span.isRecording()) {
-    const server = serverAddressOf(req.url);
-    if (server !== undefined) {
-      span.setAttribute("server.address", server.address);
-      span.setAttribute("server.port", server.port);
+  let span = noSpan;
+  let sent = parent;
+  if (spansOn()) {
+    span = getTracer().startSpan(
+      info.procedure,
+      { kind: SpanKind.CLIENT, attributes: info.spanAttributes[system] },
+      parent,
+    );
+    if (span.isRecording()) {
+      const server = serverAddressOf(req.url);
+      if (server !== undefined) {
+        span.setAttribute("server.address", server.address);
+        span.setAttribute("server.port", server.port);
+      }
     }
+    sent = trace.setSpan(parent, span);
   }
-  propagation.inject(trace.setSpan(parent, span), req.header, headersSetter);
+  propagation.inject(sent, req.header, headersSetter);
   let res: UnaryResponse | StreamResponse;
   try {
     res = await next(req);

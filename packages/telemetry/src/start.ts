@@ -22,7 +22,7 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { ensureContextManager } from "./call-context.ts";
-import { resetInstruments } from "./instruments.ts";
+import { resetInstruments, setSpansOn } from "./instruments.ts";
 import { rpcDurationProducer } from "./rpc-durations.ts";
 
 export interface TelemetryOptions {
@@ -97,6 +97,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     );
   }
   resetInstruments();
+  setSpansOn(!disabled && !samplesNothing());
   let stopped: Promise<void> | undefined;
   return {
     metricsHandler(req, res) {
@@ -125,6 +126,12 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       return stopped;
     },
   };
+}
+
+/** True when the configured sampler drops every span, whatever the parent says. */
+function samplesNothing(): boolean {
+  const sampler = getStringFromEnv("OTEL_TRACES_SAMPLER");
+  return sampler === "always_off";
 }
 
 /**

@@ -2,6 +2,7 @@ import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
 import { createTelemetryTransport, startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
+import { startConsumerRole } from "./consumer.ts";
 import { seededRandom } from "./random.ts";
 import { createWorkerService } from "./worker-service.ts";
 
@@ -37,13 +38,35 @@ const config = loadConfig({
         ),
       help: "Comma-separated hosts Fanout may call.",
     },
+    brokerUrl: {
+      schema: z.url().optional(),
+      help: "Broker base URL; with --queue or --request-subject the worker also consumes from it.",
+    },
+    queue: {
+      schema: z.string().min(1).optional(),
+      help: "Work queue of ComputeRequest jobs to consume (acked on success, nacked on failure).",
+    },
+    requestSubject: {
+      schema: z.string().min(1).optional(),
+      help: 'Subject on which to answer ComputeRequest requests (queue group "workers").',
+    },
+    consumerMaxInFlight: {
+      schema: z.coerce.number().int().min(1).max(10_000).default(16),
+      help: "Jobs held unacknowledged at once.",
+    },
+    consumerFault: {
+      schema: z.enum(["none", "stall"]).default("none"),
+      help: 'Demo fault: "stall" takes jobs and never finishes them.',
+    },
   },
 });
 
 const telemetry = startTelemetry({ serviceName: "quartet-worker" });
 const logger = createLogger("quartet-worker");
+const workerId =
+  config.id ?? (config.port === 0 ? `worker-pid${process.pid}` : `worker-${config.port}`);
 const worker = createWorkerService({
-  id: config.id ?? (config.port === 0 ? `worker-pid${process.pid}` : `worker-${config.port}`),
+  id: workerId,
   logger,
   random: seededRandom(config.seed),
   fanoutHosts: config.fanoutHosts,
@@ -57,3 +80,15 @@ const server = await serve({
   routes: (router) => router.service(WorkerService, worker),
 });
 server.closeOnSignals();
+if (config.brokerUrl && (config.queue || config.requestSubject)) {
+  startConsumerRole({
+    brokerUrl: config.brokerUrl,
+    ...(config.queue ? { queue: config.queue } : {}),
+    ...(config.requestSubject ? { requestSubject: config.requestSubject } : {}),
+    maxInFlight: config.consumerMaxInFlight,
+    fault: config.consumerFault,
+    workerId,
+    worker,
+    logger,
+  });
+}

@@ -1,0 +1,82 @@
+import { mkdirSync } from "node:fs";
+import { LmdbQueueStore, PubSub, Queues } from "@quartet/broker";
+import { BrokerAdminService, BrokerService, type Message } from "@quartet/proto/quartet/broker/v1/broker_pb";
+import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
+import { startTelemetry } from "@quartet/telemetry";
+import { z } from "zod";
+import { createAdminService, createBrokerService } from "./broker-service.ts";
+import { defaultBrokerLimits } from "./limits.ts";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const config = loadConfig({
+  name: "quartet-broker",
+  summary: "message broker serving quartet.broker.v1 (pub/sub, request-reply, work queues)",
+  settings: {
+    ...serverSettings,
+    port: { schema: int(0, 65535).default(7100), help: "TCP port; 0 picks a free one." },
+    dataDir: {
+      schema: z.string().min(1).optional(),
+      help: "Directory of the durable queue store (LMDB); without it only non-durable queues exist.",
+    },
+    maxMessageBytes: {
+      schema: int(1, 64 * 1024 * 1024).default(defaultBrokerLimits.maxMessageBytes),
+      help: "Largest message (payload plus headers) in bytes.",
+    },
+    maxSubscriptionsPerClient: {
+      schema: int(1, 1_000_000).default(defaultBrokerLimits.maxSubscriptionsPerClient),
+      help: "Subscribe streams open at once per client id (quartet-client-id header).",
+    },
+    maxBufferSize: {
+      schema: int(1, 10_000_000).default(defaultBrokerLimits.maxBufferSize),
+      help: "Largest per-subscriber buffer, in messages.",
+    },
+  },
+});
+
+const telemetry = startTelemetry({ serviceName: "quartet-broker" });
+const logger = createLogger("quartet-broker");
+let store: LmdbQueueStore | undefined;
+if (config.dataDir) {
+  mkdirSync(config.dataDir, { recursive: true });
+  store = await LmdbQueueStore.open(config.dataDir);
+}
+const queues = new Queues({
+  ...(store ? { store } : {}),
+  onDeadLetter: (queue, seq, deliveries) =>
+    logger.warn({ queue, seq, deliveries }, "message dead-lettered"),
+});
+for (const name of queues.names()) {
+  logger.info({ queue: name, ...queues.stats(name) }, "queue recovered");
+}
+// Streams never end on their own: end them when a shutdown begins, so the drain is quick and
+// clients reconnect elsewhere.
+const closing = new AbortController();
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => closing.abort());
+const deps = {
+  closing: closing.signal,
+  pubsub: new PubSub<Message>(),
+  queues,
+  limits: {
+    maxMessageBytes: config.maxMessageBytes,
+    maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
+    maxBufferSize: config.maxBufferSize,
+  },
+  logger,
+};
+const server = await serve({
+  ...serveOptionsFrom(config),
+  name: "quartet-broker",
+  logger,
+  telemetry,
+  auth: {
+    token: config.clusterToken,
+    protects: (procedure) => procedure.startsWith(`/${BrokerAdminService.typeName}/`),
+  },
+  routes: (router) => {
+    router.service(BrokerService, createBrokerService(deps));
+    router.service(BrokerAdminService, createAdminService(deps));
+  },
+});
+server.closeOnSignals();
+process.once("exit", () => queues.close());

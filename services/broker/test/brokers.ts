@@ -1,0 +1,48 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type ServiceProcess, type StartOptions, startServiceProcess } from "@quartet/server/testing";
+import { BrokerClient } from "../src/client.ts";
+
+export const brokerEntry = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+export const workerEntry = fileURLToPath(new URL("../../worker/src/main.ts", import.meta.url));
+export const TOKEN = "test-cluster-token-0123456789";
+
+/** A fresh directory for a broker's durable store. */
+export function dataDir(): string {
+  return mkdtempSync(join(tmpdir(), "quartet-broker-"));
+}
+
+/** Starts a real broker process on a free loopback port. */
+export function startBroker(args: string[] = [], options: StartOptions = {}): Promise<ServiceProcess> {
+  return startServiceProcess(brokerEntry, ["--port", "0", "--cluster-token", TOKEN, ...args], options);
+}
+
+/** Starts a real worker process in its consumer role against `brokerUrl`. */
+export async function startConsumerWorker(
+  id: string,
+  brokerUrl: string,
+  args: string[],
+  options: StartOptions = {},
+): Promise<ServiceProcess> {
+  return startServiceProcess(workerEntry, ["--port", "0", "--id", id, "--broker-url", brokerUrl, ...args], options);
+}
+
+export function client(url: string, clientId?: string): BrokerClient {
+  return new BrokerClient({ baseUrl: url, token: TOKEN, ...(clientId ? { clientId } : {}) });
+}
+
+export const text = (s: string) => new TextEncoder().encode(s);
+export const str = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** Collects `n` messages from an async iterable. */
+export async function take<T>(iterable: AsyncIterable<T>, n: number): Promise<T[]> {
+  const out: T[] = [];
+  if (n === 0) return out;
+  for await (const item of iterable) {
+    out.push(item);
+    if (out.length >= n) break;
+  }
+  return out;
+}
