@@ -1,4 +1,5 @@
-export { type Clock, systemClock } from "./clock.ts";
+// Re-exported for convenience; the one definition lives in @quartet/determinism.
+export { type Clock, type Random, seededRandom, systemClock } from "@quartet/determinism";
 export { createEndpoint, type Endpoint, type EndpointAddress } from "./endpoint.ts";
 export { hashKey, hashString, xxhash32 } from "./hash.ts";
 export {
@@ -24,7 +25,6 @@ export {
   type WeightedRoundRobinOptions,
 } from "./pickers/weighted-round-robin.ts";
 export { EndpointPool, type EndpointPoolOptions, type EndpointStats, type Lease } from "./pool.ts";
-export { type Random, seededRandom } from "./random.ts";
 export {
   createManualResolver,
   type ManualResolver,

@@ -1,5 +1,5 @@
 import type { Permit } from "@quartet/breaker";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "@quartet/determinism";
 import { createEndpoint, type Endpoint, type EndpointAddress } from "./endpoint.ts";
 import { type OutlierDetectionOptions, OutlierDetector } from "./health/outlier.ts";
 import type { Picker } from "./pickers/picker.ts";

@@ -24,7 +24,7 @@ import {
   type Http2SessionOptions,
 } from "@connectrpc/connect-node";
 import type { MeterProvider } from "@opentelemetry/api";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "@quartet/determinism";
 import type { Endpoint } from "./endpoint.ts";
 import { hashKey } from "./hash.ts";
 import { ActiveHealthCheck, type HealthCheckOptions } from "./health/active.ts";

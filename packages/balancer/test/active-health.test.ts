@@ -1,8 +1,8 @@
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { FakeClock } from "@quartet/determinism/testing";
 import { HealthCheckResponse_ServingStatus } from "@quartet/proto/health/v1/health_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ActiveHealthCheck } from "../src/health/active.ts";
-import { FakeClock } from "./fake-clock.ts";
 import { refusedUrl, startTestServer, type TestServer } from "./servers.ts";
 
 /** Collects reports and lets the test await the next one. */

@@ -1,3 +1,4 @@
+import { seededRandom } from "@quartet/determinism";
 import { describe, expect, it } from "vitest";
 import type { Endpoint } from "../src/endpoint.ts";
 import { createPicker, pickerKinds } from "../src/pickers/index.ts";
@@ -5,7 +6,6 @@ import { createLeastConnectionsPicker } from "../src/pickers/least-connections.t
 import { createLeastRequestPicker } from "../src/pickers/least-request.ts";
 import { createRoundRobinPicker } from "../src/pickers/round-robin.ts";
 import { createWeightedRoundRobinPicker } from "../src/pickers/weighted-round-robin.ts";
-import { seededRandom } from "../src/random.ts";
 import { endpoints, tally } from "./helpers.ts";
 
 describe("every picker", () => {

@@ -1,8 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { FakeClock } from "@quartet/determinism/testing";
 import { describe, expect, it } from "vitest";
 import { createRoundRobinPicker } from "../src/pickers/round-robin.ts";
 import { EndpointPool, type EndpointPoolOptions } from "../src/pool.ts";
-import { FakeClock } from "./fake-clock.ts";
 
 const unavailable = new ConnectError("down", Code.Unavailable);
 const addresses = (n: number) =>

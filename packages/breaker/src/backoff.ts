@@ -1,4 +1,4 @@
-import type { Random } from "./random.ts";
+import type { Random } from "@quartet/determinism";
 
 /** How long an open breaker waits before letting probes through. */
 export interface BackoffOptions {

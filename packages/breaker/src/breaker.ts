@@ -1,18 +1,20 @@
+import { type Clock, type Random, systemClock } from "@quartet/determinism";
 import { type BackoffOptions, ResetTimeout } from "./backoff.ts";
 import { type Classifier, connectClassifier, type Outcome } from "./classifier.ts";
-import { type Clock, systemClock } from "./clock.ts";
 import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
 import { type BreakerEventType, Emitter, type Listener } from "./events.ts";
 import { consecutiveFailures, type TripPolicy, type TripPolicyFactory } from "./policies.ts";
-import type { Random } from "./random.ts";
 import type { BreakerState } from "./state.ts";
 
 /** Options of a `CircuitBreaker`. Every field has a default. */
 export interface BreakerOptions {
   /** Shown in rejections, events and health; default "breaker". */
   name?: string;
-  /** Where time comes from; default `systemClock`. Time is never read any other way. */
-  clock?: Clock;
+  /**
+   * Where time comes from; default `systemClock`. Time is never read any other way. Only `now()`
+   * is used (the breaker sets no timers), so any `{ now }` object will do.
+   */
+  clock?: Pick<Clock, "now">;
   /** Randomness for backoff jitter; default `Math.random`. Use `seededRandom(seed)` to reproduce. */
   random?: Random;
   /** When a closed breaker opens: any policy tripping opens it. Default `consecutiveFailures(5)`. */
@@ -110,7 +112,7 @@ type Settle = (value: unknown) => unknown;
  */
 export class CircuitBreaker {
   readonly name: string;
-  readonly #clock: Clock;
+  readonly #clock: Pick<Clock, "now">;
   readonly #policies: TripPolicy[];
   readonly #needsDuration: boolean;
   readonly #needsTime: boolean;

@@ -1,3 +1,5 @@
+// Re-exported for convenience; the one definition lives in @quartet/determinism.
+export { type Clock, type Random, seededRandom, systemClock } from "@quartet/determinism";
 export type { BackoffOptions } from "./backoff.ts";
 export {
   type BreakerHealth,
@@ -8,7 +10,6 @@ export {
   type Permit,
 } from "./breaker.ts";
 export { type Classifier, connectClassifier, failureCodes, type Outcome } from "./classifier.ts";
-export { type Clock, systemClock } from "./clock.ts";
 export {
   BreakerRejectedError,
   describeRejection,
@@ -39,6 +40,5 @@ export {
   type TripPolicy,
   type TripPolicyFactory,
 } from "./policies.ts";
-export { type Random, seededRandom } from "./random.ts";
 export type { BreakerState } from "./state.ts";
 export { countWindow, timeWindow, type WindowSpec } from "./window.ts";

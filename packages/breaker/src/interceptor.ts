@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Attributes, type MeterProvider, metrics, trace } from "@opentelemetry/api";
+import type { Clock } from "@quartet/determinism";
 import { type BreakerOptions, CircuitBreaker, type Permit } from "./breaker.ts";
-import type { Clock } from "./clock.ts";
 import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
 import type { BreakerState } from "./state.ts";
 
@@ -17,8 +17,8 @@ export interface BreakerInterceptorOptions {
   breaker?: Omit<BreakerOptions, "name" | "clock" | "rejectionError">;
   /** Capture stack traces in rejection errors (costly; default false). */
   captureRejectionStack?: boolean;
-  /** Clock shared by every breaker; default `systemClock`. */
-  clock?: Clock;
+  /** Clock shared by every breaker (only `now()` is read); default `systemClock`. */
+  clock?: Pick<Clock, "now">;
   /** Where the breaker metrics go; default the global `@opentelemetry/api` meter provider. */
   meterProvider?: MeterProvider;
 }

@@ -2,6 +2,7 @@
 // closed --N failures--> open --reset timeout--> half-open --M successes--> closed
 //                          ^------------- any probe failure ---------------'
 import { Code, ConnectError } from "@connectrpc/connect";
+import { FakeClock } from "@quartet/determinism/testing";
 import { describe, expect, it, vi } from "vitest";
 import {
   type BreakerOptions,
@@ -11,7 +12,6 @@ import {
   isBreakerRejection,
   type StateChangeEvent,
 } from "../src/index.ts";
-import { FakeClock } from "../src/testing.ts";
 import { deferred, failWith, ok, run } from "./helpers.ts";
 
 const T0 = Date.UTC(2025, 0, 1);

@@ -2,6 +2,7 @@
 // recorded exactly once. Rule under test: a result is always counted in the metrics, but it
 // moves the state only if the breaker is still in the generation the call started in.
 import { Code, ConnectError } from "@connectrpc/connect";
+import { FakeClock } from "@quartet/determinism/testing";
 import { describe, expect, it } from "vitest";
 import {
   BreakerRejectedError,
@@ -9,7 +10,6 @@ import {
   consecutiveFailures,
   seededRandom,
 } from "../src/index.ts";
-import { FakeClock } from "../src/testing.ts";
 import { type Deferred, deferred, failWith, run } from "./helpers.ts";
 
 const unavailable = () => new ConnectError("down", Code.Unavailable);

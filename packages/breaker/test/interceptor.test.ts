@@ -21,6 +21,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
+import { FakeClock } from "@quartet/determinism/testing";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -29,7 +30,6 @@ import {
   createBreakerInterceptor,
   isBreakerRejection,
 } from "../src/index.ts";
-import { FakeClock } from "../src/testing.ts";
 
 const T0 = Date.UTC(2025, 0, 1);
 

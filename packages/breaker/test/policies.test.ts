@@ -1,6 +1,7 @@
 // The extra trip policies (failure rate, slow-call rate over count and time windows) and the
 // open-state backoff, on a fake clock.
 import { Code } from "@connectrpc/connect";
+import { FakeClock } from "@quartet/determinism/testing";
 import { describe, expect, it } from "vitest";
 import {
   CircuitBreaker,
@@ -10,7 +11,6 @@ import {
   slowCallRate,
   timeWindow,
 } from "../src/index.ts";
-import { FakeClock } from "../src/testing.ts";
 import { createWindow } from "../src/window.ts";
 import { failWith, ok, run } from "./helpers.ts";
 

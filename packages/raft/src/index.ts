@@ -7,6 +7,9 @@
  *
  * @packageDocumentation
  */
+
+// The seeded generator behind `RaftConfig.rng`; defined in @quartet/determinism.
+export { type Random, seededRandom } from "@quartet/determinism";
 export {
   applyConfChange as applyConfChangeToState,
   decodeConfChange,
@@ -19,7 +22,6 @@ export {
   type UnsafeTestingFaults,
 } from "./raft.ts";
 export { RawNode, type Ready, type Status } from "./rawnode.ts";
-export { mulberry32, type Rng } from "./rng.ts";
 export {
   COMPACTED,
   emptyConfState,

@@ -1,3 +1,4 @@
+import { type Random, seededRandom } from "@quartet/determinism";
 import {
   applyConfChange as applyToConfig,
   encodeConfChange,
@@ -9,7 +10,6 @@ import { RaftLog } from "./log.ts";
 import { Progress } from "./progress.ts";
 import { jointCommitted, jointVoteResult, type VoteResult } from "./quorum.ts";
 import { ReadOnly } from "./read-only.ts";
-import { mulberry32, type Rng } from "./rng.ts";
 import { entryBytes, type Storage, UNAVAILABLE } from "./storage.ts";
 import type {
   AppendMessage,
@@ -83,8 +83,8 @@ export interface RaftConfig {
    * and assumes every node's tick runs at the same rate (bounded clock drift).
    */
   readOnlyOption?: ReadOnlyOption;
-  /** Source of election-timeout jitter. Default: a generator seeded with the node id. */
-  rng?: Rng;
+  /** Source of election-timeout jitter. Default: `seededRandom(id)` (see `@quartet/determinism`). */
+  rng?: Random;
   /** TEST-ONLY broken rules; see {@link UnsafeTestingFaults}. */
   unsafeTestingFaults?: UnsafeTestingFaults;
 }
@@ -169,7 +169,7 @@ export class Raft {
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
   private readonly readOnlyOption: ReadOnlyOption;
-  private readonly rng: Rng;
+  private readonly rng: Random;
   private readonly faults: UnsafeTestingFaults;
 
   constructor(c: RaftConfig) {
@@ -191,7 +191,7 @@ export class Raft {
     this.readOnlyOption = c.readOnlyOption ?? "safe";
     if (this.readOnlyOption === "leaseBased" && !this.checkQuorum)
       throw new Error("readOnlyOption 'leaseBased' requires checkQuorum");
-    this.rng = c.rng ?? mulberry32(c.id);
+    this.rng = c.rng ?? seededRandom(c.id);
     this.faults = c.unsafeTestingFaults ?? {};
 
     this.restartLease = this.readOnlyOption === "leaseBased";

@@ -1,9 +1,9 @@
+import { seededRandom } from "@quartet/determinism";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
 import { createTelemetryTransport, startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { startConsumerRole } from "./consumer.ts";
-import { seededRandom } from "./random.ts";
 import { createWorkerService } from "./worker-service.ts";
 
 const config = loadConfig({

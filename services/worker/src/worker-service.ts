@@ -9,6 +9,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { Random } from "@quartet/determinism";
 import {
   type ComputeRequest,
   type ComputeResponse,
@@ -28,7 +29,7 @@ export interface WorkerOptions {
   id: string;
   logger: Logger;
   /** Uniform in [0, 1); seeded, so fault fractions replay. */
-  random: () => number;
+  random: Random;
   /** Hosts Fanout may call. */
   fanoutHosts: ReadonlySet<string>;
   /** A transport to a peer's base URL that propagates trace context and deadlines. */
@@ -116,7 +117,7 @@ export function createWorkerService(options: WorkerOptions): ServiceImpl<typeof 
   };
 }
 
-async function injectFault(fault: Fault, random: () => number, signal: AbortSignal): Promise<void> {
+async function injectFault(fault: Fault, random: Random, signal: AbortSignal): Promise<void> {
   if (fault.delayMs > 0) await delay(fault.delayMs, undefined, { signal });
   if (fault.failCode === 0) return;
   if (fault.failFraction !== undefined && random() >= fault.failFraction) return;

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import type { Clock } from "@quartet/determinism";
 import { Health, HealthCheckResponse_ServingStatus } from "@quartet/proto/health/v1/health_pb";
-import type { Clock } from "../clock.ts";
 
 /** Active health checking over grpc.health.v1. */
 export interface HealthCheckOptions {

@@ -1,5 +1,4 @@
 import {
-  type Clock as BreakerClock,
   CircuitBreaker,
   type Classifier,
   connectClassifier,
@@ -9,7 +8,7 @@ import {
   type Permit,
   type TripPolicyFactory,
 } from "@quartet/breaker";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "@quartet/determinism";
 import type { Endpoint } from "../endpoint.ts";
 
 /** Passive outlier detection (Envoy's outlier_detection), one circuit breaker per endpoint. */
@@ -94,10 +93,9 @@ export class OutlierDetector {
     }
     if (trip.length === 0)
       throw new RangeError("outlierDetection: enable consecutiveFailures or failureRate");
-    const clock: BreakerClock = { now: () => this.#clock.now() };
     const breaker = new CircuitBreaker({
       name: endpoint.id,
-      clock,
+      clock: this.#clock,
       trip,
       resetTimeoutMs: o.baseEjectionMs,
       backoff: { multiplier: 2, maxMs: Math.max(o.maxEjectionMs, o.baseEjectionMs) },

@@ -1,5 +1,5 @@
+import type { Random } from "@quartet/determinism";
 import type { Endpoint } from "../endpoint.ts";
-import type { Random } from "../random.ts";
 import { countEnd, eligibleEndpoints, type Picker } from "./picker.ts";
 import { buildRing, type Ring, ringIndex } from "./ring.ts";
 

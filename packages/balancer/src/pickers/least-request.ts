@@ -1,5 +1,5 @@
+import type { Random } from "@quartet/determinism";
 import type { Endpoint } from "../endpoint.ts";
-import type { Random } from "../random.ts";
 import { countEnd, countStart, eligibleEndpoints, type Picker } from "./picker.ts";
 
 export interface LeastRequestOptions {

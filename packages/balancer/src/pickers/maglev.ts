@@ -1,6 +1,6 @@
+import type { Random } from "@quartet/determinism";
 import type { Endpoint } from "../endpoint.ts";
 import { hashString } from "../hash.ts";
-import type { Random } from "../random.ts";
 import { countEnd, countStart, eligibleEndpoints, type Picker } from "./picker.ts";
 
 export interface MaglevOptions {

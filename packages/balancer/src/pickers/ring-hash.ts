@@ -1,4 +1,4 @@
-import type { Random } from "../random.ts";
+import type { Random } from "@quartet/determinism";
 import { countEnd, countStart, eligibleEndpoints, type Picker } from "./picker.ts";
 import { buildRing, type Ring, ringIndex } from "./ring.ts";
 

@@ -1,7 +1,7 @@
+import { type Random, seededRandom } from "@quartet/determinism";
 import { decodeConfChange } from "../confchange.ts";
 import type { RaftConfig } from "../raft.ts";
 import { RawNode } from "../rawnode.ts";
-import { mulberry32, type Rng } from "../rng.ts";
 import { MemoryStorage } from "../storage.ts";
 import type {
   ConfChange,
@@ -79,7 +79,7 @@ interface SimEvent {
 export class Simulator {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly checker = new SafetyChecker();
-  readonly rng: Rng;
+  readonly rng: Random;
   readonly seed: number;
   /** Virtual time in ms. */
   now = 0;
@@ -102,7 +102,7 @@ export class Simulator {
 
   constructor(opts: SimOptions) {
     this.seed = opts.seed;
-    this.rng = mulberry32(opts.seed);
+    this.rng = seededRandom(opts.seed);
     this.raftOptions = opts.raft ?? {};
     this.tickMs = opts.tickMs ?? 10;
     this.diskDelay = opts.diskDelay ?? [0, 2];
@@ -332,7 +332,7 @@ export class Simulator {
       storage: n.storage,
       // The state machine restarts from the snapshot, which may be ahead of the first entry.
       applied: snap.metadata.index,
-      rng: mulberry32((this.seed * 31 + n.id * 7919 + n.incarnation * 104729) >>> 0),
+      rng: seededRandom((this.seed * 31 + n.id * 7919 + n.incarnation * 104729) >>> 0),
     });
     n.up = true;
     n.incarnation++;

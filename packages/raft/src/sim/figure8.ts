@@ -1,5 +1,5 @@
+import { seededRandom } from "@quartet/determinism";
 import type { UnsafeTestingFaults } from "../raft.ts";
-import { mulberry32 } from "../rng.ts";
 import { SafetyViolation } from "./checker.ts";
 import { Simulator } from "./cluster.ts";
 import { encodePut } from "./kv.ts";
@@ -21,7 +21,7 @@ export interface Figure8Options {
  * Returns the violation message, or undefined when the run was safe and then live.
  */
 export function figure8Run(seed: number, opts: Figure8Options = {}): string | undefined {
-  const rng = mulberry32((seed ^ 0x2545f491) >>> 0);
+  const rng = seededRandom((seed ^ 0x2545f491) >>> 0);
   const sim = new Simulator({
     seed,
     nodes: 5,

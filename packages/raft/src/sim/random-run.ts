@@ -1,5 +1,5 @@
+import { type Random, seededRandom } from "@quartet/determinism";
 import type { UnsafeTestingFaults } from "../raft.ts";
-import { mulberry32, type Rng } from "../rng.ts";
 import type { NodeId } from "../types.ts";
 import { SafetyViolation } from "./checker.ts";
 import { Simulator } from "./cluster.ts";
@@ -29,7 +29,7 @@ export interface RandomRunResult {
   stats: Record<string, number | string | boolean>;
 }
 
-function pick<T>(rng: Rng, xs: readonly T[]): T {
+function pick<T>(rng: Random, xs: readonly T[]): T {
   return xs[Math.floor(rng() * xs.length)]!;
 }
 
@@ -41,7 +41,7 @@ function pick<T>(rng: Rng, xs: readonly T[]): T {
  * new proposal within `livenessTicks`. Safety is checked after every event.
  */
 export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunResult {
-  const rng = mulberry32((seed ^ 0x5bd1e995) >>> 0);
+  const rng = seededRandom((seed ^ 0x5bd1e995) >>> 0);
   const n = rng() < 0.7 ? 3 : 5;
   const checkQuorum = rng() < 0.7;
   const stats: RandomRunResult["stats"] = {
@@ -171,7 +171,7 @@ function stopNonMembers(sim: Simulator): void {
   for (const n of sim.nodes.keys()) if (!members.has(n)) sim.crash(n);
 }
 
-function randomConfChange(sim: Simulator, rng: Rng, pool: NodeId[]): boolean {
+function randomConfChange(sim: Simulator, rng: Random, pool: NodeId[]): boolean {
   const lead = sim.leader();
   if (lead === undefined) return false;
   const cfg = sim.node(lead).raw!.raft.config;

@@ -1,8 +1,13 @@
-/** Time and timers, injected so health checks and ejections run on a fake clock in tests. */
+/**
+ * Time and timers. Cores read time and schedule work only through a Clock, so tests and
+ * simulations can drive them with a fake one.
+ */
 export interface Clock {
-  /** Milliseconds since the epoch (the breaker shows probe times as dates). */
+  /** Milliseconds since the Unix epoch (so times can be shown as dates). */
   now(): number;
+  /** Calls `callback` once, `ms` from now; returns a handle for {@link Clock.clearTimeout}. */
   setTimeout(callback: () => void, ms: number): unknown;
+  /** Cancels a timer from {@link Clock.setTimeout}; unknown or fired handles are ignored. */
   clearTimeout(handle: unknown): void;
 }
 
