@@ -1,6 +1,7 @@
 // `npm start`: runs the whole suite on this machine, each service as its own process, restarts
 // any that crash (with backoff), and prints where to click and what to curl.
 import { type ChildProcess, spawn } from "node:child_process";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -14,13 +15,23 @@ interface ServiceSpec {
   url: string;
 }
 
+const broker: ServiceSpec = {
+  name: "broker",
+  entry: "services/broker/src/main.ts",
+  args: ["--port", "7100", "--data-dir", join(tmpdir(), "quartet-broker"), "--queues", "jobs"],
+  url: "http://127.0.0.1:7100",
+};
+// Each worker also consumes the "jobs" queue and answers requests on "compute.sha".
 const workers: ServiceSpec[] = [7201, 7202, 7203].map((port) => ({
   name: `worker-${port}`,
   entry: "services/worker/src/main.ts",
-  args: ["--port", String(port), "--id", `worker-${port}`],
+  args: [
+    ...["--port", String(port), "--id", `worker-${port}`, "--broker-url", broker.url],
+    ...["--queue", "jobs", "--request-subject", "compute.sha"],
+  ],
   url: `http://127.0.0.1:${port}`,
 }));
-const services = [...workers];
+const services = [broker, ...workers];
 
 const children = new Map<string, ChildProcess>();
 let stopping = false;
@@ -109,6 +120,11 @@ Try:
 
   npx buf curl --http2-prior-knowledge --list-methods ${w1}
   curl -s ${w1}/metrics | head
+
+Broker: ${broker.url} (see services/broker/README.md); a request answered by a worker:
+  curl -s ${broker.url}/quartet.broker.v1.BrokerService/Request -H 'Content-Type: application/json' \\
+    -d '{"subject": "compute.sha", "payload": "EgVoZWxsbw=="}'
+  curl -s ${broker.url}/quartet.broker.v1.BrokerService/Stats -H 'Content-Type: application/json' -d '{"queue": "jobs"}'
 
 Ctrl-C stops everything.
 `);

@@ -10,13 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BrokerClient } from "@quartet/broker-service/client";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
-import {
-  AckPolicy,
-  connect,
-  type NatsConnection,
-  RetentionPolicy,
-  StorageType,
-} from "nats";
+import { AckPolicy, connect, type NatsConnection, RetentionPolicy, StorageType } from "nats";
 import { type Figure, report } from "../lib/report.ts";
 import { ensureCommands } from "../lib/tools.ts";
 
@@ -59,7 +53,9 @@ const until = (ms: number) => {
 };
 
 /** Runs `body` for `seconds`, returning delivered-or-processed messages per second. */
-async function measure(body: (running: () => boolean, count: (n: number) => void) => Promise<void>): Promise<number> {
+async function measure(
+  body: (running: () => boolean, count: (n: number) => void) => Promise<void>,
+): Promise<number> {
   // Warm up briefly, then measure.
   await body(until(500), () => {});
   let n = 0;
@@ -75,7 +71,9 @@ async function measure(body: (running: () => boolean, count: (n: number) => void
 async function natsPubSub(nc: NatsConnection[], subscribers: number): Promise<number> {
   return measure(async (running, count) => {
     const subject = `bench.ps.${Math.random().toString(36).slice(2)}`;
-    const subs = nc.slice(1, 1 + subscribers).map((c) => c.subscribe(subject, { callback: () => count(1) }));
+    const subs = nc
+      .slice(1, 1 + subscribers)
+      .map((c) => c.subscribe(subject, { callback: () => count(1) }));
     await Promise.all(nc.slice(1, 1 + subscribers).map((c) => c.flush()));
     const pub = nc[0]!;
     while (running()) {
@@ -113,7 +111,11 @@ async function natsWorkQueue(nc: NatsConnection[]): Promise<number> {
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
   });
-  await jsm.consumers.add(stream, { durable_name: "workers", ack_policy: AckPolicy.Explicit, max_ack_pending: 4000 });
+  await jsm.consumers.add(stream, {
+    durable_name: "workers",
+    ack_policy: AckPolicy.Explicit,
+    max_ack_pending: 4000,
+  });
   const js = nc[0]!.jetstream();
   const rate = await measure(async (running, count) => {
     const stop = new AbortController();
@@ -122,19 +124,22 @@ async function natsWorkQueue(nc: NatsConnection[]): Promise<number> {
         const consumer = await c.jetstream().consumers.get(stream, "workers");
         const messages = await consumer.consume({ max_messages: 1000 });
         stop.signal.addEventListener("abort", () => void messages.close());
-        return (async () => {
-          for await (const m of messages) {
-            m.ack();
-            count(1);
-          }
-        })();
+        // Wrapped, so Promise.all below waits for the set-up only, not the whole loop.
+        return {
+          loop: (async () => {
+            for await (const m of messages) {
+              m.ack();
+              count(1);
+            }
+          })(),
+        };
       }),
     );
     while (running()) {
       await Promise.all(Array.from({ length: 256 }, () => js.publish(`${stream}.job`, payload)));
     }
     stop.abort();
-    await Promise.all(consumers);
+    await Promise.all(consumers.map((c) => c.loop));
   });
   await jsm.streams.delete(stream);
   return rate;
@@ -146,12 +151,14 @@ async function quartetPubSub(clients: BrokerClient[], subscribers: number): Prom
   return measure(async (running, count) => {
     const subject = `bench.ps.${Math.random().toString(36).slice(2)}`;
     const subs = await Promise.all(
-      clients.slice(1, 1 + subscribers).map((c) => c.subscribe(subject, { bufferSize: 65_536, maxBatch: 10_000 })),
+      clients
+        .slice(1, 1 + subscribers)
+        .map((c) => c.subscribe(subject, { bufferSize: 65_536, maxBatch: 10_000 })),
     );
     const reading = subs.map(async (s) => {
       for await (const batch of s.batches) count(batch.length);
     });
-    const batch = Array.from({ length: 1000 }, () => ({ subject, payload }));
+    const batch = Array.from({ length: 5000 }, () => ({ subject, payload }));
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         while (running()) await clients[0]!.publishBatch(batch);
@@ -164,10 +171,12 @@ async function quartetPubSub(clients: BrokerClient[], subscribers: number): Prom
 
 async function quartetRequestReply(clients: BrokerClient[]): Promise<number> {
   const responder = await clients[1]!.subscribe("bench.rr", { maxBatch: 10_000 });
+  const replies = clients[1]!.openPublisher();
   const answering = (async () => {
     for await (const batch of responder.batches) {
-      const replies = batch.filter((m) => m.replyTo).map((m) => ({ subject: m.replyTo, payload: m.payload }));
-      if (replies.length > 0) void clients[1]!.publishBatch(replies);
+      void replies.publish(
+        batch.filter((m) => m.replyTo).map((m) => ({ subject: m.replyTo, payload: m.payload })),
+      );
     }
   })();
   const rate = await measure(async (running, count) => {
@@ -182,17 +191,24 @@ async function quartetRequestReply(clients: BrokerClient[]): Promise<number> {
   });
   responder.close();
   await answering;
+  await replies.close();
   return rate;
 }
 
 async function quartetWorkQueue(clients: BrokerClient[]): Promise<number> {
   const queue = `wq-${Math.random().toString(36).slice(2, 8)}`;
-  await clients[0]!.admin.createQueue({ queue, settings: { durable: true, maxLength: 10_000_000 } });
+  await clients[0]!.admin.createQueue({
+    queue,
+    settings: { durable: true, maxLength: 10_000_000 },
+  });
   const rate = await measure(async (running, count) => {
     const stop = new AbortController();
     const consumers = [clients[1]!, clients[2]!].map(async (c) => {
       try {
-        for await (const res of c.broker.receive({ queue, maxInFlight: 4000, maxBatch: 1000 }, { signal: stop.signal })) {
+        for await (const res of c.broker.receive(
+          { queue, maxInFlight: 4000, maxBatch: 1000 },
+          { signal: stop.signal },
+        )) {
           if (res.deliveries.length === 0) continue;
           const ids = res.deliveries.map((d) => d.deliveryId);
           void c.broker.ack({ queue, deliveryIds: ids }).then(() => count(ids.length));
@@ -218,35 +234,57 @@ async function quartetWorkQueue(clients: BrokerClient[]): Promise<number> {
 
 const core = await startNats([]);
 const jetstream = await startNats(["-js", "-sd", join(storeRoot, "jetstream")]);
-const broker: ServiceProcess = await startServiceProcess(brokerEntry, [
-  "--port", "0",
-  "--cluster-token", TOKEN,
-  "--data-dir", join(storeRoot, "quartet"),
-  "--max-buffer-size", "1000000",
-], { env: { OTEL_TRACES_SAMPLER: "always_off" } });
+const broker: ServiceProcess = await startServiceProcess(
+  brokerEntry,
+  [
+    "--port",
+    "0",
+    "--cluster-token",
+    TOKEN,
+    "--data-dir",
+    join(storeRoot, "quartet"),
+    "--max-buffer-size",
+    "1000000",
+  ],
+  { env: { OTEL_TRACES_SAMPLER: "always_off" } },
+);
 
 const natsCore = await Promise.all([0, 1, 2, 3].map(() => connect({ servers: core.url })));
 const natsJs = await Promise.all([0, 1, 2].map(() => connect({ servers: jetstream.url })));
 // Separate connections, like the NATS side: one publisher, up to three subscribers.
-const quartet = [0, 1, 2, 3].map((i) => new BrokerClient({ baseUrl: broker.url, token: TOKEN, clientId: `bench-${i}` }));
+const quartet = [0, 1, 2, 3].map(
+  (i) => new BrokerClient({ baseUrl: broker.url, token: TOKEN, clientId: `bench-${i}` }),
+);
 
 const cases = {
   "pubsub-1to1": [() => natsPubSub(natsCore, 1), () => quartetPubSub(quartet, 1), "msgs/s"],
   "pubsub-1to3": [() => natsPubSub(natsCore, 3), () => quartetPubSub(quartet, 3), "msgs/s"],
-  "request-reply-16": [() => natsRequestReply(natsCore), () => quartetRequestReply(quartet), "round trips/s"],
-  "durable-workqueue-2consumers": [() => natsWorkQueue(natsJs), () => quartetWorkQueue(quartet), "msgs/s"],
+  "request-reply-16": [
+    () => natsRequestReply(natsCore),
+    () => quartetRequestReply(quartet),
+    "round trips/s",
+  ],
+  "durable-workqueue-2consumers": [
+    () => natsWorkQueue(natsJs),
+    () => quartetWorkQueue(quartet),
+    "msgs/s",
+  ],
 } as const;
 
 const figures: Record<string, Figure> = {};
 const ratios: Record<string, number> = {};
 try {
+  const only = process.env.BENCH_ONLY; // e.g. BENCH_ONLY=request-reply while tuning
   for (const [name, [nats, ours, unit]] of Object.entries(cases)) {
+    if (only && !name.includes(only)) continue;
     const n: number[] = [];
     const q: number[] = [];
     for (let r = 0; r < rounds; r++) {
       n.push(await nats());
       q.push(await ours());
-      console.log(`  ${name} round ${r + 1}: nats ${Math.round(n.at(-1)!)}  quartet ${Math.round(q.at(-1)!)} ${unit}`);
+      console.log(
+        `  ${name} round ${r + 1}: nats ${Math.round(n.at(-1)!)}  quartet ${Math.round(q.at(-1)!)} ${unit}`,
+      );
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const anchor = name.startsWith("durable") ? "jetstream" : "nats";
@@ -264,8 +302,8 @@ try {
 
 report("broker", figures, ratios, [
   `${seconds}s x ${rounds} rounds per side, alternating; 128-byte payloads; Node clients on both sides, all in one process`,
-  "pub/sub counts messages delivered to subscribers (1 -> 3 counts each copy); Quartet publishes with PublishBatch (1000 per call, 4 in flight)",
-  "request-reply: 16 concurrent requesters, one responder; Quartet coalesces concurrent requests into RequestMany and replies into PublishBatch",
+  "pub/sub counts messages delivered to subscribers (1 -> 3 counts each copy); Quartet publishes with PublishBatch (5000 per call, 4 in flight)",
+  "request-reply: 16 concurrent requesters, one responder; Quartet sends concurrent requests in batches on one RequestStream and replies on one PublishStream",
   "durable work queue: 1 producer + 2 consumers with explicit acks at the same time; Quartet fsyncs every Enqueue and Ack before answering (LMDB group commit); JetStream is at its default sync policy",
   `target ratios: pub/sub and request-reply >= 0.5, durable work queue >= 1.0`,
 ]);

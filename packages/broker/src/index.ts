@@ -1,7 +1,7 @@
 export { BrokerError, type BrokerErrorCode } from "./errors.ts";
 export { LmdbQueueStore, type RecoveredQueue } from "./lmdb-store.ts";
 export { INBOX_PREFIX, PubSub } from "./pubsub.ts";
-export { checkQueueName, Queues, realTimers, type Timers } from "./queues.ts";
+export { checkQueueName, Queues } from "./queues.ts";
 export {
   MAX_SUBJECT_LENGTH,
   MAX_TOKEN_LENGTH,

@@ -1,3 +1,4 @@
+import type { Random } from "@quartet/determinism";
 import { BrokerError } from "./errors.ts";
 import { parseSubject } from "./subject.ts";
 import { Sublist } from "./sublist.ts";
@@ -18,7 +19,13 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
   private readonly roundRobin = new Map<string, number>();
   private nextId = 1;
   private nextInbox = 1;
-  private readonly inboxBase = `${INBOX_PREFIX}${Math.random().toString(36).slice(2, 10)}.`;
+  private readonly inboxBase: string;
+
+  /** `random` names this broker's inboxes (`_INBOX.<random>.<n>`); seed it for replays. */
+  constructor(options: { random?: Random } = {}) {
+    const random = options.random ?? Math.random;
+    this.inboxBase = `${INBOX_PREFIX}${Math.floor(random() * 2 ** 48).toString(36)}.`;
+  }
 
   /** Subscriptions now active (not counting request inboxes). */
   get subscriptions(): number {
@@ -75,7 +82,12 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
       };
       const onAbort = () => {
         finish();
-        reject(new BrokerError("deadline_exceeded", `no reply on ${JSON.stringify(message.subject)} before the deadline`));
+        reject(
+          new BrokerError(
+            "deadline_exceeded",
+            `no reply on ${JSON.stringify(message.subject)} before the deadline`,
+          ),
+        );
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
@@ -86,7 +98,12 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
       const delivered = this.publish({ ...message, replyTo: inbox } as M, tokens);
       if (delivered === 0) {
         finish();
-        reject(new BrokerError("unavailable", `no responders: nothing subscribes to ${JSON.stringify(message.subject)}`));
+        reject(
+          new BrokerError(
+            "unavailable",
+            `no responders: nothing subscribes to ${JSON.stringify(message.subject)}`,
+          ),
+        );
       }
     });
   }

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from "@quartet/determinism";
 import { BrokerError } from "./errors.ts";
 import type { LmdbQueueStore } from "./lmdb-store.ts";
 import {
@@ -7,23 +8,6 @@ import {
   type QueueStats,
   WorkQueue,
 } from "./work-queue.ts";
-
-/** Timer functions, injectable so tests can drive time. */
-export interface Timers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -55,24 +39,27 @@ interface Held {
 export class Queues {
   private readonly held = new Map<string, Held>();
   private readonly store: LmdbQueueStore | undefined;
-  private readonly timers: Timers;
+  private readonly clock: Clock;
 
-  private readonly onDeadLetter: ((queue: string, seq: number, deliveries: number) => void) | undefined;
+  private readonly onDeadLetter:
+    | ((queue: string, seq: number, deliveries: number) => void)
+    | undefined;
 
   constructor(
     options: {
       store?: LmdbQueueStore;
-      timers?: Timers;
+      /** Time for ack deadlines and delays; the system clock by default. */
+      clock?: Clock;
       /** Told about each message moved to a dead-letter queue, e.g. to log it. */
       onDeadLetter?: (queue: string, seq: number, deliveries: number) => void;
     } = {},
   ) {
     this.store = options.store;
-    this.timers = options.timers ?? realTimers;
+    this.clock = options.clock ?? systemClock;
     this.onDeadLetter = options.onDeadLetter;
     for (const r of this.store?.load() ?? []) {
       const queue = new WorkQueue(r.name, r.settings, {
-        now: this.timers.now,
+        now: () => this.clock.now(),
         epoch: this.store!.epoch,
         journal: this.store,
         ...(this.onDeadLetter ? { onDeadLetter: this.onDeadLetter } : {}),
@@ -104,7 +91,7 @@ export class Queues {
     }
     const durable = settings.durable ? this.store : undefined;
     const queue = new WorkQueue(name, settings, {
-      now: this.timers.now,
+      now: () => this.clock.now(),
       epoch: this.store?.epoch ?? 0,
       ...(durable ? { journal: durable } : {}),
       ...(this.onDeadLetter ? { onDeadLetter: this.onDeadLetter } : {}),
@@ -120,7 +107,7 @@ export class Queues {
   async delete(name: string): Promise<void> {
     const held = this.get(name);
     this.held.delete(name);
-    if (held.timer !== undefined) this.timers.clearTimeout(held.timer);
+    if (held.timer !== undefined) this.clock.clearTimeout(held.timer);
     held.queue.close();
     for (const end of held.onDelete) end();
     if (held.queue.settings.durable && this.store) {
@@ -203,7 +190,7 @@ export class Queues {
   /** Stops every timer; the store stays open (its owner closes it). */
   close(): void {
     for (const held of this.held.values()) {
-      if (held.timer !== undefined) this.timers.clearTimeout(held.timer);
+      if (held.timer !== undefined) this.clock.clearTimeout(held.timer);
       held.timer = undefined;
     }
   }
@@ -228,18 +215,18 @@ export class Queues {
   private schedule(held: Held): void {
     const wakeAt = held.queue.nextWakeAt();
     if (wakeAt === held.wakeAt && (held.timer !== undefined || wakeAt === undefined)) return;
-    if (held.timer !== undefined) this.timers.clearTimeout(held.timer);
+    if (held.timer !== undefined) this.clock.clearTimeout(held.timer);
     held.timer = undefined;
     held.wakeAt = wakeAt;
     if (wakeAt === undefined) return;
-    held.timer = this.timers.setTimeout(
+    held.timer = this.clock.setTimeout(
       () => {
         held.timer = undefined;
         held.wakeAt = undefined;
         held.queue.tick();
         this.schedule(held);
       },
-      Math.max(0, wakeAt - this.timers.now()),
+      Math.max(0, wakeAt - this.clock.now()),
     );
   }
 }

@@ -14,10 +14,29 @@ const TOKEN_CHAR = /^[\x21-\x29\x2b-\x2d\x2f-\x3d\x3f-\x7e]+$/;
  * Throws an `invalid_argument` BrokerError naming the bad token and its position.
  */
 export function parseSubject(subject: string, options: { wildcards: boolean }): string[] {
+  // Publishers reuse a few subjects: remember the ones already checked.
+  if (!options.wildcards) {
+    const known = literalCache.get(subject);
+    if (known) return known;
+    const tokens = checkSubject(subject, options);
+    if (literalCache.size >= LITERAL_CACHE_LIMIT) literalCache.clear();
+    literalCache.set(subject, tokens);
+    return tokens;
+  }
+  return checkSubject(subject, options);
+}
+
+const LITERAL_CACHE_LIMIT = 4096;
+const literalCache = new Map<string, string[]>();
+
+function checkSubject(subject: string, options: { wildcards: boolean }): string[] {
   const what = options.wildcards ? "subject filter" : "subject";
-  if (subject.length === 0) throw invalid(`${what} is empty; use dot-separated tokens such as "orders.eu.created"`);
+  if (subject.length === 0)
+    throw invalid(`${what} is empty; use dot-separated tokens such as "orders.eu.created"`);
   if (subject.length > MAX_SUBJECT_LENGTH) {
-    throw invalid(`${what} is ${subject.length} characters long; the limit is ${MAX_SUBJECT_LENGTH}`);
+    throw invalid(
+      `${what} is ${subject.length} characters long; the limit is ${MAX_SUBJECT_LENGTH}`,
+    );
   }
   const tokens = subject.split(".");
   for (let i = 0; i < tokens.length; i++) {
@@ -26,7 +45,9 @@ export function parseSubject(subject: string, options: { wildcards: boolean }): 
     if (token.length === 0) throw invalid(`${where} is empty (leading, trailing or double dot)`);
     if (token === "*" || token === ">") {
       if (!options.wildcards) {
-        throw invalid(`${where} is the wildcard ${JSON.stringify(token)}; publish subjects must be literal`);
+        throw invalid(
+          `${where} is the wildcard ${JSON.stringify(token)}; publish subjects must be literal`,
+        );
       }
       if (token === ">" && i !== tokens.length - 1) {
         throw invalid(`${where} is ">", which is only allowed as the last token`);
@@ -34,7 +55,9 @@ export function parseSubject(subject: string, options: { wildcards: boolean }): 
       continue;
     }
     if (token.length > MAX_TOKEN_LENGTH) {
-      throw invalid(`${where} is ${token.length} characters long; the limit is ${MAX_TOKEN_LENGTH}`);
+      throw invalid(
+        `${where} is ${token.length} characters long; the limit is ${MAX_TOKEN_LENGTH}`,
+      );
     }
     if (!TOKEN_CHAR.test(token)) {
       throw invalid(

@@ -58,7 +58,10 @@ export class Sublist<S extends SublistEntry> {
       else if (token === ">") node = level.rest ??= newNode();
       else {
         let found = level.literal.get(token);
-        if (!found) level.literal.set(token, (found = newNode()));
+        if (!found) {
+          found = newNode();
+          level.literal.set(token, found);
+        }
         node = found;
       }
     }
@@ -86,7 +89,7 @@ export class Sublist<S extends SublistEntry> {
       }
     }
     const last = path[path.length - 1];
-    if (!last || !last.node.entries.delete(entry)) return false;
+    if (!last?.node.entries.delete(entry)) return false;
     this.entries--;
     this.cache.clear();
     for (let i = path.length - 1; i >= 0; i--) {

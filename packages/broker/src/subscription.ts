@@ -155,7 +155,8 @@ export class Subscription<M extends BrokerMessage = BrokerMessage> implements Su
 
   private grow(): void {
     const bigger = new Array<M | undefined>(Math.min(this.bufferSize, this.buffer.length * 2));
-    for (let i = 0; i < this.length; i++) bigger[i] = this.buffer[(this.head + i) % this.buffer.length];
+    for (let i = 0; i < this.length; i++)
+      bigger[i] = this.buffer[(this.head + i) % this.buffer.length];
     this.buffer = bigger;
     this.head = 0;
   }

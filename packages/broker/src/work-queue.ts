@@ -1,3 +1,4 @@
+import { Deque } from "./deque.ts";
 import { BrokerError } from "./errors.ts";
 
 /** Settings fixed when a queue is created. */
@@ -37,6 +38,8 @@ export interface QueueCounters {
   acked: number;
   redelivered: number;
   deadLettered: number;
+  /** Messages removed by purge(). */
+  purged?: number;
   /** Next sequence number to give. */
   nextSeq: number;
 }
@@ -75,6 +78,7 @@ export interface QueueStats {
   ackedTotal: number;
   redeliveredTotal: number;
   deadLetteredTotal: number;
+  purgedTotal: number;
   consumers: number;
 }
 
@@ -112,7 +116,9 @@ export class WorkQueue {
   readonly settings: QueueSettings;
   private readonly now: () => number;
   private readonly journal: QueueJournal | undefined;
-  private readonly onDeadLetter: ((queue: string, seq: number, deliveries: number) => void) | undefined;
+  private readonly onDeadLetter:
+    | ((queue: string, seq: number, deliveries: number) => void)
+    | undefined;
   private readonly entries = new Map<number, Entry>();
   /** Ready sequence numbers; redeliveries go first so old messages are not starved. */
   private readonly retry = new Deque<Entry>();
@@ -309,6 +315,8 @@ export class WorkQueue {
       this.journal?.remove(this.name, entry.seq);
       purged++;
     }
+    this.counters.purged = (this.counters.purged ?? 0) + purged;
+    this.saveCounters();
     return purged;
   }
 
@@ -334,7 +342,8 @@ export class WorkQueue {
     const out: StoredMessage[] = [];
     for (const e of this.entries.values()) {
       if (out.length >= limit) break;
-      if (e.state === "dead") out.push({ seq: e.seq, payload: e.payload, headers: e.headers, dead: true });
+      if (e.state === "dead")
+        out.push({ seq: e.seq, payload: e.payload, headers: e.headers, dead: true });
     }
     return out;
   }
@@ -348,6 +357,7 @@ export class WorkQueue {
       ackedTotal: this.counters.acked,
       redeliveredTotal: this.counters.redelivered,
       deadLetteredTotal: this.counters.deadLettered,
+      purgedTotal: this.counters.purged ?? 0,
       consumers: this.consumers.size,
     };
   }
@@ -372,18 +382,25 @@ export class WorkQueue {
         continue;
       }
       if (seen.has(id)) {
-        throw new BrokerError("invalid_argument", `delivery ${id} appears twice in one ${verb}; nothing was changed`);
+        throw new BrokerError(
+          "invalid_argument",
+          `delivery ${id} appears twice in one ${verb}; nothing was changed`,
+        );
       }
       const epoch = Math.floor(id / EPOCH_SHIFT);
       const low = id % EPOCH_SHIFT;
-      const issued = low > 0 && (epoch < this.epoch || (epoch === this.epoch && low < this.nextDelivery));
+      const issued =
+        low > 0 && (epoch < this.epoch || (epoch === this.epoch && low < this.nextDelivery));
       if (issued) {
         throw new BrokerError(
           "failed_precondition",
           `delivery ${id} on queue ${this.name} is no longer in flight: it was already acked or nacked, its ack deadline passed, its consumer went away, or the broker restarted; nothing was changed`,
         );
       }
-      throw new BrokerError("not_found", `queue ${this.name} never issued delivery ${id}; nothing was changed`);
+      throw new BrokerError(
+        "not_found",
+        `queue ${this.name} never issued delivery ${id}; nothing was changed`,
+      );
     }
     return flights;
   }
@@ -463,41 +480,5 @@ export class WorkQueue {
 
   private saveCounters(): void {
     this.journal?.counters(this.name, this.counters);
-  }
-}
-
-/** A FIFO with O(1) push and shift. */
-class Deque<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-
-  drain(): T[] {
-    const out = this.items.slice(this.head) as T[];
-    this.items = [];
-    this.head = 0;
-    return out;
   }
 }

@@ -20,11 +20,21 @@ describe("durable queues in LMDB", () => {
     await queues.create("jobs", { ...defaultQueueSettings, durable: true, maxDeliveries: 2 });
     await queues.enqueue("jobs", [1, 2, 3, 4].map(item));
     const got: Delivery[] = [];
-    const detach = queues.attach("jobs", { maxInFlight: 3, deliver: (ds) => got.push(...ds) }, () => {});
+    const detach = queues.attach(
+      "jobs",
+      { maxInFlight: 3, deliver: (ds) => got.push(...ds) },
+      () => {},
+    );
     await queues.ack("jobs", [got[0]!.deliveryId]);
     await queues.nack("jobs", [got[1]!.deliveryId], 0);
     // Message 2 is in flight for the second time: detaching reaches max deliveries.
-    expect(got.map((d) => [d.seq, d.attempt])).toEqual([[1, 1], [2, 1], [3, 1], [4, 1], [2, 2]]);
+    expect(got.map((d) => [d.seq, d.attempt])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+      [2, 2],
+    ]);
     const oldId = got[2]!.deliveryId;
     detach();
     queues.close();
@@ -44,7 +54,10 @@ describe("durable queues in LMDB", () => {
     });
     const after: Delivery[] = [];
     again.attach("jobs", { maxInFlight: 10, deliver: (ds) => after.push(...ds) }, () => {});
-    expect(after.map((d) => [d.seq, d.item.headers.n])).toEqual([[3, "3"], [4, "4"]]);
+    expect(after.map((d) => [d.seq, d.item.headers.n])).toEqual([
+      [3, "3"],
+      [4, "4"],
+    ]);
     await expect(again.ack("jobs", [oldId])).rejects.toMatchObject({ code: "failed_precondition" });
     expect(after.every((d) => d.deliveryId !== oldId)).toBe(true);
     await again.enqueue("jobs", [item(5)]);
@@ -55,12 +68,16 @@ describe("durable queues in LMDB", () => {
 
   it("refuses durable queues without a store", async () => {
     const queues = new Queues();
-    await expect(queues.create("d", { ...defaultQueueSettings, durable: true })).rejects.toMatchObject({
+    await expect(
+      queues.create("d", { ...defaultQueueSettings, durable: true }),
+    ).rejects.toMatchObject({
       code: "failed_precondition",
     });
     expect(await queues.create("m", defaultQueueSettings)).toBe(true);
     expect(await queues.create("m", defaultQueueSettings)).toBe(false);
-    await expect(queues.create("m", { ...defaultQueueSettings, maxDeliveries: 9 })).rejects.toMatchObject({
+    await expect(
+      queues.create("m", { ...defaultQueueSettings, maxDeliveries: 9 }),
+    ).rejects.toMatchObject({
       code: "already_exists",
     });
   });

@@ -9,8 +9,11 @@ const msg = (subject: string, n: number): BrokerMessage => ({
 });
 const publish = (ps: PubSub, subject: string, n: number) =>
   ps.publish(msg(subject, n), parseSubject(subject, { wildcards: false }));
-const sub = (ps: PubSub, subject: string, extra: { queueGroup?: string; bufferSize?: number; overflow?: "drop-oldest" | "disconnect" } = {}) =>
-  ps.subscribe({ subject, bufferSize: 100, overflow: "drop-oldest", ...extra });
+const sub = (
+  ps: PubSub,
+  subject: string,
+  extra: { queueGroup?: string; bufferSize?: number; overflow?: "drop-oldest" | "disconnect" } = {},
+) => ps.subscribe({ subject, bufferSize: 100, overflow: "drop-oldest", ...extra });
 
 describe("PubSub", () => {
   it("fans out to every matching subscriber in publish order", () => {
@@ -19,7 +22,7 @@ describe("PubSub", () => {
     const eu = sub(ps, "orders.eu.*");
     const created = sub(ps, "orders.*.created");
     const subjects = ["orders.eu.created", "orders.us.created", "orders.eu.paid", "audit.log"];
-    subjects.forEach((s, i) => publish(ps, s, i));
+    for (const [i, s] of subjects.entries()) publish(ps, s, i);
     const seen = (s: ReturnType<typeof sub>) => s.take(100).map((m) => m.payload[0]);
     expect(seen(all)).toEqual([0, 1, 2]);
     expect(seen(eu)).toEqual([0, 2]);
@@ -71,7 +74,9 @@ describe("PubSub", () => {
 
   it("request fails with unavailable when nobody listens and deadline_exceeded on abort", async () => {
     const ps = new PubSub();
-    const none = await ps.request(msg("svc.none", 1), ["svc", "none"], new AbortController().signal).catch((e) => e);
+    const none = await ps
+      .request(msg("svc.none", 1), ["svc", "none"], new AbortController().signal)
+      .catch((e) => e);
     expect(none.code).toBe("unavailable");
     expect(none.message).toMatch(/no responders/);
     sub(ps, "svc.slow");

@@ -14,7 +14,11 @@ const bad = (subject: string, wildcards: boolean) => {
 
 describe("subjects", () => {
   it("splits literal subjects and filters into tokens", () => {
-    expect(parseSubject("orders.eu.created", { wildcards: false })).toEqual(["orders", "eu", "created"]);
+    expect(parseSubject("orders.eu.created", { wildcards: false })).toEqual([
+      "orders",
+      "eu",
+      "created",
+    ]);
     expect(parseSubject("orders.*.>", { wildcards: true })).toEqual(["orders", "*", ">"]);
   });
 
@@ -27,7 +31,9 @@ describe("subjects", () => {
     expect(bad("a.>.b", true)).toMatch(/token 2 .* only allowed as the last token/);
     expect(bad("a.b*c", true)).toMatch(/token 2 .*"b\*c".* wildcard inside a token/);
     expect(bad("a b", false)).toMatch(/token 1 .*printable ASCII/);
-    expect(bad(`a.${"x".repeat(65)}`, false)).toMatch(/token 2 .* 65 characters long; the limit is 64/);
+    expect(bad(`a.${"x".repeat(65)}`, false)).toMatch(
+      /token 2 .* 65 characters long; the limit is 64/,
+    );
     expect(bad("a.".repeat(200) + "a", false)).toMatch(/characters long; the limit is 256/);
   });
 

@@ -1,24 +1,20 @@
+import { seededRandom } from "@quartet/determinism";
 import { describe, expect, it } from "vitest";
 import { Sublist, type SublistEntry, subjectMatches } from "../src/index.ts";
 
 interface Entry extends SublistEntry {
   name: string;
 }
-const entry = (filter: string, queueGroup = ""): Entry => ({ name: filter, filter: filter.split("."), queueGroup });
+const entry = (filter: string, queueGroup = ""): Entry => ({
+  name: filter,
+  filter: filter.split("."),
+  queueGroup,
+});
 const names = (list: Sublist<Entry>, subject: string) =>
-  list.match(subject, subject.split(".")).plain.map((e) => e.name).sort();
-
-/** Mulberry32: a small seeded generator, so a failing case is a seed that replays. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+  list
+    .match(subject, subject.split("."))
+    .plain.map((e) => e.name)
+    .sort();
 
 describe("Sublist", () => {
   it("matches literal, * and > filters", () => {
@@ -55,7 +51,7 @@ describe("Sublist", () => {
 
   it("agrees with a brute-force matcher on random filters, subjects, inserts and removes (seeded)", () => {
     const seed = Number(process.env.BROKER_SEED ?? 20261122);
-    const random = seeded(seed);
+    const random = seededRandom(seed);
     const tokens = ["a", "b", "c", "d"];
     const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;
     const randomFilter = () => {
@@ -88,7 +84,9 @@ describe("Sublist", () => {
         const result = list.match(subject, t);
         const got = [...result.plain, ...[...result.groups.values()].flat()];
         const expected = live.filter((e) => subjectMatches(e.filter, t));
-        expect(new Set(got), `seed ${seed} step ${step} subject ${subject}`).toEqual(new Set(expected));
+        expect(new Set(got), `seed ${seed} step ${step} subject ${subject}`).toEqual(
+          new Set(expected),
+        );
         expect(got.length, `seed ${seed} step ${step}: no duplicates`).toBe(expected.length);
       }
     }

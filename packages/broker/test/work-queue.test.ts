@@ -1,17 +1,28 @@
 import { describe, expect, it } from "vitest";
-import { BrokerError, type Delivery, defaultQueueSettings, WorkQueue } from "../src/index.ts";
+import { type BrokerError, type Delivery, defaultQueueSettings, WorkQueue } from "../src/index.ts";
 
 const item = (n: number) => ({ payload: new Uint8Array([n]), headers: {} });
 
 function setup(settings: Partial<typeof defaultQueueSettings> = {}) {
   let now = 1_000;
-  const q = new WorkQueue("jobs", { ...defaultQueueSettings, ackDeadlineMs: 1_000, maxDeliveries: 3, ...settings }, { now: () => now });
+  const q = new WorkQueue(
+    "jobs",
+    { ...defaultQueueSettings, ackDeadlineMs: 1_000, maxDeliveries: 3, ...settings },
+    { now: () => now },
+  );
   const consumer = (maxInFlight: number) => {
     const got: Delivery[] = [];
     const id = q.attach({ maxInFlight, deliver: (ds) => got.push(...ds) });
     return { id, got };
   };
-  return { q, consumer, advance: (ms: number) => { now += ms; q.tick(); } };
+  return {
+    q,
+    consumer,
+    advance: (ms: number) => {
+      now += ms;
+      q.tick();
+    },
+  };
 }
 
 const refused = (fn: () => unknown): BrokerError => {
@@ -50,7 +61,12 @@ describe("WorkQueue", () => {
     expect(a.got.map((d) => d.attempt)).toEqual([1, 2, 3]);
     advance(1_000);
     expect(a.got).toHaveLength(3);
-    expect(q.stats()).toMatchObject({ depth: 0, inFlight: 0, deadLetters: 1, deadLetteredTotal: 1 });
+    expect(q.stats()).toMatchObject({
+      depth: 0,
+      inFlight: 0,
+      deadLetters: 1,
+      deadLetteredTotal: 1,
+    });
     expect(q.redrive()).toBe(1);
     expect(a.got.map((d) => d.attempt)).toEqual([1, 2, 3, 1]);
   });
@@ -77,7 +93,11 @@ describe("WorkQueue", () => {
     const b = consumer(10);
     expect(b.got).toHaveLength(0);
     q.detach(a.id);
-    expect(b.got.map((d) => [d.seq, d.attempt])).toEqual([[1, 2], [2, 2], [3, 2]]);
+    expect(b.got.map((d) => [d.seq, d.attempt])).toEqual([
+      [1, 2],
+      [2, 2],
+      [3, 2],
+    ]);
   });
 
   it("refuses unknown and already-acked deliveries without changing anything", () => {

@@ -2,26 +2,26 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   BrokerError,
-  type Delivery,
-  defaultQueueSettings,
-  INBOX_PREFIX,
-  parseSubject,
-  type PubSub,
-  type Queues,
   type QueueStats as CoreStats,
+  type Delivery,
+  type PubSub,
+  parseSubject,
+  type Queues,
 } from "@quartet/broker";
 import {
-  type BrokerAdminService,
   type BrokerService,
   type Delivery as DeliveryMessage,
   DeliverySchema,
   type Message,
   Overflow,
+  type PublishRequest,
   type QueueStats,
   QueueStatsSchema,
   type RequestManyResponse,
   RequestManyResponseSchema,
   type RequestRequest,
+  type RequestResult,
+  RequestResultSchema,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
 import type { Logger } from "@quartet/server";
 import {
@@ -32,6 +32,7 @@ import {
   invalid,
   toConnectError,
 } from "./limits.ts";
+import { codeName, Outbox, untilAborted } from "./streams.ts";
 
 export interface BrokerDeps {
   pubsub: PubSub<Message>;
@@ -45,6 +46,8 @@ export interface BrokerDeps {
 const MESSAGE = "quartet.broker.v1.Message" as const;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const MAX_REQUEST_TIMEOUT_MS = 300_000;
+/** Requests one RequestStream may have waiting for replies at once. */
+const MAX_OUTSTANDING_REQUESTS = 10_000;
 
 /** Parses a publish subject, naming the field in the error. */
 function literalSubject(field: string, subject: string): string[] {
@@ -69,14 +72,36 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   const { pubsub, queues, limits, logger } = deps;
   const subscriptionsByClient = new Map<string, number>();
 
-  function prepare(
-    field: string,
-    m: { subject: string; payload: Uint8Array; headers: { [k: string]: string }; replyTo: string },
-  ): { message: Message; tokens: string[] } {
+  /** Checks one message to publish; returns its subject's tokens. */
+  function check(m: PublishRequest | Message, field = "message"): string[] {
     const tokens = literalSubject(`${field}.subject`, m.subject);
     if (m.replyTo !== "") literalSubject(`${field}.reply_to`, m.replyTo);
     checkMessage(field, m.payload, m.headers, limits);
-    return { message: toMessage(m.subject, m.payload, m.headers, m.replyTo), tokens };
+    return tokens;
+  }
+
+  /** Checks a whole batch first (a bad message publishes nothing), then publishes in order. */
+  function publishAll(messages: Message[]): number {
+    checkBatch("messages", messages.length);
+    const tokens = new Array<string[]>(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      try {
+        tokens[i] = check(messages[i]!);
+      } catch (e) {
+        // Named here rather than per message: building field names is not free at 10,000.
+        const err = ConnectError.from(e);
+        throw new ConnectError(err.rawMessage.replace(/^message/, `messages[${i}]`), err.code);
+      }
+    }
+    let delivered = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      delivered += pubsub.publish(
+        toMessage(m.subject, m.payload, m.headers, m.replyTo),
+        tokens[i]!,
+      );
+    }
+    return delivered;
   }
 
   function requestTimeout(field: string, timeoutMs: number, ctx: HandlerContext): AbortSignal {
@@ -89,31 +114,78 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     ]);
   }
 
-  async function requestOne(field: string, r: RequestRequest, signal: AbortSignal): Promise<Message> {
+  /** Aborts when the call ends or the broker begins shutting down. */
+  function ending(ctx: HandlerContext): AbortSignal {
+    return deps.closing ? AbortSignal.any([ctx.signal, deps.closing]) : ctx.signal;
+  }
+
+  function checkRequests(requests: RequestRequest[]): void {
+    checkBatch("requests", requests.length, 1000);
+    for (const [i, r] of requests.entries()) {
+      literalSubject(`requests[${i}].subject`, r.subject);
+      checkMessage(`requests[${i}]`, r.payload, r.headers, limits);
+      if (r.timeoutMs > MAX_REQUEST_TIMEOUT_MS) {
+        throw invalid(
+          `requests[${i}].timeout_ms`,
+          `${r.timeoutMs} is above the limit of ${MAX_REQUEST_TIMEOUT_MS} ms`,
+        );
+      }
+    }
+  }
+
+  /** Runs one request of a batch; its failure becomes an error code and message. */
+  function settle(
+    r: RequestRequest,
+    index: number,
+    ctx: HandlerContext,
+  ): Promise<{ reply: Message } | { errorCode: string; errorMessage: string }> {
+    const signal = requestTimeout(`requests[${index}].timeout_ms`, r.timeoutMs, ctx);
+    return requestOne(`requests[${index}]`, r, signal).then(
+      (reply) => ({ reply }),
+      (e: unknown) => {
+        const err = ConnectError.from(e);
+        return { errorCode: codeName(err.code), errorMessage: err.rawMessage };
+      },
+    );
+  }
+
+  async function requestOne(
+    field: string,
+    r: RequestRequest,
+    signal: AbortSignal,
+  ): Promise<Message> {
     const tokens = literalSubject(`${field}.subject`, r.subject);
     checkMessage(field, r.payload, r.headers, limits);
     return connectErrors(() =>
-      pubsub.request({ $typeName: MESSAGE, subject: r.subject, payload: r.payload, headers: r.headers }, tokens, signal),
+      pubsub.request(
+        { $typeName: MESSAGE, subject: r.subject, payload: r.payload, headers: r.headers },
+        tokens,
+        signal,
+      ),
     );
   }
 
   return {
     publish(req) {
-      const { message, tokens } = prepare("message", req);
-      return { delivered: pubsub.publish(message, tokens) };
+      const tokens = check(req);
+      return {
+        delivered: pubsub.publish(
+          toMessage(req.subject, req.payload, req.headers, req.replyTo),
+          tokens,
+        ),
+      };
     },
 
     publishBatch(req) {
-      checkBatch("messages", req.messages.length);
-      const prepared = req.messages.map((m, i) => prepare(`messages[${i}]`, m));
-      let delivered = 0;
-      for (const { message, tokens } of prepared) delivered += pubsub.publish(message, tokens);
-      return { delivered: BigInt(delivered) };
+      return { delivered: BigInt(publishAll(req.messages)) };
     },
 
     async *subscribe(req, ctx) {
       if (req.queueGroup !== "" && !/^[A-Za-z0-9_-]{1,64}$/.test(req.queueGroup)) {
-        throw invalid("queue_group", `${JSON.stringify(req.queueGroup.slice(0, 80))} is invalid; use 1 to 64 characters of [A-Za-z0-9_-]`);
+        throw invalid(
+          "queue_group",
+          `${JSON.stringify(req.queueGroup.slice(0, 80))} is invalid; use 1 to 64 characters of [A-Za-z0-9_-]`,
+        );
       }
       if (req.bufferSize > limits.maxBufferSize) {
         throw new ConnectError(
@@ -121,7 +193,8 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
           Code.ResourceExhausted,
         );
       }
-      if (req.maxBatch > 10_000) throw invalid("max_batch", `${req.maxBatch} is above the limit of 10000`);
+      if (req.maxBatch > 10_000)
+        throw invalid("max_batch", `${req.maxBatch} is above the limit of 10000`);
       const client = ctx.requestHeader.get("quartet-client-id") ?? "anonymous";
       const open = subscriptionsByClient.get(client) ?? 0;
       if (open >= limits.maxSubscriptionsPerClient) {
@@ -144,7 +217,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       }
       subscriptionsByClient.set(client, open + 1);
       const maxBatch = req.maxBatch === 0 ? 1000 : req.maxBatch;
-      const ended = deps.closing ? AbortSignal.any([ctx.signal, deps.closing]) : ctx.signal;
+      const ended = ending(ctx);
       try {
         yield { ready: true };
         for (;;) {
@@ -169,53 +242,81 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     },
 
     async *requestMany(req, ctx) {
-      checkBatch("requests", req.requests.length, 1000);
-      for (const [i, r] of req.requests.entries()) {
-        literalSubject(`requests[${i}].subject`, r.subject);
-        checkMessage(`requests[${i}]`, r.payload, r.headers, limits);
-        if (r.timeoutMs > MAX_REQUEST_TIMEOUT_MS) {
-          throw invalid(`requests[${i}].timeout_ms`, `${r.timeoutMs} is above the limit of ${MAX_REQUEST_TIMEOUT_MS} ms`);
-        }
-      }
-      const done: RequestManyResponse[] = [];
-      let wake: (() => void) | undefined;
-      let pending = req.requests.length;
+      checkRequests(req.requests);
+      const results = new Outbox<RequestManyResponse>();
       req.requests.forEach((r, index) => {
-        const signal = requestTimeout(`requests[${index}].timeout_ms`, r.timeoutMs, ctx);
-        requestOne(`requests[${index}]`, r, signal).then(
-          (reply) => done.push(create(RequestManyResponseSchema, { index, reply })),
-          (e: unknown) => {
-            const err = ConnectError.from(e);
-            done.push(
-              create(RequestManyResponseSchema, {
-                index,
-                errorCode: Code[err.code].replace(/[A-Z]/g, (c, at: number) => (at ? "_" : "") + c.toLowerCase()),
-                errorMessage: err.rawMessage,
-              }),
-            );
-          },
-        ).finally(() => {
-          pending--;
-          wake?.();
-        });
+        results.track(
+          settle(r, index, ctx).then((outcome) =>
+            create(RequestManyResponseSchema, { index, ...outcome }),
+          ),
+        );
       });
-      while (pending > 0 || done.length > 0) {
-        if (done.length === 0) await new Promise<void>((r) => (wake = r));
-        wake = undefined;
-        for (const response of done.splice(0)) yield response;
+      results.close();
+      for await (const batch of results.batches()) yield* batch;
+    },
+
+    publishStream: async (frames, ctx) => {
+      let delivered = 0;
+      for await (const frame of untilAborted(frames, ending(ctx))) {
+        delivered += publishAll(frame.messages);
+      }
+      return { delivered: BigInt(delivered) };
+    },
+
+    async *requestStream(frames, ctx) {
+      const results = new Outbox<RequestResult>();
+      let next = 0;
+      const ended = ending(ctx);
+      const onClosing = () =>
+        results.fail(new ConnectError("the broker is shutting down; reconnect", Code.Unavailable));
+      deps.closing?.addEventListener("abort", onClosing, { once: true });
+      (async () => {
+        for await (const frame of untilAborted(frames, ended)) {
+          checkRequests(frame.requests);
+          for (const r of frame.requests) {
+            const index = next++;
+            if (results.outstanding >= MAX_OUTSTANDING_REQUESTS) {
+              results.push(
+                create(RequestResultSchema, {
+                  index: BigInt(index),
+                  errorCode: "resource_exhausted",
+                  errorMessage: `this stream already has ${MAX_OUTSTANDING_REQUESTS} requests waiting for replies, the broker's limit; wait for some to finish`,
+                }),
+              );
+              continue;
+            }
+            results.track(
+              settle(r, index, ctx).then((outcome) =>
+                create(RequestResultSchema, { index: BigInt(index), ...outcome }),
+              ),
+            );
+          }
+        }
+      })().then(
+        () => results.close(),
+        (e: unknown) => results.fail(e),
+      );
+      try {
+        for await (const batch of results.batches()) yield { results: batch };
+      } finally {
+        deps.closing?.removeEventListener("abort", onClosing);
       }
     },
 
     async enqueue(req) {
       checkBatch("messages", req.messages.length);
-      req.messages.forEach((m, i) => checkMessage(`messages[${i}]`, m.payload, m.headers, limits));
+      for (const [i, m] of req.messages.entries()) {
+        checkMessage(`messages[${i}]`, m.payload, m.headers, limits);
+      }
       const seqs = await connectErrors(() => queues.enqueue(req.queue, req.messages));
       return { sequences: seqs.map(BigInt) };
     },
 
     async *receive(req, ctx) {
-      if (req.maxInFlight > 10_000) throw invalid("max_in_flight", `${req.maxInFlight} is above the limit of 10000`);
-      if (req.maxBatch > 10_000) throw invalid("max_batch", `${req.maxBatch} is above the limit of 10000`);
+      if (req.maxInFlight > 10_000)
+        throw invalid("max_in_flight", `${req.maxInFlight} is above the limit of 10000`);
+      if (req.maxBatch > 10_000)
+        throw invalid("max_batch", `${req.maxBatch} is above the limit of 10000`);
       const maxBatch = req.maxBatch === 0 ? 256 : req.maxBatch;
       const pending: Delivery[] = [];
       let wake: (() => void) | undefined;
@@ -237,7 +338,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
         ),
       );
       const onAbort = () => wake?.();
-      const ended = deps.closing ? AbortSignal.any([ctx.signal, deps.closing]) : ctx.signal;
+      const ended = ending(ctx);
       ended.addEventListener("abort", onAbort);
       try {
         yield { ready: true };
@@ -265,7 +366,8 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
 
     async nack(req) {
       checkBatch("delivery_ids", req.deliveryIds.length);
-      if (req.delayMs > 3_600_000) throw invalid("delay_ms", `${req.delayMs} is above the limit of 3600000`);
+      if (req.delayMs > 3_600_000)
+        throw invalid("delay_ms", `${req.delayMs} is above the limit of 3600000`);
       const deadLettered = await connectErrors(() =>
         queues.nack(req.queue, req.deliveryIds.map(Number), req.delayMs),
       );
@@ -282,43 +384,6 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   };
 }
 
-/** Implements the admin service; serve() guards it with the cluster credential. */
-export function createAdminService(deps: BrokerDeps): ServiceImpl<typeof BrokerAdminService> {
-  const { queues, logger } = deps;
-  return {
-    async createQueue(req) {
-      const s = req.settings;
-      const settings = {
-        maxDeliveries: s?.maxDeliveries || defaultQueueSettings.maxDeliveries,
-        ackDeadlineMs: s?.ackDeadlineMs || defaultQueueSettings.ackDeadlineMs,
-        durable: s?.durable ?? false,
-        maxLength: s?.maxLength || defaultQueueSettings.maxLength,
-      };
-      if (settings.maxDeliveries > 1000) throw invalid("settings.max_deliveries", `${settings.maxDeliveries} is above the limit of 1000`);
-      if (settings.ackDeadlineMs < 100 || settings.ackDeadlineMs > 3_600_000) {
-        throw invalid("settings.ack_deadline_ms", `${settings.ackDeadlineMs} is outside 100 to 3600000`);
-      }
-      if (settings.maxLength > 10_000_000) throw invalid("settings.max_length", `${settings.maxLength} is above the limit of 10000000`);
-      const created = await connectErrors(() => queues.create(req.queue, settings));
-      if (created) logger.info({ queue: req.queue, settings }, "queue created");
-      return { created };
-    },
-    async deleteQueue(req) {
-      await connectErrors(() => queues.delete(req.queue));
-      logger.info({ queue: req.queue }, "queue deleted");
-      return {};
-    },
-    async purgeQueue(req) {
-      const purged = await connectErrors(() => queues.purge(req.queue));
-      return { purged: BigInt(purged) };
-    },
-    async redriveDeadLetters(req) {
-      const redriven = await connectErrors(() => queues.redrive(req.queue));
-      return { redriven: BigInt(redriven) };
-    },
-  };
-}
-
 function toDelivery(d: Delivery): DeliveryMessage {
   return create(DeliverySchema, {
     deliveryId: BigInt(d.deliveryId),
@@ -328,7 +393,7 @@ function toDelivery(d: Delivery): DeliveryMessage {
   });
 }
 
-function statsOf(queues: Queues, name: string): QueueStats {
+export function statsOf(queues: Queues, name: string): QueueStats {
   const s: CoreStats = queues.stats(name);
   return create(QueueStatsSchema, {
     queue: name,
@@ -339,9 +404,8 @@ function statsOf(queues: Queues, name: string): QueueStats {
     ackedTotal: BigInt(s.ackedTotal),
     redeliveredTotal: BigInt(s.redeliveredTotal),
     deadLetteredTotal: BigInt(s.deadLetteredTotal),
+    purgedTotal: BigInt(s.purgedTotal),
     consumers: s.consumers,
     settings: queues.settings(name),
   });
 }
-
-export { INBOX_PREFIX };

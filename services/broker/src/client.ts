@@ -1,11 +1,12 @@
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { context, type Context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { type Context, context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
   BrokerAdminService,
   BrokerService,
   type Delivery,
   type Message,
   Overflow,
+  type PublishStreamRequest,
   type QueueMessage,
   type RequestManyResponse,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
@@ -14,6 +15,8 @@ import {
   extractMessageContext,
   injectMessageHeaders,
 } from "@quartet/telemetry";
+import { WideWindowSessionManager } from "./session-manager.ts";
+import { Channel } from "./streams.ts";
 
 export interface BrokerClientOptions {
   /** Broker base URL, e.g. "http://127.0.0.1:7100". */
@@ -24,6 +27,28 @@ export interface BrokerClientOptions {
   token?: string;
   /** Replaces the default transport (binary Connect over HTTP/2 with tracing). */
   transport?: Transport;
+  /**
+   * Use bidirectional and client streams (RequestStream, PublishStream); default true. Set
+   * false for transports without them (HTTP/1.1): requests then go by RequestMany.
+   */
+  streaming?: boolean;
+}
+
+/** A publisher over one PublishStream call: batches go out without a call each. */
+export interface StreamPublisher {
+  /** Sends one batch; the promise resolves once the stream has taken it (backpressure). */
+  publish(
+    messages: {
+      subject: string;
+      payload: Uint8Array;
+      headers?: { [k: string]: string };
+      replyTo?: string;
+    }[],
+  ): Promise<void>;
+  /** Ends the stream; resolves with the total delivered. */
+  close(): Promise<number>;
+  /** Rejects when the stream fails (its batches may be lost). */
+  readonly done: Promise<number>;
 }
 
 export interface SubscribeOptions {
@@ -74,14 +99,15 @@ const SYSTEM = "quartet";
 export class BrokerClient {
   readonly broker: Client<typeof BrokerService>;
   readonly admin: Client<typeof BrokerAdminService>;
-  private pendingRequests: {
-    subject: string;
-    payload: Uint8Array;
-    headers: { [k: string]: string };
-    timeoutMs: number;
-    resolve: (m: Message) => void;
-    reject: (e: unknown) => void;
-  }[] = [];
+  private pendingRequests: PendingRequest[] = [];
+  private readonly streaming: boolean;
+  private requestSession:
+    | {
+        frames: Channel<{ requests: RequestInit[] }>;
+        waiting: Map<number, PendingRequest>;
+        next: number;
+      }
+    | undefined;
 
   constructor(options: BrokerClientOptions) {
     const headers: Record<string, string> = {};
@@ -92,6 +118,9 @@ export class BrokerClient {
         baseUrl: options.baseUrl,
         httpVersion: "2",
         useBinaryFormat: true,
+        // Small messages in big batches: compression costs more CPU than loopback bandwidth.
+        acceptCompression: [],
+        sessionManager: new WideWindowSessionManager(options.baseUrl),
         interceptors: [
           (next) => (req) => {
             for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
@@ -102,6 +131,7 @@ export class BrokerClient {
           },
         ],
       });
+    this.streaming = options.streaming ?? true;
     this.broker = createClient(BrokerService, transport);
     this.admin = createClient(BrokerAdminService, transport);
   }
@@ -118,7 +148,12 @@ export class BrokerClient {
       async (span) => {
         try {
           const headers = injectMessageHeaders({ ...options.headers });
-          const res = await this.broker.publish({ subject, payload, headers, replyTo: options.replyTo ?? "" });
+          const res = await this.broker.publish({
+            subject,
+            payload,
+            headers,
+            replyTo: options.replyTo ?? "",
+          });
           return res.delivered;
         } catch (e) {
           fail(span, e);
@@ -132,16 +167,19 @@ export class BrokerClient {
 
   /** Publishes many messages in one call (no span each; the active trace context is injected). */
   async publishBatch(
-    messages: { subject: string; payload: Uint8Array; headers?: { [k: string]: string }; replyTo?: string }[],
+    messages: {
+      subject: string;
+      payload: Uint8Array;
+      headers?: { [k: string]: string };
+      replyTo?: string;
+    }[],
   ): Promise<number> {
     const traced = trace.getSpan(context.active()) !== undefined;
     const res = await this.broker.publishBatch({
-      messages: messages.map((m) => ({
-        subject: m.subject,
-        payload: m.payload,
-        headers: traced ? injectMessageHeaders({ ...m.headers }) : (m.headers ?? {}),
-        replyTo: m.replyTo ?? "",
-      })),
+      $typeName: "quartet.broker.v1.PublishBatchRequest",
+      messages: messages.map((m) =>
+        toMessage(m, traced ? injectMessageHeaders({ ...m.headers }) : (m.headers ?? {})),
+      ),
     });
     return Number(res.delivered);
   }
@@ -150,18 +188,21 @@ export class BrokerClient {
   async subscribe(subject: string, options: SubscribeOptions = {}): Promise<Subscriber> {
     const abort = new AbortController();
     options.signal?.addEventListener("abort", () => abort.abort(), { once: true });
-    const stream = this.broker.subscribe(
-      {
-        subject,
-        queueGroup: options.queueGroup ?? "",
-        bufferSize: options.bufferSize ?? 0,
-        overflow: options.overflow === "disconnect" ? Overflow.DISCONNECT : Overflow.DROP_OLDEST,
-        maxBatch: options.maxBatch ?? 0,
-      },
-      { signal: abort.signal },
-    )[Symbol.asyncIterator]();
+    const stream = this.broker
+      .subscribe(
+        {
+          subject,
+          queueGroup: options.queueGroup ?? "",
+          bufferSize: options.bufferSize ?? 0,
+          overflow: options.overflow === "disconnect" ? Overflow.DISCONNECT : Overflow.DROP_OLDEST,
+          maxBatch: options.maxBatch ?? 0,
+        },
+        { signal: abort.signal },
+      )
+      [Symbol.asyncIterator]();
     const first = await stream.next();
-    if (first.done || !first.value.ready) throw new ConnectError("subscribe stream ended before it was ready", Code.Internal);
+    if (first.done || !first.value.ready)
+      throw new ConnectError("subscribe stream ended before it was ready", Code.Internal);
     let dropped = 0;
     const batches = async function* (): AsyncGenerator<Message[]> {
       try {
@@ -197,12 +238,17 @@ export class BrokerClient {
     payload: Uint8Array,
     options: { headers?: { [k: string]: string }; timeoutMs?: number } = {},
   ): Promise<Message> {
+    // Inside a trace, the request carries it, so the responder's span joins it.
+    const headers =
+      trace.getSpan(context.active()) !== undefined
+        ? injectMessageHeaders({ ...options.headers })
+        : (options.headers ?? {});
     return new Promise((resolve, reject) => {
       if (this.pendingRequests.length === 0) setImmediate(() => this.flushRequests());
       this.pendingRequests.push({
         subject,
         payload,
-        headers: options.headers ?? {},
+        headers,
         timeoutMs: options.timeoutMs ?? 0,
         resolve,
         reject,
@@ -211,15 +257,30 @@ export class BrokerClient {
   }
 
   /** Enqueues jobs in a producer span; resolves once the broker stored them durably. */
-  async enqueue(queue: string, items: { payload: Uint8Array; headers?: { [k: string]: string } }[]): Promise<bigint[]> {
+  async enqueue(
+    queue: string,
+    items: { payload: Uint8Array; headers?: { [k: string]: string } }[],
+  ): Promise<bigint[]> {
     return tracer().startActiveSpan(
       `publish ${queue}`,
-      { kind: SpanKind.PRODUCER, attributes: { ...messagingAttributes(queue, "publish"), "messaging.batch.message_count": items.length } },
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          ...messagingAttributes(queue, "publish"),
+          "messaging.batch.message_count": items.length,
+        },
+      },
       async (span) => {
         try {
           const res = await this.broker.enqueue({
             queue,
-            messages: items.map((m) => ({ payload: m.payload, headers: injectMessageHeaders({ ...m.headers }) })),
+            messages: items.map(
+              (m): QueueMessage => ({
+                $typeName: "quartet.broker.v1.QueueMessage",
+                payload: m.payload,
+                headers: injectMessageHeaders({ ...m.headers }),
+              }),
+            ),
           });
           return res.sequences;
         } catch (e) {
@@ -243,7 +304,9 @@ export class BrokerClient {
     options: ConsumeOptions = {},
   ): { ready: Promise<void>; done: Promise<void> } {
     const acks = new Batcher((ids) => this.broker.ack({ queue, deliveryIds: ids }));
-    const nacks = new Batcher((ids) => this.broker.nack({ queue, deliveryIds: ids, delayMs: options.nackDelayMs ?? 0 }));
+    const nacks = new Batcher((ids) =>
+      this.broker.nack({ queue, deliveryIds: ids, delayMs: options.nackDelayMs ?? 0 }),
+    );
     let markReady!: () => void;
     let readyFailed!: (e: unknown) => void;
     const ready = new Promise<void>((resolve, reject) => {
@@ -276,12 +339,44 @@ export class BrokerClient {
     return { ready, done };
   }
 
+  /**
+   * Opens a PublishStream: each `publish()` sends one batch on it, with no response to wait
+   * for. Use it for steady flows such as replies; PublishBatch when you need `delivered`.
+   */
+  openPublisher(): StreamPublisher {
+    const frames = new Channel<PublishStreamRequest>();
+    const done = this.broker.publishStream(frames).then((res) => Number(res.delivered));
+    done.catch(() => frames.close());
+    return {
+      publish: (messages) =>
+        frames.push({
+          $typeName: "quartet.broker.v1.PublishStreamRequest",
+          messages: messages.map((m) => toMessage(m, m.headers ?? {})),
+        }),
+      close: () => {
+        frames.close();
+        return done;
+      },
+      done,
+    };
+  }
+
   private flushRequests(): void {
     const batch = this.pendingRequests.splice(0, 1000);
     if (this.pendingRequests.length > 0) setImmediate(() => this.flushRequests());
-    const stream = this.broker.requestMany({
-      requests: batch.map((r) => ({ subject: r.subject, payload: r.payload, headers: r.headers, timeoutMs: r.timeoutMs })),
-    });
+    const requests = batch.map((r) => ({
+      subject: r.subject,
+      payload: r.payload,
+      headers: r.headers,
+      timeoutMs: r.timeoutMs,
+    }));
+    if (this.streaming) {
+      const session = this.openRequestSession();
+      for (const r of batch) session.waiting.set(session.next++, r);
+      session.frames.push({ requests });
+      return;
+    }
+    const stream = this.broker.requestMany({ requests });
     void (async () => {
       const settled = new Set<number>();
       try {
@@ -291,7 +386,63 @@ export class BrokerClient {
       }
     })();
   }
+
+  /** The long-lived RequestStream that concurrent requests share; reopened after a failure. */
+  private openRequestSession() {
+    if (this.requestSession) return this.requestSession;
+    const session = {
+      frames: new Channel<{ requests: RequestInit[] }>(),
+      waiting: new Map<number, PendingRequest>(),
+      next: 0,
+    };
+    this.requestSession = session;
+    const end = (error: unknown) => {
+      if (this.requestSession === session) this.requestSession = undefined;
+      session.frames.close();
+      for (const r of session.waiting.values()) r.reject(error);
+      session.waiting.clear();
+    };
+    void (async () => {
+      try {
+        for await (const res of this.broker.requestStream(session.frames)) {
+          for (const result of res.results) {
+            const index = Number(result.index);
+            const r = session.waiting.get(index);
+            if (!r) continue;
+            session.waiting.delete(index);
+            if (result.reply) r.resolve(result.reply);
+            else r.reject(new ConnectError(result.errorMessage, codeOf(result.errorCode)));
+          }
+        }
+        end(new ConnectError("request stream ended", Code.Unavailable));
+      } catch (e) {
+        end(e);
+      }
+    })();
+    return session;
+  }
+
+  /** Ends the shared request stream, if open (pending requests fail with Canceled). */
+  close(): void {
+    this.requestSession?.frames.close();
+  }
 }
+
+interface PendingRequest {
+  subject: string;
+  payload: Uint8Array;
+  headers: { [k: string]: string };
+  timeoutMs: number;
+  resolve: (m: Message) => void;
+  reject: (e: unknown) => void;
+}
+
+type RequestInit = {
+  subject: string;
+  payload: Uint8Array;
+  headers: { [k: string]: string };
+  timeoutMs: number;
+};
 
 function settle(
   batch: { resolve: (m: Message) => void; reject: (e: unknown) => void }[],
@@ -306,34 +457,72 @@ function settle(
 }
 
 function codeOf(name: string): Code {
-  const key = name.replace(/(^|_)([a-z])/g, (_m, _s, c: string) => c.toUpperCase()) as keyof typeof Code;
+  const key = name.replace(/(^|_)([a-z])/g, (_m, _s, c: string) =>
+    c.toUpperCase(),
+  ) as keyof typeof Code;
   return (Code[key] as Code | undefined) ?? Code.Unknown;
 }
 
+/**
+ * A complete Message (every field set, `$typeName` included): protobuf-es sends such
+ * objects as they are, where plain initializers would be copied field by field first.
+ */
+function toMessage(
+  m: { subject: string; payload: Uint8Array; replyTo?: string },
+  headers: { [k: string]: string },
+): Message {
+  return {
+    $typeName: "quartet.broker.v1.Message",
+    subject: m.subject,
+    payload: m.payload,
+    headers,
+    replyTo: m.replyTo ?? "",
+  };
+}
+
 /** Runs one job inside a consumer span that continues the producer's trace. */
-async function runJob(
+function runJob(
   queue: string,
   delivery: Delivery,
   handler: (job: ReceivedJob) => Promise<void> | void,
 ): Promise<void> {
   const headers = delivery.message?.headers ?? {};
+  return processMessage(
+    queue,
+    headers,
+    () => handler({ delivery, payload: delivery.message?.payload ?? new Uint8Array(), headers }),
+    {
+      "messaging.message.id": String(delivery.sequence),
+      "messaging.message.delivery_attempt": delivery.attempt,
+    },
+  );
+}
+
+/**
+ * Runs `fn` for a received message in a consumer span "process <destination>" that is a
+ * child of the span whose context the message headers carry, and links to it (OTel
+ * messaging conventions). Use it for subscribed messages and requests; `consume()` already
+ * does it for queue jobs.
+ */
+export function processMessage<T>(
+  destination: string,
+  headers: { [name: string]: string },
+  fn: () => Promise<T> | T,
+  attributes: Record<string, string | number> = {},
+): Promise<T> {
   const producer: Context = extractMessageContext(headers);
   const producerSpan = trace.getSpanContext(producer);
   return tracer().startActiveSpan(
-    `process ${queue}`,
+    `process ${destination}`,
     {
       kind: SpanKind.CONSUMER,
-      attributes: {
-        ...messagingAttributes(queue, "process"),
-        "messaging.message.id": String(delivery.sequence),
-        "messaging.message.delivery_attempt": delivery.attempt,
-      },
+      attributes: { ...messagingAttributes(destination, "process"), ...attributes },
       links: producerSpan ? [{ context: producerSpan }] : [],
     },
     producer,
     async (span) => {
       try {
-        await handler({ delivery, payload: delivery.message?.payload ?? new Uint8Array(), headers });
+        return await fn();
       } catch (e) {
         fail(span, e);
         throw e;
@@ -345,7 +534,10 @@ async function runJob(
 }
 
 /** Semantic-convention attributes of a messaging span. */
-export function messagingAttributes(destination: string, operation: "publish" | "process" | "receive") {
+export function messagingAttributes(
+  destination: string,
+  operation: "publish" | "process" | "receive",
+) {
   return {
     "messaging.system": SYSTEM,
     "messaging.destination.name": destination,

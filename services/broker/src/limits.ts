@@ -62,7 +62,10 @@ export function checkMessage(
   for (const name in headers) {
     count++;
     if (name.length === 0 || name.length > MAX_HEADER_NAME) {
-      throw invalid(`${field}.headers`, `header name ${JSON.stringify(name.slice(0, 40))} must be 1 to ${MAX_HEADER_NAME} characters`);
+      throw invalid(
+        `${field}.headers`,
+        `header name ${JSON.stringify(name.slice(0, 40))} must be 1 to ${MAX_HEADER_NAME} characters`,
+      );
     }
     bytes += name.length + headers[name]!.length;
   }
@@ -81,6 +84,9 @@ export function checkMessage(
 export function checkBatch(field: string, length: number, max = MAX_BATCH): void {
   if (length === 0) throw invalid(field, "is empty; send at least one");
   if (length > max) {
-    throw new ConnectError(`${field}: ${length} items is above the limit of ${max} per call; split the batch`, Code.ResourceExhausted);
+    throw new ConnectError(
+      `${field}: ${length} items is above the limit of ${max} per call; split the batch`,
+      Code.ResourceExhausted,
+    );
   }
 }

@@ -1,10 +1,15 @@
 import { mkdirSync } from "node:fs";
-import { LmdbQueueStore, PubSub, Queues } from "@quartet/broker";
-import { BrokerAdminService, BrokerService, type Message } from "@quartet/proto/quartet/broker/v1/broker_pb";
+import { defaultQueueSettings, LmdbQueueStore, PubSub, Queues } from "@quartet/broker";
+import {
+  BrokerAdminService,
+  BrokerService,
+  type Message,
+} from "@quartet/proto/quartet/broker/v1/broker_pb";
 import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
-import { createAdminService, createBrokerService } from "./broker-service.ts";
+import { createAdminService } from "./admin-service.ts";
+import { createBrokerService } from "./broker-service.ts";
 import { defaultBrokerLimits } from "./limits.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -18,6 +23,18 @@ const config = loadConfig({
     dataDir: {
       schema: z.string().min(1).optional(),
       help: "Directory of the durable queue store (LMDB); without it only non-durable queues exist.",
+    },
+    queues: {
+      schema: z
+        .string()
+        .optional()
+        .transform((s) =>
+          (s ?? "")
+            .split(",")
+            .map((q) => q.trim())
+            .filter(Boolean),
+        ),
+      help: "Comma-separated work queues to create at start-up if missing (durable with --data-dir), e.g. jobs.",
     },
     maxMessageBytes: {
       schema: int(1, 64 * 1024 * 1024).default(defaultBrokerLimits.maxMessageBytes),
@@ -48,6 +65,11 @@ const queues = new Queues({
 });
 for (const name of queues.names()) {
   logger.info({ queue: name, ...queues.stats(name) }, "queue recovered");
+}
+for (const name of config.queues) {
+  if (queues.names().includes(name)) continue;
+  await queues.create(name, { ...defaultQueueSettings, durable: store !== undefined });
+  logger.info({ queue: name, durable: store !== undefined }, "queue created");
 }
 // Streams never end on their own: end them when a shutdown begins, so the drain is quick and
 // clients reconnect elsewhere.

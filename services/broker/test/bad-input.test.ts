@@ -7,10 +7,14 @@ import { client, dataDir, startBroker, take, text } from "./brokers.ts";
 let broker: ServiceProcess;
 beforeAll(async () => {
   broker = await startBroker([
-    "--data-dir", dataDir(),
-    "--max-message-bytes", "1024",
-    "--max-subscriptions-per-client", "2",
-    "--max-buffer-size", "100",
+    "--data-dir",
+    dataDir(),
+    "--max-message-bytes",
+    "1024",
+    "--max-subscriptions-per-client",
+    "2",
+    "--max-buffer-size",
+    "100",
   ]);
 });
 afterAll(async () => {
@@ -32,7 +36,10 @@ describe("bad input gets the right code and message, and changes nothing", () =>
     const cases: [string, RegExp][] = [
       ["", /message.subject: subject is empty/],
       ["orders..eu", /token 2 of subject "orders..eu" is empty/],
-      ["orders.*", /token 2 of subject "orders.\*" is the wildcard "\*"; publish subjects must be literal/],
+      [
+        "orders.*",
+        /token 2 of subject "orders.\*" is the wildcard "\*"; publish subjects must be literal/,
+      ],
       ["orders.e u", /token 2 .*printable ASCII/],
     ];
     for (const [subject, message] of cases) {
@@ -42,14 +49,21 @@ describe("bad input gets the right code and message, and changes nothing", () =>
     }
     const filter = await refused(() => c.subscribe("orders.>.eu"));
     expect(filter.code).toBe(Code.InvalidArgument);
-    expect(filter.rawMessage).toMatch(/token 2 of subject filter "orders.>.eu" is ">", which is only allowed as the last token/);
+    expect(filter.rawMessage).toMatch(
+      /token 2 of subject filter "orders.>.eu" is ">", which is only allowed as the last token/,
+    );
     const req = await refused(() => c.broker.request({ subject: "a.", payload: text("x") }));
     expect(req.code).toBe(Code.InvalidArgument);
     expect(req.rawMessage).toMatch(/request.subject: token 2 .* is empty/);
     // A batch with one bad message publishes none of it.
     const watcher = await c.subscribe("batch.>");
     const batch = await refused(() =>
-      c.broker.publishBatch({ messages: [{ subject: "batch.ok", payload: text("1") }, { subject: "batch..bad", payload: text("2") }] }),
+      c.broker.publishBatch({
+        messages: [
+          { subject: "batch.ok", payload: text("1") },
+          { subject: "batch..bad", payload: text("2") },
+        ],
+      }),
     );
     expect(batch.code).toBe(Code.InvalidArgument);
     expect(batch.rawMessage).toMatch(/messages\[1\].subject/);
@@ -61,7 +75,9 @@ describe("bad input gets the right code and message, and changes nothing", () =>
 
   it("oversized messages, too many subscriptions and too large buffers are ResourceExhausted", async () => {
     const c = client(broker.url, "greedy");
-    const big = await refused(() => c.broker.publish({ subject: "a.b", payload: new Uint8Array(1025) }));
+    const big = await refused(() =>
+      c.broker.publish({ subject: "a.b", payload: new Uint8Array(1025) }),
+    );
     expect(big.code).toBe(Code.ResourceExhausted);
     expect(big.rawMessage).toMatch(/message is 1025 bytes .* above the broker's limit of 1024/);
     const buffer = await refused(() => c.subscribe("a.b", { bufferSize: 101 }));
@@ -76,12 +92,18 @@ describe("bad input gets the right code and message, and changes nothing", () =>
 
   it("a slow subscriber with OVERFLOW_DISCONNECT is cut off with a clear error", async () => {
     const c = client(broker.url, "slow");
-    const slow = await c.subscribe("firehose", { bufferSize: 1, overflow: "disconnect", maxBatch: 1 });
+    const slow = await c.subscribe("firehose", {
+      bufferSize: 1,
+      overflow: "disconnect",
+      maxBatch: 1,
+    });
     // Never read: the broker's buffer of 1 overflows once the stream's own buffers fill up.
     const payload = new Uint8Array(1000);
     const err = await (async () => {
       for (let round = 0; round < 1000; round++) {
-        const delivered = await c.publishBatch(Array.from({ length: 100 }, () => ({ subject: "firehose", payload })));
+        const delivered = await c.publishBatch(
+          Array.from({ length: 100 }, () => ({ subject: "firehose", payload })),
+        );
         if (delivered < 100) break;
       }
       return refused(async () => {
@@ -91,7 +113,9 @@ describe("bad input gets the right code and message, and changes nothing", () =>
       });
     })();
     expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.rawMessage).toMatch(/slow consumer: the buffer of 1 messages for "firehose" is full/);
+    expect(err.rawMessage).toMatch(
+      /slow consumer: the buffer of 1 messages for "firehose" is full/,
+    );
   }, 30_000);
 
   it("acks and nacks of unknown or already-acked deliveries fail and change nothing", async () => {
@@ -99,7 +123,9 @@ describe("bad input gets the right code and message, and changes nothing", () =>
     await c.admin.createQueue({ queue: "strict", settings: { durable: true } });
     await c.enqueue("strict", [{ payload: text("a") }, { payload: text("b") }]);
     const abort = new AbortController();
-    const stream = c.broker.receive({ queue: "strict", maxInFlight: 10 }, { signal: abort.signal })[Symbol.asyncIterator]();
+    const stream = c.broker
+      .receive({ queue: "strict", maxInFlight: 10 }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
     expect((await stream.next()).value?.ready).toBe(true);
     const deliveries = (await stream.next()).value!.deliveries;
     expect(deliveries).toHaveLength(2);
@@ -107,10 +133,14 @@ describe("bad input gets the right code and message, and changes nothing", () =>
     await c.broker.ack({ queue: "strict", deliveryIds: [a!.deliveryId] });
     const before = (await c.broker.stats({ queue: "strict" })).stats;
 
-    const again = await refused(() => c.broker.ack({ queue: "strict", deliveryIds: [b!.deliveryId, a!.deliveryId] }));
+    const again = await refused(() =>
+      c.broker.ack({ queue: "strict", deliveryIds: [b!.deliveryId, a!.deliveryId] }),
+    );
     expect(again.code).toBe(Code.FailedPrecondition);
     expect(again.rawMessage).toMatch(/delivery \d+ on queue strict is no longer in flight/);
-    const unknown = await refused(() => c.broker.nack({ queue: "strict", deliveryIds: [b!.deliveryId, 123456789n] }));
+    const unknown = await refused(() =>
+      c.broker.nack({ queue: "strict", deliveryIds: [b!.deliveryId, 123456789n] }),
+    );
     expect(unknown.code).toBe(Code.NotFound);
     expect(unknown.rawMessage).toMatch(/never issued delivery 123456789/);
     const empty = await refused(() => c.broker.ack({ queue: "strict", deliveryIds: [] }));
@@ -118,14 +148,22 @@ describe("bad input gets the right code and message, and changes nothing", () =>
     const noQueue = await refused(() => c.broker.ack({ queue: "nope", deliveryIds: [1n] }));
     expect(noQueue.code).toBe(Code.NotFound);
     expect(noQueue.rawMessage).toMatch(/queue nope does not exist/);
-    const badName = await refused(() => c.broker.enqueue({ queue: "bad name", messages: [{ payload: text("x") }] }));
+    const badName = await refused(() =>
+      c.broker.enqueue({ queue: "bad name", messages: [{ payload: text("x") }] }),
+    );
     expect(badName.code).toBe(Code.InvalidArgument);
-    const tooBig = await refused(() => c.broker.enqueue({ queue: "strict", messages: [{ payload: new Uint8Array(2000) }] }));
+    const tooBig = await refused(() =>
+      c.broker.enqueue({ queue: "strict", messages: [{ payload: new Uint8Array(2000) }] }),
+    );
     expect(tooBig.code).toBe(Code.ResourceExhausted);
 
     expect((await c.broker.stats({ queue: "strict" })).stats).toEqual(before);
     await c.broker.ack({ queue: "strict", deliveryIds: [b!.deliveryId] });
-    expect((await c.broker.stats({ queue: "strict" })).stats).toMatchObject({ depth: 0n, inFlight: 0n, ackedTotal: 2n });
+    expect((await c.broker.stats({ queue: "strict" })).stats).toMatchObject({
+      depth: 0n,
+      inFlight: 0n,
+      ackedTotal: 2n,
+    });
     abort.abort();
   });
 

@@ -1,22 +1,42 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type ServiceProcess, type StartOptions, startServiceProcess } from "@quartet/server/testing";
+import {
+  type ServiceProcess,
+  type StartOptions,
+  startServiceProcess,
+} from "@quartet/server/testing";
+import { afterAll } from "vitest";
 import { BrokerClient } from "../src/client.ts";
 
 export const brokerEntry = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 export const workerEntry = fileURLToPath(new URL("../../worker/src/main.ts", import.meta.url));
 export const TOKEN = "test-cluster-token-0123456789";
 
-/** A fresh directory for a broker's durable store. */
+const dirs: string[] = [];
+// Registered for each test file that imports this module (vitest isolates files).
+afterAll(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory for a broker's durable store, removed after the test file. */
 export function dataDir(): string {
-  return mkdtempSync(join(tmpdir(), "quartet-broker-"));
+  const dir = mkdtempSync(join(tmpdir(), "quartet-broker-"));
+  dirs.push(dir);
+  return dir;
 }
 
 /** Starts a real broker process on a free loopback port. */
-export function startBroker(args: string[] = [], options: StartOptions = {}): Promise<ServiceProcess> {
-  return startServiceProcess(brokerEntry, ["--port", "0", "--cluster-token", TOKEN, ...args], options);
+export function startBroker(
+  args: string[] = [],
+  options: StartOptions = {},
+): Promise<ServiceProcess> {
+  return startServiceProcess(
+    brokerEntry,
+    ["--port", "0", "--cluster-token", TOKEN, ...args],
+    options,
+  );
 }
 
 /** Starts a real worker process in its consumer role against `brokerUrl`. */
@@ -26,7 +46,11 @@ export async function startConsumerWorker(
   args: string[],
   options: StartOptions = {},
 ): Promise<ServiceProcess> {
-  return startServiceProcess(workerEntry, ["--port", "0", "--id", id, "--broker-url", brokerUrl, ...args], options);
+  return startServiceProcess(
+    workerEntry,
+    ["--port", "0", "--id", id, "--broker-url", brokerUrl, ...args],
+    options,
+  );
 }
 
 export function client(url: string, clientId?: string): BrokerClient {

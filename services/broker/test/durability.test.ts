@@ -13,7 +13,10 @@ describe("durable work queue survives SIGKILL of the broker", () => {
     const first = await startBroker(["--data-dir", dir]);
     started.push(first);
     const c1 = client(first.url);
-    await c1.admin.createQueue({ queue: "orders", settings: { durable: true, maxDeliveries: 1000, ackDeadlineMs: 600_000 } });
+    await c1.admin.createQueue({
+      queue: "orders",
+      settings: { durable: true, maxDeliveries: 1000, ackDeadlineMs: 600_000 },
+    });
 
     const acknowledged = new Set<string>(); // enqueues the broker confirmed
     const uncertain = new Set<string>(); // enqueues cut off by the crash
@@ -32,7 +35,10 @@ describe("durable work queue survives SIGKILL of the broker", () => {
       while (!crashed) {
         const ids = Array.from({ length: 20 }, () => `p${p}-${nextId++}`);
         try {
-          await c1.broker.enqueue({ queue: "orders", messages: ids.map((id) => ({ payload: text(id) })) });
+          await c1.broker.enqueue({
+            queue: "orders",
+            messages: ids.map((id) => ({ payload: text(id) })),
+          });
           for (const id of ids) acknowledged.add(id);
           check();
         } catch {
@@ -44,14 +50,20 @@ describe("durable work queue survives SIGKILL of the broker", () => {
     const abort = new AbortController();
     const consumer = async () => {
       try {
-        for await (const res of c1.broker.receive({ queue: "orders", maxInFlight: 100 }, { signal: abort.signal })) {
+        for await (const res of c1.broker.receive(
+          { queue: "orders", maxInFlight: 100 },
+          { signal: abort.signal },
+        )) {
           if (res.deliveries.length === 0) continue;
           const ids = res.deliveries.map((d) => str(d.message!.payload));
           for (const id of ids) {
             delivered1.add(id);
             ackSent.add(id);
           }
-          await c1.broker.ack({ queue: "orders", deliveryIds: res.deliveries.map((d) => d.deliveryId) });
+          await c1.broker.ack({
+            queue: "orders",
+            deliveryIds: res.deliveries.map((d) => d.deliveryId),
+          });
           for (const id of ids) ackConfirmed.add(id);
           check();
         }
@@ -85,21 +97,28 @@ describe("durable work queue survives SIGKILL of the broker", () => {
     const delivered2 = new Set<string>();
     const drain = new AbortController();
     if (depth > 0) {
-      for await (const res of c2.broker.receive({ queue: "orders", maxInFlight: 1000 }, { signal: drain.signal })) {
+      for await (const res of c2.broker.receive(
+        { queue: "orders", maxInFlight: 1000 },
+        { signal: drain.signal },
+      )) {
         if (res.deliveries.length === 0) continue;
         for (const d of res.deliveries) {
           const id = str(d.message!.payload);
           expect(delivered2.has(id), `${id} delivered twice after the restart`).toBe(false);
           delivered2.add(id);
         }
-        await c2.broker.ack({ queue: "orders", deliveryIds: res.deliveries.map((d) => d.deliveryId) });
+        await c2.broker.ack({
+          queue: "orders",
+          deliveryIds: res.deliveries.map((d) => d.deliveryId),
+        });
         if (delivered2.size === depth) break;
       }
     }
     drain.abort();
 
     const everything = new Set([...delivered1, ...delivered2]);
-    for (const id of acknowledged) expect(everything.has(id), `acknowledged ${id} was lost`).toBe(true);
+    for (const id of acknowledged)
+      expect(everything.has(id), `acknowledged ${id} was lost`).toBe(true);
     for (const id of ackConfirmed) expect(delivered2.has(id), `acked ${id} came back`).toBe(false);
     for (const id of delivered2) expect(acknowledged.has(id) || uncertain.has(id)).toBe(true);
     // Consumers only ever see stored messages, so what was delivered is exactly what was stored,
@@ -107,7 +126,12 @@ describe("durable work queue survives SIGKILL of the broker", () => {
     expect(everything.size).toBe(enqueued);
     expect(everything.size - delivered2.size).toBe(acked);
     const final = (await c2.broker.stats({ queue: "orders" })).stats!;
-    expect(final).toMatchObject({ depth: 0n, inFlight: 0n, enqueuedTotal: BigInt(enqueued), ackedTotal: BigInt(enqueued) });
+    expect(final).toMatchObject({
+      depth: 0n,
+      inFlight: 0n,
+      enqueuedTotal: BigInt(enqueued),
+      ackedTotal: BigInt(enqueued),
+    });
     await second.kill("SIGTERM");
   }, 90_000);
 });

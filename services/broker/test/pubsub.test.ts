@@ -1,5 +1,7 @@
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BrokerClient } from "../src/client.ts";
 import { client, startBroker, str, take, text } from "./brokers.ts";
 
 let broker: ServiceProcess;
@@ -23,11 +25,23 @@ const matches = (filter: string, subject: string) => {
 describe("pub/sub across processes", () => {
   it("3 subscribers on overlapping wildcards get exactly what they match, in publish order per publisher", async () => {
     const filters = ["orders.>", "orders.*.created", "orders.eu.*"];
-    const subscribers = await Promise.all(filters.map((f, i) => client(broker.url, `sub-${i}`).subscribe(f)));
-    const subjects = ["orders.eu.created", "orders.us.created", "orders.eu.paid", "orders.us.paid", "audit.eu.created", "orders.eu"];
+    const subscribers = await Promise.all(
+      filters.map((f, i) => client(broker.url, `sub-${i}`).subscribe(f)),
+    );
+    const subjects = [
+      "orders.eu.created",
+      "orders.us.created",
+      "orders.eu.paid",
+      "orders.us.paid",
+      "audit.eu.created",
+      "orders.eu",
+    ];
     const publishers = ["p1", "p2"];
     const sent = publishers.map((p) =>
-      Array.from({ length: 300 }, (_, i) => ({ subject: subjects[(i * 7 + p.length) % subjects.length]!, body: `${p}:${i}` })),
+      Array.from({ length: 300 }, (_, i) => ({
+        subject: subjects[(i * 7 + p.length) % subjects.length]!,
+        body: `${p}:${i}`,
+      })),
     );
     const expected = filters.map((f) => sent.flat().filter((m) => matches(f, m.subject)));
     const received = filters.map((_, i) => take(subscribers[i]!.messages, expected[i]!.length));
@@ -40,7 +54,9 @@ describe("pub/sub across processes", () => {
       (async () => {
         const pub = client(broker.url, "p2");
         for (let i = 0; i < sent[1]!.length; i += 50) {
-          await pub.publishBatch(sent[1]!.slice(i, i + 50).map((m) => ({ subject: m.subject, payload: text(m.body) })));
+          await pub.publishBatch(
+            sent[1]!.slice(i, i + 50).map((m) => ({ subject: m.subject, payload: text(m.body) })),
+          );
         }
       })(),
     ]);
@@ -51,7 +67,9 @@ describe("pub/sub across processes", () => {
       expect(new Set(bodies)).toEqual(new Set(expected[i]!.map((m) => m.body)));
       for (const p of publishers) {
         const mine = bodies.filter((b) => b.startsWith(`${p}:`));
-        expect(mine, `${filters[i]} keeps ${p}'s order`).toEqual(expected[i]!.filter((m) => m.body.startsWith(`${p}:`)).map((m) => m.body));
+        expect(mine, `${filters[i]} keeps ${p}'s order`).toEqual(
+          expected[i]!.filter((m) => m.body.startsWith(`${p}:`)).map((m) => m.body),
+        );
       }
       expect(subscribers[i]!.dropped()).toBe(0);
     }
@@ -59,7 +77,11 @@ describe("pub/sub across processes", () => {
   }, 30_000);
 
   it("3 members of a queue group each get a share and no message twice", async () => {
-    const members = await Promise.all([0, 1, 2].map((i) => client(broker.url, `member-${i}`).subscribe("work.*", { queueGroup: "crew" })));
+    const members = await Promise.all(
+      [0, 1, 2].map((i) =>
+        client(broker.url, `member-${i}`).subscribe("work.*", { queueGroup: "crew" }),
+      ),
+    );
     const watcher = await client(broker.url, "watcher").subscribe("work.>");
     const total = 300;
     const perMember = members.map(() => [] as string[]);
@@ -80,7 +102,10 @@ describe("pub/sub across processes", () => {
     const pub = client(broker.url, "publisher");
     for (let i = 0; i < total; i += 100) {
       const delivered = await pub.publishBatch(
-        Array.from({ length: 100 }, (_, j) => ({ subject: "work.item", payload: text(String(i + j)) })),
+        Array.from({ length: 100 }, (_, j) => ({
+          subject: "work.item",
+          payload: text(String(i + j)),
+        })),
       );
       expect(delivered).toBe(200);
     }
@@ -97,4 +122,21 @@ describe("pub/sub across processes", () => {
     expect(new Set(flat).size).toBe(total);
     watcher.close();
   }, 30_000);
+
+  it("Subscribe and Publish work over gRPC-Web on HTTP/1.1, as from a browser", async () => {
+    const web = new BrokerClient({
+      baseUrl: broker.url,
+      streaming: false,
+      transport: createGrpcWebTransport({ baseUrl: broker.url, httpVersion: "1.1" }),
+    });
+    const sub = await web.subscribe("browser.*");
+    await web.publish("browser.hello", text("hi"));
+    await web.publish("browser.bye", text("bye"));
+    const got = await take(sub.messages, 2);
+    expect(got.map((m) => [m.subject, str(m.payload)])).toEqual([
+      ["browser.hello", "hi"],
+      ["browser.bye", "bye"],
+    ]);
+    sub.close();
+  });
 });

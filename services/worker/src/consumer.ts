@@ -1,6 +1,11 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { BrokerClient, type ReceivedJob } from "@quartet/broker-service/client";
+import {
+  BrokerClient,
+  processMessage,
+  type ReceivedJob,
+  type StreamPublisher,
+} from "@quartet/broker-service/client";
 import {
   ComputeRequestSchema,
   ComputeResponseSchema,
@@ -100,7 +105,9 @@ export function startConsumerRole(options: ConsumerRoleOptions): () => void {
       for await (const batch of sub.batches) {
         for (const message of batch) {
           if (!message.replyTo) continue;
-          compute(message.payload, stop.signal).then(
+          processMessage(subject, message.headers, () =>
+            compute(message.payload, stop.signal),
+          ).then(
             (result) => replies.add(message.replyTo, result, {}),
             (e: unknown) => {
               const err = ConnectError.from(e);
@@ -149,10 +156,15 @@ async function retrying(
   }
 }
 
-/** Publishes replies and results in one PublishBatch per event-loop turn. */
+/**
+ * Publishes replies and results on one PublishStream, one batch per event-loop turn; a new
+ * stream is opened after a failure (replies in a failed batch are lost, as with any publish
+ * to a broker that went away: their requesters time out).
+ */
 class ReplyBatcher {
   private pending: { subject: string; payload: Uint8Array; headers: { [k: string]: string } }[] =
     [];
+  private publisher: StreamPublisher | undefined;
   private readonly client: BrokerClient;
   private readonly logger: Logger;
 
@@ -167,12 +179,14 @@ class ReplyBatcher {
   }
 
   private flush(): void {
-    const batch = this.pending.splice(0);
-    this.client.publishBatch(batch).catch((e: unknown) => {
-      this.logger.warn(
-        { err: (e as Error).message, replies: batch.length },
-        "replies lost: publish failed",
-      );
-    });
+    if (!this.publisher) {
+      const publisher = this.client.openPublisher();
+      this.publisher = publisher;
+      publisher.done.catch((e: unknown) => {
+        if (this.publisher === publisher) this.publisher = undefined;
+        this.logger.warn({ err: (e as Error).message }, "reply stream failed; opening a new one");
+      });
+    }
+    void this.publisher.publish(this.pending.splice(0));
   }
 }

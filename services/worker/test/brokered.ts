@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,14 +10,22 @@ import {
   type StartOptions,
   startServiceProcess,
 } from "@quartet/server/testing";
+import { afterAll } from "vitest";
 import { startWorker } from "./workers.ts";
 
 const brokerEntry = fileURLToPath(new URL("../../broker/src/main.ts", import.meta.url));
 export const TOKEN = "test-cluster-token-0123456789";
 
-/** Starts a real broker process with a fresh durable store. */
+const dirs: string[] = [];
+// Registered for each test file that imports this module (vitest isolates files).
+afterAll(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts a real broker process with a fresh durable store (removed after the test file). */
 export function startBroker(options: StartOptions = {}): Promise<ServiceProcess> {
   const dir = mkdtempSync(join(tmpdir(), "quartet-broker-"));
+  dirs.push(dir);
   return startServiceProcess(
     brokerEntry,
     ["--port", "0", "--cluster-token", TOKEN, "--data-dir", dir],

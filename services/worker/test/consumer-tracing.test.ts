@@ -20,7 +20,16 @@ beforeAll(async () => {
     queue: "traced",
     settings: { durable: true },
   });
-  worker = await startQueueWorker("traced-worker", broker.url, "traced", [], { env });
+  worker = await startQueueWorker(
+    "traced-worker",
+    broker.url,
+    "traced",
+    ["--request-subject", "traced.compute"],
+    {
+      env,
+    },
+  );
+  await worker.waitForLog((l) => l.msg === "responder subscribed");
 }, 30_000);
 
 afterAll(async () => {
@@ -80,5 +89,30 @@ describe("trace context through the broker", () => {
     expect(inTrace.find((s) => s.spanId === rpc?.parentSpanId)?.name).toBe(
       "quartet.broker.v1.BrokerService/Enqueue",
     );
+  }, 30_000);
+
+  it("a request made inside a trace is answered in a worker span of that trace", async () => {
+    const c = brokerClient(broker.url);
+    const { traceId, spanId } = await trace
+      .getTracer("test")
+      .startActiveSpan("ask", async (root) => {
+        await c.request("traced.compute", job("question"), { timeoutMs: 10_000 });
+        root.end();
+        return root.spanContext();
+      });
+    await telemetry.forceFlush();
+    const spans = await receiver.waitForSpans((all) =>
+      all.some((s) => s.traceId === traceId && s.name === "process traced.compute"),
+    );
+    const responder = spans.find(
+      (s) => s.traceId === traceId && s.name === "process traced.compute",
+    )!;
+    expect(responder).toMatchObject({
+      kind: "consumer",
+      serviceName: "quartet-worker",
+      parentSpanId: spanId,
+    });
+    expect(responder.links).toEqual([expect.objectContaining({ traceId, spanId })]);
+    c.close();
   }, 30_000);
 });

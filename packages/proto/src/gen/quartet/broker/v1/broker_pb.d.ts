@@ -115,11 +115,12 @@ export declare const PublishResponseSchema: GenMessage<PublishResponse>;
  */
 export declare type PublishBatchRequest = Message$1<"quartet.broker.v1.PublishBatchRequest"> & {
   /**
-   * 1 to 10,000 messages, published in this order.
+   * 1 to 10,000 messages, published in this order; each with the limits of PublishRequest.
+   * (Message has the same fields as PublishRequest, so the broker routes them as they are.)
    *
-   * @generated from field: repeated quartet.broker.v1.PublishRequest messages = 1;
+   * @generated from field: repeated quartet.broker.v1.Message messages = 1;
    */
-  messages: PublishRequest[];
+  messages: Message[];
 };
 
 /**
@@ -339,6 +340,120 @@ export declare type RequestManyResponse = Message$1<"quartet.broker.v1.RequestMa
  * Use `create(RequestManyResponseSchema)` to create a new message.
  */
 export declare const RequestManyResponseSchema: GenMessage<RequestManyResponse>;
+
+/**
+ * @generated from message quartet.broker.v1.PublishStreamRequest
+ */
+export declare type PublishStreamRequest = Message$1<"quartet.broker.v1.PublishStreamRequest"> & {
+  /**
+   * 1 to 10,000 messages, published in this order after every earlier batch of the stream;
+   * each with the limits of PublishRequest.
+   *
+   * @generated from field: repeated quartet.broker.v1.Message messages = 1;
+   */
+  messages: Message[];
+};
+
+/**
+ * Describes the message quartet.broker.v1.PublishStreamRequest.
+ * Use `create(PublishStreamRequestSchema)` to create a new message.
+ */
+export declare const PublishStreamRequestSchema: GenMessage<PublishStreamRequest>;
+
+/**
+ * @generated from message quartet.broker.v1.PublishStreamResponse
+ */
+export declare type PublishStreamResponse = Message$1<"quartet.broker.v1.PublishStreamResponse"> & {
+  /**
+   * Sum over the stream of the subscriptions each message was handed to.
+   *
+   * @generated from field: uint64 delivered = 1;
+   */
+  delivered: bigint;
+};
+
+/**
+ * Describes the message quartet.broker.v1.PublishStreamResponse.
+ * Use `create(PublishStreamResponseSchema)` to create a new message.
+ */
+export declare const PublishStreamResponseSchema: GenMessage<PublishStreamResponse>;
+
+/**
+ * @generated from message quartet.broker.v1.RequestStreamRequest
+ */
+export declare type RequestStreamRequest = Message$1<"quartet.broker.v1.RequestStreamRequest"> & {
+  /**
+   * 1 to 1,000 requests, each answered independently.
+   *
+   * @generated from field: repeated quartet.broker.v1.RequestRequest requests = 1;
+   */
+  requests: RequestRequest[];
+};
+
+/**
+ * Describes the message quartet.broker.v1.RequestStreamRequest.
+ * Use `create(RequestStreamRequestSchema)` to create a new message.
+ */
+export declare const RequestStreamRequestSchema: GenMessage<RequestStreamRequest>;
+
+/**
+ * @generated from message quartet.broker.v1.RequestStreamResponse
+ */
+export declare type RequestStreamResponse = Message$1<"quartet.broker.v1.RequestStreamResponse"> & {
+  /**
+   * Outcomes that arrived together, in arrival order.
+   *
+   * @generated from field: repeated quartet.broker.v1.RequestResult results = 1;
+   */
+  results: RequestResult[];
+};
+
+/**
+ * Describes the message quartet.broker.v1.RequestStreamResponse.
+ * Use `create(RequestStreamResponseSchema)` to create a new message.
+ */
+export declare const RequestStreamResponseSchema: GenMessage<RequestStreamResponse>;
+
+/**
+ * RequestResult is the outcome of one request of a RequestStream.
+ *
+ * @generated from message quartet.broker.v1.RequestResult
+ */
+export declare type RequestResult = Message$1<"quartet.broker.v1.RequestResult"> & {
+  /**
+   * Which request this answers: requests are counted from 0 across the whole stream.
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * The reply, when the request succeeded.
+   *
+   * @generated from field: quartet.broker.v1.Message reply = 2;
+   */
+  reply?: Message | undefined;
+
+  /**
+   * Connect error code name (e.g. "unavailable", "deadline_exceeded") when it failed.
+   *
+   * @generated from field: string error_code = 3;
+   */
+  errorCode: string;
+
+  /**
+   * Error message when it failed.
+   *
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message quartet.broker.v1.RequestResult.
+ * Use `create(RequestResultSchema)` to create a new message.
+ */
+export declare const RequestResultSchema: GenMessage<RequestResult>;
 
 /**
  * QueueMessage is one job put on a work queue.
@@ -730,6 +845,14 @@ export declare type QueueStats = Message$1<"quartet.broker.v1.QueueStats"> & {
    * @generated from field: quartet.broker.v1.QueueSettings settings = 10;
    */
   settings?: QueueSettings | undefined;
+
+  /**
+   * Messages ever removed by PurgeQueue. enqueued_total = acked_total + purged_total + depth +
+   * in_flight + dead_letters, also after a crash of the broker (durable queues).
+   *
+   * @generated from field: uint64 purged_total = 11;
+   */
+  purgedTotal: bigint;
 };
 
 /**
@@ -1001,6 +1124,19 @@ export declare const BrokerService: GenService<{
     output: typeof PublishBatchResponseSchema;
   },
   /**
+   * PublishStream publishes the batches a client streams, in order, without a response per
+   * batch: the cheap way to send many replies or events over one HTTP/2 stream (Node and other
+   * HTTP/2 clients; browsers use PublishBatch). A bad message fails the stream with its code,
+   * and nothing of that batch is published. The response gives the total delivered.
+   *
+   * @generated from rpc quartet.broker.v1.BrokerService.PublishStream
+   */
+  publishStream: {
+    methodKind: "client_streaming";
+    input: typeof PublishStreamRequestSchema;
+    output: typeof PublishStreamResponseSchema;
+  },
+  /**
    * Subscribe streams the messages matching a filter, in batches, in publish order per
    * publisher. The first response has `ready` set and no messages: from then on the
    * subscription is active. Usable from browsers (server streaming only).
@@ -1035,6 +1171,19 @@ export declare const BrokerService: GenService<{
     methodKind: "server_streaming";
     input: typeof RequestManyRequestSchema;
     output: typeof RequestManyResponseSchema;
+  },
+  /**
+   * RequestStream is RequestMany over one long-lived bidirectional stream: the client streams
+   * batches of requests and the broker streams back replies (or errors) as they arrive, those
+   * that arrive together in one response; `index` counts requests from 0 across the whole stream. HTTP/2 clients use it to keep
+   * many concurrent requests on one stream instead of a call per batch.
+   *
+   * @generated from rpc quartet.broker.v1.BrokerService.RequestStream
+   */
+  requestStream: {
+    methodKind: "bidi_streaming";
+    input: typeof RequestStreamRequestSchema;
+    output: typeof RequestStreamResponseSchema;
   },
   /**
    * Enqueue appends up to 10,000 messages to a work queue. It returns only after the messages

@@ -8,7 +8,7 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/
  * Describes the file quartet/broker/v1/broker.proto.
  */
 export const file_quartet_broker_v1_broker = /*@__PURE__*/
-  fileDesc("Ch5xdWFydGV0L2Jyb2tlci92MS9icm9rZXIucHJvdG8SEXF1YXJ0ZXQuYnJva2VyLnYxIqcBCgdNZXNzYWdlEg8KB3N1YmplY3QYASABKAkSDwoHcGF5bG9hZBgCIAEoDBI4CgdoZWFkZXJzGAMgAygLMicucXVhcnRldC5icm9rZXIudjEuTWVzc2FnZS5IZWFkZXJzRW50cnkSEAoIcmVwbHlfdG8YBCABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKDlB1Ymxpc2hSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSDwoHcGF5bG9hZBgCIAEoDBI/CgdoZWFkZXJzGAMgAygLMi4ucXVhcnRldC5icm9rZXIudjEuUHVibGlzaFJlcXVlc3QuSGVhZGVyc0VudHJ5EhAKCHJlcGx5X3RvGAQgASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiQKD1B1Ymxpc2hSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKA0iSgoTUHVibGlzaEJhdGNoUmVxdWVzdBIzCghtZXNzYWdlcxgBIAMoCzIhLnF1YXJ0ZXQuYnJva2VyLnYxLlB1Ymxpc2hSZXF1ZXN0IikKFFB1Ymxpc2hCYXRjaFJlc3BvbnNlEhEKCWRlbGl2ZXJlZBgBIAEoBCKPAQoQU3Vic2NyaWJlUmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEhMKC3F1ZXVlX2dyb3VwGAIgASgJEhMKC2J1ZmZlcl9zaXplGAMgASgNEi0KCG92ZXJmbG93GAQgASgOMhsucXVhcnRldC5icm9rZXIudjEuT3ZlcmZsb3cSEQoJbWF4X2JhdGNoGAUgASgNImEKEVN1YnNjcmliZVJlc3BvbnNlEg0KBXJlYWR5GAEgASgIEiwKCG1lc3NhZ2VzGAIgAygLMhoucXVhcnRldC5icm9rZXIudjEuTWVzc2FnZRIPCgdkcm9wcGVkGAMgASgEIrcBCg5SZXF1ZXN0UmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEg8KB3BheWxvYWQYAiABKAwSPwoHaGVhZGVycxgDIAMoCzIuLnF1YXJ0ZXQuYnJva2VyLnYxLlJlcXVlc3RSZXF1ZXN0LkhlYWRlcnNFbnRyeRISCgp0aW1lb3V0X21zGAQgASgNGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKD1JlcXVlc3RSZXNwb25zZRIpCgVyZXBseRgBIAEoCzIaLnF1YXJ0ZXQuYnJva2VyLnYxLk1lc3NhZ2UiSQoSUmVxdWVzdE1hbnlSZXF1ZXN0EjMKCHJlcXVlc3RzGAEgAygLMiEucXVhcnRldC5icm9rZXIudjEuUmVxdWVzdFJlcXVlc3QiegoTUmVxdWVzdE1hbnlSZXNwb25zZRINCgVpbmRleBgBIAEoDRIpCgVyZXBseRgCIAEoCzIaLnF1YXJ0ZXQuYnJva2VyLnYxLk1lc3NhZ2USEgoKZXJyb3JfY29kZRgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJIo4BCgxRdWV1ZU1lc3NhZ2USDwoHcGF5bG9hZBgBIAEoDBI9CgdoZWFkZXJzGAIgAygLMiwucXVhcnRldC5icm9rZXIudjEuUXVldWVNZXNzYWdlLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSCg5FbnF1ZXVlUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIxCghtZXNzYWdlcxgCIAMoCzIfLnF1YXJ0ZXQuYnJva2VyLnYxLlF1ZXVlTWVzc2FnZSIkCg9FbnF1ZXVlUmVzcG9uc2USEQoJc2VxdWVuY2VzGAEgAygEIkkKDlJlY2VpdmVSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhUKDW1heF9pbl9mbGlnaHQYAiABKA0SEQoJbWF4X2JhdGNoGAMgASgNInQKCERlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEEg8KB2F0dGVtcHQYAyABKA0SMAoHbWVzc2FnZRgEIAEoCzIfLnF1YXJ0ZXQuYnJva2VyLnYxLlF1ZXVlTWVzc2FnZSJRCg9SZWNlaXZlUmVzcG9uc2USDQoFcmVhZHkYASABKAgSLwoKZGVsaXZlcmllcxgCIAMoCzIbLnF1YXJ0ZXQuYnJva2VyLnYxLkRlbGl2ZXJ5IjEKCkFja1JlcXVlc3QSDQoFcXVldWUYASABKAkSFAoMZGVsaXZlcnlfaWRzGAIgAygEIg0KC0Fja1Jlc3BvbnNlIkQKC05hY2tSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhQKDGRlbGl2ZXJ5X2lkcxgCIAMoBBIQCghkZWxheV9tcxgDIAEoDSIlCgxOYWNrUmVzcG9uc2USFQoNZGVhZF9sZXR0ZXJlZBgBIAEoDSIdCgxTdGF0c1JlcXVlc3QSDQoFcXVldWUYASABKAkiZQoNUXVldWVTZXR0aW5ncxIWCg5tYXhfZGVsaXZlcmllcxgBIAEoDRIXCg9hY2tfZGVhZGxpbmVfbXMYAiABKA0SDwoHZHVyYWJsZRgDIAEoCBISCgptYXhfbGVuZ3RoGAQgASgNIv8BCgpRdWV1ZVN0YXRzEg0KBXF1ZXVlGAEgASgJEg0KBWRlcHRoGAIgASgEEhEKCWluX2ZsaWdodBgDIAEoBBIUCgxkZWFkX2xldHRlcnMYBCABKAQSFgoOZW5xdWV1ZWRfdG90YWwYBSABKAQSEwoLYWNrZWRfdG90YWwYBiABKAQSGQoRcmVkZWxpdmVyZWRfdG90YWwYByABKAQSGwoTZGVhZF9sZXR0ZXJlZF90b3RhbBgIIAEoBBIRCgljb25zdW1lcnMYCSABKA0SMgoIc2V0dGluZ3MYCiABKAsyIC5xdWFydGV0LmJyb2tlci52MS5RdWV1ZVNldHRpbmdzIj0KDVN0YXRzUmVzcG9uc2USLAoFc3RhdHMYASABKAsyHS5xdWFydGV0LmJyb2tlci52MS5RdWV1ZVN0YXRzIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IkMKEkxpc3RRdWV1ZXNSZXNwb25zZRItCgZxdWV1ZXMYASADKAsyHS5xdWFydGV0LmJyb2tlci52MS5RdWV1ZVN0YXRzIlcKEkNyZWF0ZVF1ZXVlUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIyCghzZXR0aW5ncxgCIAEoCzIgLnF1YXJ0ZXQuYnJva2VyLnYxLlF1ZXVlU2V0dGluZ3MiJgoTQ3JlYXRlUXVldWVSZXNwb25zZRIPCgdjcmVhdGVkGAEgASgIIiMKEkRlbGV0ZVF1ZXVlUmVxdWVzdBINCgVxdWV1ZRgBIAEoCSIVChNEZWxldGVRdWV1ZVJlc3BvbnNlIiIKEVB1cmdlUXVldWVSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJIiQKElB1cmdlUXVldWVSZXNwb25zZRIOCgZwdXJnZWQYASABKAQiKgoZUmVkcml2ZURlYWRMZXR0ZXJzUmVxdWVzdBINCgVxdWV1ZRgBIAEoCSIuChpSZWRyaXZlRGVhZExldHRlcnNSZXNwb25zZRIQCghyZWRyaXZlbhgBIAEoBCpXCghPdmVyZmxvdxIYChRPVkVSRkxPV19VTlNQRUNJRklFRBAAEhgKFE9WRVJGTE9XX0RST1BfT0xERVNUEAESFwoTT1ZFUkZMT1dfRElTQ09OTkVDVBACMrQHCg1Ccm9rZXJTZXJ2aWNlElAKB1B1Ymxpc2gSIS5xdWFydGV0LmJyb2tlci52MS5QdWJsaXNoUmVxdWVzdBoiLnF1YXJ0ZXQuYnJva2VyLnYxLlB1Ymxpc2hSZXNwb25zZRJfCgxQdWJsaXNoQmF0Y2gSJi5xdWFydGV0LmJyb2tlci52MS5QdWJsaXNoQmF0Y2hSZXF1ZXN0GicucXVhcnRldC5icm9rZXIudjEuUHVibGlzaEJhdGNoUmVzcG9uc2USWAoJU3Vic2NyaWJlEiMucXVhcnRldC5icm9rZXIudjEuU3Vic2NyaWJlUmVxdWVzdBokLnF1YXJ0ZXQuYnJva2VyLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESUAoHUmVxdWVzdBIhLnF1YXJ0ZXQuYnJva2VyLnYxLlJlcXVlc3RSZXF1ZXN0GiIucXVhcnRldC5icm9rZXIudjEuUmVxdWVzdFJlc3BvbnNlEl4KC1JlcXVlc3RNYW55EiUucXVhcnRldC5icm9rZXIudjEuUmVxdWVzdE1hbnlSZXF1ZXN0GiYucXVhcnRldC5icm9rZXIudjEuUmVxdWVzdE1hbnlSZXNwb25zZTABElAKB0VucXVldWUSIS5xdWFydGV0LmJyb2tlci52MS5FbnF1ZXVlUmVxdWVzdBoiLnF1YXJ0ZXQuYnJva2VyLnYxLkVucXVldWVSZXNwb25zZRJSCgdSZWNlaXZlEiEucXVhcnRldC5icm9rZXIudjEuUmVjZWl2ZVJlcXVlc3QaIi5xdWFydGV0LmJyb2tlci52MS5SZWNlaXZlUmVzcG9uc2UwARJECgNBY2sSHS5xdWFydGV0LmJyb2tlci52MS5BY2tSZXF1ZXN0Gh4ucXVhcnRldC5icm9rZXIudjEuQWNrUmVzcG9uc2USRwoETmFjaxIeLnF1YXJ0ZXQuYnJva2VyLnYxLk5hY2tSZXF1ZXN0Gh8ucXVhcnRldC5icm9rZXIudjEuTmFja1Jlc3BvbnNlEk8KBVN0YXRzEh8ucXVhcnRldC5icm9rZXIudjEuU3RhdHNSZXF1ZXN0GiAucXVhcnRldC5icm9rZXIudjEuU3RhdHNSZXNwb25zZSIDkAIBEl4KCkxpc3RRdWV1ZXMSJC5xdWFydGV0LmJyb2tlci52MS5MaXN0UXVldWVzUmVxdWVzdBolLnF1YXJ0ZXQuYnJva2VyLnYxLkxpc3RRdWV1ZXNSZXNwb25zZSIDkAIBMp4DChJCcm9rZXJBZG1pblNlcnZpY2USXAoLQ3JlYXRlUXVldWUSJS5xdWFydGV0LmJyb2tlci52MS5DcmVhdGVRdWV1ZVJlcXVlc3QaJi5xdWFydGV0LmJyb2tlci52MS5DcmVhdGVRdWV1ZVJlc3BvbnNlElwKC0RlbGV0ZVF1ZXVlEiUucXVhcnRldC5icm9rZXIudjEuRGVsZXRlUXVldWVSZXF1ZXN0GiYucXVhcnRldC5icm9rZXIudjEuRGVsZXRlUXVldWVSZXNwb25zZRJZCgpQdXJnZVF1ZXVlEiQucXVhcnRldC5icm9rZXIudjEuUHVyZ2VRdWV1ZVJlcXVlc3QaJS5xdWFydGV0LmJyb2tlci52MS5QdXJnZVF1ZXVlUmVzcG9uc2UScQoSUmVkcml2ZURlYWRMZXR0ZXJzEiwucXVhcnRldC5icm9rZXIudjEuUmVkcml2ZURlYWRMZXR0ZXJzUmVxdWVzdBotLnF1YXJ0ZXQuYnJva2VyLnYxLlJlZHJpdmVEZWFkTGV0dGVyc1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch5xdWFydGV0L2Jyb2tlci92MS9icm9rZXIucHJvdG8SEXF1YXJ0ZXQuYnJva2VyLnYxIqcBCgdNZXNzYWdlEg8KB3N1YmplY3QYASABKAkSDwoHcGF5bG9hZBgCIAEoDBI4CgdoZWFkZXJzGAMgAygLMicucXVhcnRldC5icm9rZXIudjEuTWVzc2FnZS5IZWFkZXJzRW50cnkSEAoIcmVwbHlfdG8YBCABKAkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKDlB1Ymxpc2hSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSDwoHcGF5bG9hZBgCIAEoDBI/CgdoZWFkZXJzGAMgAygLMi4ucXVhcnRldC5icm9rZXIudjEuUHVibGlzaFJlcXVlc3QuSGVhZGVyc0VudHJ5EhAKCHJlcGx5X3RvGAQgASgJGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiQKD1B1Ymxpc2hSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKA0iQwoTUHVibGlzaEJhdGNoUmVxdWVzdBIsCghtZXNzYWdlcxgBIAMoCzIaLnF1YXJ0ZXQuYnJva2VyLnYxLk1lc3NhZ2UiKQoUUHVibGlzaEJhdGNoUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgEIo8BChBTdWJzY3JpYmVSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSEwoLcXVldWVfZ3JvdXAYAiABKAkSEwoLYnVmZmVyX3NpemUYAyABKA0SLQoIb3ZlcmZsb3cYBCABKA4yGy5xdWFydGV0LmJyb2tlci52MS5PdmVyZmxvdxIRCgltYXhfYmF0Y2gYBSABKA0iYQoRU3Vic2NyaWJlUmVzcG9uc2USDQoFcmVhZHkYASABKAgSLAoIbWVzc2FnZXMYAiADKAsyGi5xdWFydGV0LmJyb2tlci52MS5NZXNzYWdlEg8KB2Ryb3BwZWQYAyABKAQitwEKDlJlcXVlc3RSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSDwoHcGF5bG9hZBgCIAEoDBI/CgdoZWFkZXJzGAMgAygLMi4ucXVhcnRldC5icm9rZXIudjEuUmVxdWVzdFJlcXVlc3QuSGVhZGVyc0VudHJ5EhIKCnRpbWVvdXRfbXMYBCABKA0aLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoPUmVxdWVzdFJlc3BvbnNlEikKBXJlcGx5GAEgASgLMhoucXVhcnRldC5icm9rZXIudjEuTWVzc2FnZSJJChJSZXF1ZXN0TWFueVJlcXVlc3QSMwoIcmVxdWVzdHMYASADKAsyIS5xdWFydGV0LmJyb2tlci52MS5SZXF1ZXN0UmVxdWVzdCJ6ChNSZXF1ZXN0TWFueVJlc3BvbnNlEg0KBWluZGV4GAEgASgNEikKBXJlcGx5GAIgASgLMhoucXVhcnRldC5icm9rZXIudjEuTWVzc2FnZRISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkiRAoUUHVibGlzaFN0cmVhbVJlcXVlc3QSLAoIbWVzc2FnZXMYASADKAsyGi5xdWFydGV0LmJyb2tlci52MS5NZXNzYWdlIioKFVB1Ymxpc2hTdHJlYW1SZXNwb25zZRIRCglkZWxpdmVyZWQYASABKAQiSwoUUmVxdWVzdFN0cmVhbVJlcXVlc3QSMwoIcmVxdWVzdHMYASADKAsyIS5xdWFydGV0LmJyb2tlci52MS5SZXF1ZXN0UmVxdWVzdCJKChVSZXF1ZXN0U3RyZWFtUmVzcG9uc2USMQoHcmVzdWx0cxgBIAMoCzIgLnF1YXJ0ZXQuYnJva2VyLnYxLlJlcXVlc3RSZXN1bHQidAoNUmVxdWVzdFJlc3VsdBINCgVpbmRleBgBIAEoBBIpCgVyZXBseRgCIAEoCzIaLnF1YXJ0ZXQuYnJva2VyLnYxLk1lc3NhZ2USEgoKZXJyb3JfY29kZRgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJIo4BCgxRdWV1ZU1lc3NhZ2USDwoHcGF5bG9hZBgBIAEoDBI9CgdoZWFkZXJzGAIgAygLMiwucXVhcnRldC5icm9rZXIudjEuUXVldWVNZXNzYWdlLkhlYWRlcnNFbnRyeRouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSCg5FbnF1ZXVlUmVxdWVzdBINCgVxdWV1ZRgBIAEoCRIxCghtZXNzYWdlcxgCIAMoCzIfLnF1YXJ0ZXQuYnJva2VyLnYxLlF1ZXVlTWVzc2FnZSIkCg9FbnF1ZXVlUmVzcG9uc2USEQoJc2VxdWVuY2VzGAEgAygEIkkKDlJlY2VpdmVSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhUKDW1heF9pbl9mbGlnaHQYAiABKA0SEQoJbWF4X2JhdGNoGAMgASgNInQKCERlbGl2ZXJ5EhMKC2RlbGl2ZXJ5X2lkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEEg8KB2F0dGVtcHQYAyABKA0SMAoHbWVzc2FnZRgEIAEoCzIfLnF1YXJ0ZXQuYnJva2VyLnYxLlF1ZXVlTWVzc2FnZSJRCg9SZWNlaXZlUmVzcG9uc2USDQoFcmVhZHkYASABKAgSLwoKZGVsaXZlcmllcxgCIAMoCzIbLnF1YXJ0ZXQuYnJva2VyLnYxLkRlbGl2ZXJ5IjEKCkFja1JlcXVlc3QSDQoFcXVldWUYASABKAkSFAoMZGVsaXZlcnlfaWRzGAIgAygEIg0KC0Fja1Jlc3BvbnNlIkQKC05hY2tSZXF1ZXN0Eg0KBXF1ZXVlGAEgASgJEhQKDGRlbGl2ZXJ5X2lkcxgCIAMoBBIQCghkZWxheV9tcxgDIAEoDSIlCgxOYWNrUmVzcG9uc2USFQoNZGVhZF9sZXR0ZXJlZBgBIAEoDSIdCgxTdGF0c1JlcXVlc3QSDQoFcXVldWUYASABKAkiZQoNUXVldWVTZXR0aW5ncxIWCg5tYXhfZGVsaXZlcmllcxgBIAEoDRIXCg9hY2tfZGVhZGxpbmVfbXMYAiABKA0SDwoHZHVyYWJsZRgDIAEoCBISCgptYXhfbGVuZ3RoGAQgASgNIpUCCgpRdWV1ZVN0YXRzEg0KBXF1ZXVlGAEgASgJEg0KBWRlcHRoGAIgASgEEhEKCWluX2ZsaWdodBgDIAEoBBIUCgxkZWFkX2xldHRlcnMYBCABKAQSFgoOZW5xdWV1ZWRfdG90YWwYBSABKAQSEwoLYWNrZWRfdG90YWwYBiABKAQSGQoRcmVkZWxpdmVyZWRfdG90YWwYByABKAQSGwoTZGVhZF9sZXR0ZXJlZF90b3RhbBgIIAEoBBIRCgljb25zdW1lcnMYCSABKA0SMgoIc2V0dGluZ3MYCiABKAsyIC5xdWFydGV0LmJyb2tlci52MS5RdWV1ZVNldHRpbmdzEhQKDHB1cmdlZF90b3RhbBgLIAEoBCI9Cg1TdGF0c1Jlc3BvbnNlEiwKBXN0YXRzGAEgASgLMh0ucXVhcnRldC5icm9rZXIudjEuUXVldWVTdGF0cyITChFMaXN0UXVldWVzUmVxdWVzdCJDChJMaXN0UXVldWVzUmVzcG9uc2USLQoGcXVldWVzGAEgAygLMh0ucXVhcnRldC5icm9rZXIudjEuUXVldWVTdGF0cyJXChJDcmVhdGVRdWV1ZVJlcXVlc3QSDQoFcXVldWUYASABKAkSMgoIc2V0dGluZ3MYAiABKAsyIC5xdWFydGV0LmJyb2tlci52MS5RdWV1ZVNldHRpbmdzIiYKE0NyZWF0ZVF1ZXVlUmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoCCIjChJEZWxldGVRdWV1ZVJlcXVlc3QSDQoFcXVldWUYASABKAkiFQoTRGVsZXRlUXVldWVSZXNwb25zZSIiChFQdXJnZVF1ZXVlUmVxdWVzdBINCgVxdWV1ZRgBIAEoCSIkChJQdXJnZVF1ZXVlUmVzcG9uc2USDgoGcHVyZ2VkGAEgASgEIioKGVJlZHJpdmVEZWFkTGV0dGVyc1JlcXVlc3QSDQoFcXVldWUYASABKAkiLgoaUmVkcml2ZURlYWRMZXR0ZXJzUmVzcG9uc2USEAoIcmVkcml2ZW4YASABKAQqVwoIT3ZlcmZsb3cSGAoUT1ZFUkZMT1dfVU5TUEVDSUZJRUQQABIYChRPVkVSRkxPV19EUk9QX09MREVTVBABEhcKE09WRVJGTE9XX0RJU0NPTk5FQ1QQAjKCCQoNQnJva2VyU2VydmljZRJQCgdQdWJsaXNoEiEucXVhcnRldC5icm9rZXIudjEuUHVibGlzaFJlcXVlc3QaIi5xdWFydGV0LmJyb2tlci52MS5QdWJsaXNoUmVzcG9uc2USXwoMUHVibGlzaEJhdGNoEiYucXVhcnRldC5icm9rZXIudjEuUHVibGlzaEJhdGNoUmVxdWVzdBonLnF1YXJ0ZXQuYnJva2VyLnYxLlB1Ymxpc2hCYXRjaFJlc3BvbnNlEmQKDVB1Ymxpc2hTdHJlYW0SJy5xdWFydGV0LmJyb2tlci52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBooLnF1YXJ0ZXQuYnJva2VyLnYxLlB1Ymxpc2hTdHJlYW1SZXNwb25zZSgBElgKCVN1YnNjcmliZRIjLnF1YXJ0ZXQuYnJva2VyLnYxLlN1YnNjcmliZVJlcXVlc3QaJC5xdWFydGV0LmJyb2tlci52MS5TdWJzY3JpYmVSZXNwb25zZTABElAKB1JlcXVlc3QSIS5xdWFydGV0LmJyb2tlci52MS5SZXF1ZXN0UmVxdWVzdBoiLnF1YXJ0ZXQuYnJva2VyLnYxLlJlcXVlc3RSZXNwb25zZRJeCgtSZXF1ZXN0TWFueRIlLnF1YXJ0ZXQuYnJva2VyLnYxLlJlcXVlc3RNYW55UmVxdWVzdBomLnF1YXJ0ZXQuYnJva2VyLnYxLlJlcXVlc3RNYW55UmVzcG9uc2UwARJmCg1SZXF1ZXN0U3RyZWFtEicucXVhcnRldC5icm9rZXIudjEuUmVxdWVzdFN0cmVhbVJlcXVlc3QaKC5xdWFydGV0LmJyb2tlci52MS5SZXF1ZXN0U3RyZWFtUmVzcG9uc2UoATABElAKB0VucXVldWUSIS5xdWFydGV0LmJyb2tlci52MS5FbnF1ZXVlUmVxdWVzdBoiLnF1YXJ0ZXQuYnJva2VyLnYxLkVucXVldWVSZXNwb25zZRJSCgdSZWNlaXZlEiEucXVhcnRldC5icm9rZXIudjEuUmVjZWl2ZVJlcXVlc3QaIi5xdWFydGV0LmJyb2tlci52MS5SZWNlaXZlUmVzcG9uc2UwARJECgNBY2sSHS5xdWFydGV0LmJyb2tlci52MS5BY2tSZXF1ZXN0Gh4ucXVhcnRldC5icm9rZXIudjEuQWNrUmVzcG9uc2USRwoETmFjaxIeLnF1YXJ0ZXQuYnJva2VyLnYxLk5hY2tSZXF1ZXN0Gh8ucXVhcnRldC5icm9rZXIudjEuTmFja1Jlc3BvbnNlEk8KBVN0YXRzEh8ucXVhcnRldC5icm9rZXIudjEuU3RhdHNSZXF1ZXN0GiAucXVhcnRldC5icm9rZXIudjEuU3RhdHNSZXNwb25zZSIDkAIBEl4KCkxpc3RRdWV1ZXMSJC5xdWFydGV0LmJyb2tlci52MS5MaXN0UXVldWVzUmVxdWVzdBolLnF1YXJ0ZXQuYnJva2VyLnYxLkxpc3RRdWV1ZXNSZXNwb25zZSIDkAIBMp4DChJCcm9rZXJBZG1pblNlcnZpY2USXAoLQ3JlYXRlUXVldWUSJS5xdWFydGV0LmJyb2tlci52MS5DcmVhdGVRdWV1ZVJlcXVlc3QaJi5xdWFydGV0LmJyb2tlci52MS5DcmVhdGVRdWV1ZVJlc3BvbnNlElwKC0RlbGV0ZVF1ZXVlEiUucXVhcnRldC5icm9rZXIudjEuRGVsZXRlUXVldWVSZXF1ZXN0GiYucXVhcnRldC5icm9rZXIudjEuRGVsZXRlUXVldWVSZXNwb25zZRJZCgpQdXJnZVF1ZXVlEiQucXVhcnRldC5icm9rZXIudjEuUHVyZ2VRdWV1ZVJlcXVlc3QaJS5xdWFydGV0LmJyb2tlci52MS5QdXJnZVF1ZXVlUmVzcG9uc2UScQoSUmVkcml2ZURlYWRMZXR0ZXJzEiwucXVhcnRldC5icm9rZXIudjEuUmVkcml2ZURlYWRMZXR0ZXJzUmVxdWVzdBotLnF1YXJ0ZXQuYnJva2VyLnYxLlJlZHJpdmVEZWFkTGV0dGVyc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * Describes the message quartet.broker.v1.Message.
@@ -88,172 +88,207 @@ export const RequestManyResponseSchema = /*@__PURE__*/
   messageDesc(file_quartet_broker_v1_broker, 10);
 
 /**
+ * Describes the message quartet.broker.v1.PublishStreamRequest.
+ * Use `create(PublishStreamRequestSchema)` to create a new message.
+ */
+export const PublishStreamRequestSchema = /*@__PURE__*/
+  messageDesc(file_quartet_broker_v1_broker, 11);
+
+/**
+ * Describes the message quartet.broker.v1.PublishStreamResponse.
+ * Use `create(PublishStreamResponseSchema)` to create a new message.
+ */
+export const PublishStreamResponseSchema = /*@__PURE__*/
+  messageDesc(file_quartet_broker_v1_broker, 12);
+
+/**
+ * Describes the message quartet.broker.v1.RequestStreamRequest.
+ * Use `create(RequestStreamRequestSchema)` to create a new message.
+ */
+export const RequestStreamRequestSchema = /*@__PURE__*/
+  messageDesc(file_quartet_broker_v1_broker, 13);
+
+/**
+ * Describes the message quartet.broker.v1.RequestStreamResponse.
+ * Use `create(RequestStreamResponseSchema)` to create a new message.
+ */
+export const RequestStreamResponseSchema = /*@__PURE__*/
+  messageDesc(file_quartet_broker_v1_broker, 14);
+
+/**
+ * Describes the message quartet.broker.v1.RequestResult.
+ * Use `create(RequestResultSchema)` to create a new message.
+ */
+export const RequestResultSchema = /*@__PURE__*/
+  messageDesc(file_quartet_broker_v1_broker, 15);
+
+/**
  * Describes the message quartet.broker.v1.QueueMessage.
  * Use `create(QueueMessageSchema)` to create a new message.
  */
 export const QueueMessageSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 11);
+  messageDesc(file_quartet_broker_v1_broker, 16);
 
 /**
  * Describes the message quartet.broker.v1.EnqueueRequest.
  * Use `create(EnqueueRequestSchema)` to create a new message.
  */
 export const EnqueueRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 12);
+  messageDesc(file_quartet_broker_v1_broker, 17);
 
 /**
  * Describes the message quartet.broker.v1.EnqueueResponse.
  * Use `create(EnqueueResponseSchema)` to create a new message.
  */
 export const EnqueueResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 13);
+  messageDesc(file_quartet_broker_v1_broker, 18);
 
 /**
  * Describes the message quartet.broker.v1.ReceiveRequest.
  * Use `create(ReceiveRequestSchema)` to create a new message.
  */
 export const ReceiveRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 14);
+  messageDesc(file_quartet_broker_v1_broker, 19);
 
 /**
  * Describes the message quartet.broker.v1.Delivery.
  * Use `create(DeliverySchema)` to create a new message.
  */
 export const DeliverySchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 15);
+  messageDesc(file_quartet_broker_v1_broker, 20);
 
 /**
  * Describes the message quartet.broker.v1.ReceiveResponse.
  * Use `create(ReceiveResponseSchema)` to create a new message.
  */
 export const ReceiveResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 16);
+  messageDesc(file_quartet_broker_v1_broker, 21);
 
 /**
  * Describes the message quartet.broker.v1.AckRequest.
  * Use `create(AckRequestSchema)` to create a new message.
  */
 export const AckRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 17);
+  messageDesc(file_quartet_broker_v1_broker, 22);
 
 /**
  * Describes the message quartet.broker.v1.AckResponse.
  * Use `create(AckResponseSchema)` to create a new message.
  */
 export const AckResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 18);
+  messageDesc(file_quartet_broker_v1_broker, 23);
 
 /**
  * Describes the message quartet.broker.v1.NackRequest.
  * Use `create(NackRequestSchema)` to create a new message.
  */
 export const NackRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 19);
+  messageDesc(file_quartet_broker_v1_broker, 24);
 
 /**
  * Describes the message quartet.broker.v1.NackResponse.
  * Use `create(NackResponseSchema)` to create a new message.
  */
 export const NackResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 20);
+  messageDesc(file_quartet_broker_v1_broker, 25);
 
 /**
  * Describes the message quartet.broker.v1.StatsRequest.
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 21);
+  messageDesc(file_quartet_broker_v1_broker, 26);
 
 /**
  * Describes the message quartet.broker.v1.QueueSettings.
  * Use `create(QueueSettingsSchema)` to create a new message.
  */
 export const QueueSettingsSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 22);
+  messageDesc(file_quartet_broker_v1_broker, 27);
 
 /**
  * Describes the message quartet.broker.v1.QueueStats.
  * Use `create(QueueStatsSchema)` to create a new message.
  */
 export const QueueStatsSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 23);
+  messageDesc(file_quartet_broker_v1_broker, 28);
 
 /**
  * Describes the message quartet.broker.v1.StatsResponse.
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 24);
+  messageDesc(file_quartet_broker_v1_broker, 29);
 
 /**
  * Describes the message quartet.broker.v1.ListQueuesRequest.
  * Use `create(ListQueuesRequestSchema)` to create a new message.
  */
 export const ListQueuesRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 25);
+  messageDesc(file_quartet_broker_v1_broker, 30);
 
 /**
  * Describes the message quartet.broker.v1.ListQueuesResponse.
  * Use `create(ListQueuesResponseSchema)` to create a new message.
  */
 export const ListQueuesResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 26);
+  messageDesc(file_quartet_broker_v1_broker, 31);
 
 /**
  * Describes the message quartet.broker.v1.CreateQueueRequest.
  * Use `create(CreateQueueRequestSchema)` to create a new message.
  */
 export const CreateQueueRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 27);
+  messageDesc(file_quartet_broker_v1_broker, 32);
 
 /**
  * Describes the message quartet.broker.v1.CreateQueueResponse.
  * Use `create(CreateQueueResponseSchema)` to create a new message.
  */
 export const CreateQueueResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 28);
+  messageDesc(file_quartet_broker_v1_broker, 33);
 
 /**
  * Describes the message quartet.broker.v1.DeleteQueueRequest.
  * Use `create(DeleteQueueRequestSchema)` to create a new message.
  */
 export const DeleteQueueRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 29);
+  messageDesc(file_quartet_broker_v1_broker, 34);
 
 /**
  * Describes the message quartet.broker.v1.DeleteQueueResponse.
  * Use `create(DeleteQueueResponseSchema)` to create a new message.
  */
 export const DeleteQueueResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 30);
+  messageDesc(file_quartet_broker_v1_broker, 35);
 
 /**
  * Describes the message quartet.broker.v1.PurgeQueueRequest.
  * Use `create(PurgeQueueRequestSchema)` to create a new message.
  */
 export const PurgeQueueRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 31);
+  messageDesc(file_quartet_broker_v1_broker, 36);
 
 /**
  * Describes the message quartet.broker.v1.PurgeQueueResponse.
  * Use `create(PurgeQueueResponseSchema)` to create a new message.
  */
 export const PurgeQueueResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 32);
+  messageDesc(file_quartet_broker_v1_broker, 37);
 
 /**
  * Describes the message quartet.broker.v1.RedriveDeadLettersRequest.
  * Use `create(RedriveDeadLettersRequestSchema)` to create a new message.
  */
 export const RedriveDeadLettersRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 33);
+  messageDesc(file_quartet_broker_v1_broker, 38);
 
 /**
  * Describes the message quartet.broker.v1.RedriveDeadLettersResponse.
  * Use `create(RedriveDeadLettersResponseSchema)` to create a new message.
  */
 export const RedriveDeadLettersResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_broker_v1_broker, 34);
+  messageDesc(file_quartet_broker_v1_broker, 39);
 
 /**
  * Describes the enum quartet.broker.v1.Overflow.
