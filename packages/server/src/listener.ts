@@ -33,6 +33,10 @@ export interface Listener {
 
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** Flow-control windows: how much a peer may send before the server reads it. */
+const streamWindowBytes = 1 << 20;
+const connectionWindowBytes = 4 << 20;
+
 /**
  * One TCP port for HTTP/1.1 and cleartext HTTP/2 with prior knowledge (h2c), or, given TLS
  * material, for TLS with ALPN (h2, http/1.1). In cleartext the first bytes of a connection tell
@@ -48,10 +52,14 @@ export function createListener(
     server.on("session", (session) => {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
+      // HTTP/2's default 64 KiB connection window stalls a busy stream (a publisher, a
+      // subscription) on loopback long before the network is the limit.
+      session.once("localSettings", () => session.setLocalWindowSize(connectionWindowBytes));
     });
   const settings = {
     maxConcurrentStreams: limits.maxConcurrentStreams,
     maxHeaderListSize: limits.maxHeaderBytes,
+    initialWindowSize: streamWindowBytes,
   };
   const h2Options = { settings, maxSessionInvalidFrames: 1000 };
   // Each server is typed for its own request and response classes; the handler takes both.
