@@ -1,7 +1,7 @@
 // bench/rpc: what the Quartet server stack costs. WorkerService.Compute with no extra rounds on
 // a real worker process (telemetry interceptors, limits, CORS, health, metrics) against a bare
 // connect-node server doing the same work, with tracing off, on, and sampled at 10%.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,8 +14,8 @@ import { ensureCommands, h2load } from "../lib/tools.ts";
 
 ensureCommands({ h2load: "nghttp2-client" });
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const procedure = "/quartet.worker.v1.WorkerService/Compute";
 
@@ -81,7 +81,18 @@ for (const [mode, env] of Object.entries(modes)) {
   );
 }
 
-const best: Record<string, number> = {};
+/** User + system CPU time of a process so far, in ms (Linux clock ticks are 10 ms). */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
+const pids: Record<string, number> = { bare: bare.pid };
+for (const [mode, w] of Object.entries(workers)) pids[`quartet-tracing-${mode}`] = w.pid;
+
+// Per round, each side's throughput and server CPU per request; ratios are taken within a
+// round (neighbouring runs) and the median over rounds is reported, which damps the drift
+// of a shared machine better than comparing bests.
+const perRound: Record<string, { reqPerSec: number; cpuUsPerReq: number }[]> = {};
 try {
   for (let round = 1; round <= rounds; round++) {
     for (const [protocol, p] of Object.entries(protocols)) {
@@ -92,7 +103,10 @@ try {
           w.url,
         ]),
       ];
-      for (const [side, base] of targets) {
+      // Rotate the order each round so no side always runs first or last.
+      const shift = (round - 1) % targets.length;
+      for (const [side, base] of [...targets.slice(shift), ...targets.slice(0, shift)]) {
+        const cpuBefore = cpuMs(pids[side]!);
         const result = h2load({
           url: base + procedure,
           seconds,
@@ -106,9 +120,14 @@ try {
         if (result.failed > p.clients * p.streams) {
           throw new Error(`${side} ${protocol}: ${result.failed} requests failed`);
         }
+        // Warm-up requests also cost CPU: count them at the measured rate.
+        const served = result.succeeded * (1 + 1 / seconds);
+        const cpuUsPerReq = ((cpuMs(pids[side]!) - cpuBefore) * 1000) / served;
         const key = `${side}/${protocol}`;
-        best[key] = Math.max(best[key] ?? 0, result.reqPerSec);
-        console.log(`round ${round} ${key}: ${Math.round(result.reqPerSec)} req/s`);
+        (perRound[key] ??= []).push({ reqPerSec: result.reqPerSec, cpuUsPerReq });
+        console.log(
+          `round ${round} ${key}: ${Math.round(result.reqPerSec)} req/s, ${cpuUsPerReq.toFixed(1)} us CPU/req`,
+        );
       }
     }
   }
@@ -117,16 +136,32 @@ try {
   sink.close();
 }
 
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 const figures: Record<string, Figure> = {};
-for (const [key, value] of Object.entries(best)) figures[key] = { value, unit: "req/s" };
+for (const [key, runs] of Object.entries(perRound)) {
+  figures[key] = { value: median(runs.map((r) => r.reqPerSec)), unit: "req/s" };
+  figures[`${key}/cpu`] = { value: median(runs.map((r) => r.cpuUsPerReq)), unit: "us CPU/req" };
+}
 const ratios: Record<string, number> = {};
 for (const protocol of Object.keys(protocols)) {
+  const bareRuns = perRound[`bare/${protocol}`]!;
   for (const mode of Object.keys(modes)) {
-    ratios[`quartet_tracing_${mode}_vs_bare/${protocol}`] =
-      best[`quartet-tracing-${mode}/${protocol}`]! / best[`bare/${protocol}`]!;
+    const runs = perRound[`quartet-tracing-${mode}/${protocol}`]!;
+    ratios[`quartet_tracing_${mode}_vs_bare/${protocol}`] = median(
+      runs.map((r, i) => r.reqPerSec / bareRuns[i]!.reqPerSec),
+    );
+    // Throughput if CPU-bound: bare's CPU per request over Quartet's.
+    ratios[`quartet_tracing_${mode}_vs_bare_cpu/${protocol}`] = median(
+      runs.map((r, i) => bareRuns[i]!.cpuUsPerReq / r.cpuUsPerReq),
+    );
   }
 }
 report("rpc", figures, ratios, [
-  `h2load, ${seconds}s per run after 1s warm-up, best of ${rounds} alternating rounds`,
+  `h2load, ${seconds}s per run after 1s warm-up, ${rounds} alternating rounds; ratios are medians of per-round ratios`,
+  "_cpu ratios: the server process's user+system CPU per request (from /proc), bare over Quartet",
   "connect-json-h1: 64 HTTP/1.1 connections; connect-proto-h2c: 4 connections x 16 streams",
 ]);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@quartet/proto/health/v1/health_pb";
 import { createServerInterceptors, type Telemetry } from "@quartet/telemetry";
@@ -56,7 +56,6 @@ export interface Server {
 export async function serve(options: ServeOptions): Promise<Server> {
   const logger = options.logger ?? createLogger(options.name);
   const limits = { ...defaultLimits, ...options.limits };
-  const shutdown = new AbortController();
   let health: HealthRegistry | undefined;
 
   const interceptors = [
@@ -76,7 +75,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
     readMaxBytes: limits.maxRequestBytes,
     writeMaxBytes: limits.maxResponseBytes,
     maxTimeoutMs: limits.maxTimeoutMs,
-    shutdownSignal: shutdown.signal,
+    // No shutdownSignal: connect would link every call's signal to it (a listener and an
+    // abort per call). Destroying the connections at the drain deadline aborts the calls
+    // still running just as well.
     ...(options.auth ? { requestGate: createAuthGate(options.auth) } : {}),
   });
   const registry = health!;
@@ -132,7 +133,6 @@ export async function serve(options: ServeOptions): Promise<Server> {
         { open: sockets.size },
         "drain deadline passed: aborting the calls still running",
       );
-      shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
       for (const session of listener.sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       await closed;
