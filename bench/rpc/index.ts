@@ -124,7 +124,8 @@ try {
         const served = result.succeeded * (1 + 1 / seconds);
         const cpuUsPerReq = ((cpuMs(pids[side]!) - cpuBefore) * 1000) / served;
         const key = `${side}/${protocol}`;
-        (perRound[key] ??= []).push({ reqPerSec: result.reqPerSec, cpuUsPerReq });
+        perRound[key] ??= [];
+        perRound[key].push({ reqPerSec: result.reqPerSec, cpuUsPerReq });
         console.log(
           `round ${round} ${key}: ${Math.round(result.reqPerSec)} req/s, ${cpuUsPerReq.toFixed(1)} us CPU/req`,
         );
