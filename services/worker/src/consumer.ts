@@ -92,7 +92,9 @@ export function startConsumerRole(options: ConsumerRoleOptions): () => void {
         maxInFlight: options.maxInFlight,
         signal: stop.signal,
       });
-      await consumer.ready;
+      // `done` rejects when the stream fails before it is ready; racing keeps that rejection
+      // handled (awaiting `ready` alone would leave it unhandled and end the process).
+      await Promise.race([consumer.ready, consumer.done]);
       logger.info({ queue, maxInFlight: options.maxInFlight }, "consumer attached");
       await consumer.done;
     });

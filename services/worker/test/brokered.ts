@@ -23,12 +23,16 @@ afterAll(() => {
 });
 
 /** Starts a real broker process with a fresh durable store (removed after the test file). */
-export function startBroker(options: StartOptions = {}): Promise<ServiceProcess> {
+export function startBroker(
+  options: StartOptions = {},
+  port = 0,
+  args: string[] = [],
+): Promise<ServiceProcess> {
   const dir = mkdtempSync(join(tmpdir(), "quartet-broker-"));
   dirs.push(dir);
   return startServiceProcess(
     brokerEntry,
-    ["--port", "0", "--cluster-token", TOKEN, "--data-dir", dir],
+    ["--port", String(port), "--cluster-token", TOKEN, "--data-dir", dir, ...args],
     options,
   );
 }
