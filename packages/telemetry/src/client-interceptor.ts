@@ -7,7 +7,7 @@ import type {
 } from "@connectrpc/connect";
 import { context, propagation, SpanKind, trace } from "@opentelemetry/api";
 import { headersSetter } from "./headers.ts";
-import { getTracer, noSpan, spansOn } from "./instruments.ts";
+import { noSpan } from "./instruments.ts";
 import {
   clientErrorCode,
   errorMessage,
@@ -15,7 +15,7 @@ import {
   rpcSystemOf,
   serverAddressOf,
 } from "./rpc-semantics.ts";
-import { finishRpc, TracedStream } from "./rpc-span.ts";
+import { finishRpc, startRpcSpan, TracedStream } from "./rpc-span.ts";
 
 type Next = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
 
@@ -40,24 +40,19 @@ async function handleClientCall(
   // Transports set the protocol's content type before interceptors run.
   const system = rpcSystemOf(req.header.get("content-type"));
   const parent = context.active();
-  let span = noSpan;
-  let sent = parent;
-  if (spansOn()) {
-    span = getTracer().startSpan(
-      info.procedure,
-      { kind: SpanKind.CLIENT, attributes: info.spanAttributes[system] },
-      parent,
-    );
-    if (span.isRecording()) {
-      const server = serverAddressOf(req.url);
-      if (server !== undefined) {
-        span.setAttribute("server.address", server.address);
-        span.setAttribute("server.port", server.port);
-      }
+  const span = startRpcSpan(info, system, SpanKind.CLIENT, parent);
+  if (span.isRecording()) {
+    const server = serverAddressOf(req.url);
+    if (server !== undefined) {
+      span.setAttribute("server.address", server.address);
+      span.setAttribute("server.port", server.port);
     }
-    sent = trace.setSpan(parent, span);
   }
-  propagation.inject(sent, req.header, headersSetter);
+  propagation.inject(
+    span === noSpan ? parent : trace.setSpan(parent, span),
+    req.header,
+    headersSetter,
+  );
   let res: UnaryResponse | StreamResponse;
   try {
     res = await next(req);

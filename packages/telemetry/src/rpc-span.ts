@@ -1,5 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Context, context, type Span, SpanStatusCode } from "@opentelemetry/api";
+import {
+  type Context,
+  context,
+  type Span,
+  type SpanKind,
+  SpanStatusCode,
+} from "@opentelemetry/api";
+import { getTracer, noSpan, spansOn } from "./instruments.ts";
 import { CODE_NAMES, durationSeries, type MethodInfo, RpcSystem } from "./rpc-semantics.ts";
 
 /**
@@ -14,6 +21,24 @@ const SERVER_ERROR_CODES: ReadonlySet<number> = new Set([
   Code.Unavailable,
   Code.DataLoss,
 ]);
+
+/**
+ * Starts the span of one call in `parent`. When spans are off it returns the shared no-op
+ * span instead, and callers keep `parent` as it is, so incoming trace context flows on.
+ */
+export function startRpcSpan(
+  info: MethodInfo,
+  system: RpcSystem,
+  kind: SpanKind,
+  parent: Context,
+): Span {
+  if (!spansOn()) return noSpan;
+  return getTracer().startSpan(
+    info.procedure,
+    { kind, attributes: info.spanAttributes[system] },
+    parent,
+  );
+}
 
 /** Records the duration metric, sets the code attributes and status, and ends the span. */
 export function finishRpc(

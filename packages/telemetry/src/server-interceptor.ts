@@ -8,7 +8,7 @@ import type {
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
 import { CALL_CONTEXT_KEY, type CallContext, ensureContextManager } from "./call-context.ts";
 import { headersGetter } from "./headers.ts";
-import { getTracer, noSpan, spansOn } from "./instruments.ts";
+import { noSpan } from "./instruments.ts";
 import {
   errorMessage,
   methodInfo,
@@ -16,7 +16,7 @@ import {
   rpcSystemOf,
   serverErrorCode,
 } from "./rpc-semantics.ts";
-import { finishRpc, TracedStream } from "./rpc-span.ts";
+import { finishRpc, startRpcSpan, TracedStream } from "./rpc-span.ts";
 
 type Next = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
 
@@ -48,17 +48,11 @@ async function handleServerCall(
     procedure: info.procedure,
   };
   const parent = propagation.extract(ROOT_CONTEXT, req.header, headersGetter);
-  let span = noSpan;
-  let ctx = parent;
-  if (spansOn()) {
-    span = getTracer().startSpan(
-      info.procedure,
-      { kind: SpanKind.SERVER, attributes: info.spanAttributes[system] },
-      parent,
-    );
-    ctx = trace.setSpan(parent, span);
-  }
-  ctx = ctx.setValue(CALL_CONTEXT_KEY, call);
+  const span = startRpcSpan(info, system, SpanKind.SERVER, parent);
+  const ctx = (span === noSpan ? parent : trace.setSpan(parent, span)).setValue(
+    CALL_CONTEXT_KEY,
+    call,
+  );
   let res: UnaryResponse | StreamResponse;
   try {
     res = await context.with(ctx, next, undefined, req);
