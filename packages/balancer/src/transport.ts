@@ -195,17 +195,18 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
   const unsubscribe = options.resolver.subscribe((list) => pool.setEndpoints(list));
   const metrics = registerMetrics(name, pool, options.meterProvider);
 
-  /** Sends a unary call, retrying on other endpoints as the policy allows. */
-  async function attemptUnary<I extends DescMessage, O extends DescMessage>(
-    method: DescMethodUnary<I, O>,
-    signal: AbortSignal | undefined,
-    deadline: number | undefined,
-    header: HeadersInit | undefined,
-    message: MessageInitShape<I>,
-    contextValues: ContextValues | undefined,
+  /**
+   * Sends a call on a picked endpoint, and on others while `retryable` allows it after a
+   * failure. `send` owns the lease once it succeeds (a unary call releases it at once, a
+   * stream when it ends); on a failure the lease is released here.
+   */
+  async function sendWithRetries<R>(
+    method: { parent: { typeName: string }; name: string },
     hash: number | undefined,
-  ): Promise<UnaryResponse<I, O>> {
-    const retrySafe = isIdempotent(method);
+    signal: AbortSignal | undefined,
+    send: (channel: Channel, lease: Lease) => Promise<R>,
+    retryable: (outcome: FailureOutcome) => boolean,
+  ): Promise<R> {
     // Allocated only when a call is retried.
     let tried: Set<Endpoint> | undefined;
     let last: unknown;
@@ -218,6 +219,35 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
         throw new ConnectError(`${name}: balancer closed`, Code.Unavailable);
       }
       try {
+        return await send(channel, lease);
+      } catch (e) {
+        const callerGaveUp = signal?.aborted === true;
+        const outcome = classifyFailure(e, callerGaveUp, lease.endpoint);
+        release(lease, outcome.error, !callerGaveUp);
+        if (callerGaveUp || attempt >= maxAttempts || !retryable(outcome)) throw outcome.error;
+        last = outcome.error;
+        tried ??= new Set();
+        tried.add(lease.endpoint);
+      }
+    }
+  }
+
+  /** Sends a unary call, retrying on other endpoints as the policy allows. */
+  function attemptUnary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    deadline: number | undefined,
+    header: HeadersInit | undefined,
+    message: MessageInitShape<I>,
+    contextValues: ContextValues | undefined,
+    hash: number | undefined,
+  ): Promise<UnaryResponse<I, O>> {
+    const retrySafe = isIdempotent(method);
+    return sendWithRetries(
+      method,
+      hash,
+      signal,
+      async (channel, lease) => {
         const res = await channel.transport.unary(
           method,
           signal,
@@ -228,17 +258,9 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
         );
         release(lease);
         return res;
-      } catch (e) {
-        const callerGaveUp = signal?.aborted === true;
-        const outcome = classifyFailure(e, callerGaveUp, lease.endpoint);
-        release(lease, outcome.error, !callerGaveUp);
-        const retry = outcome.notSent || (retrySafe && outcome.error.code === Code.Unavailable);
-        if (!retry || attempt >= maxAttempts || callerGaveUp) throw outcome.error;
-        last = outcome.error;
-        tried ??= new Set();
-        tried.add(lease.endpoint);
-      }
-    }
+      },
+      (outcome) => outcome.notSent || (retrySafe && outcome.error.code === Code.Unavailable),
+    );
   }
 
   async function unary<I extends DescMessage, O extends DescMessage>(
@@ -306,23 +328,15 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
         contextValues: contextValues ?? createContextValues(),
         message: input,
       },
-      next: async (req) => {
-        const hash = picker.hashing ? keyOf(req) : undefined;
-        let tried: Set<Endpoint> | undefined;
+      next: (req) => {
         // A stream can be retried only while none of its input has been read.
         const input = new TrackedInput(req.message);
-        let last: unknown;
-        for (let attempt = 1; ; attempt++) {
-          const lease = pool.pick(hash, tried);
-          if (!lease) throw noEndpoint(method, last);
-          const channel = channels.get(lease.endpoint);
-          if (!channel) {
-            release(lease);
-            throw new ConnectError(`${name}: balancer closed`, Code.Unavailable);
-          }
-          let res: StreamResponse<I, O>;
-          try {
-            res = await channel.transport.stream(
+        return sendWithRetries(
+          method,
+          picker.hashing ? keyOf(req) : undefined,
+          req.signal,
+          async (channel, lease) => {
+            const res = await channel.transport.stream(
               method,
               req.signal,
               remaining(deadline, clock),
@@ -330,18 +344,10 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
               input,
               req.contextValues,
             );
-          } catch (e) {
-            const outcome = classifyFailure(e, req.signal.aborted, lease.endpoint);
-            release(lease, outcome.error, !req.signal.aborted);
-            const retry = outcome.notSent && !input.pulled;
-            if (!retry || attempt >= maxAttempts || req.signal.aborted) throw outcome.error;
-            last = outcome.error;
-            tried ??= new Set();
-            tried.add(lease.endpoint);
-            continue;
-          }
-          return { ...res, message: releaseOnEnd(res.message, lease, req.signal, release) };
-        }
+            return { ...res, message: releaseOnEnd(res.message, lease, req.signal, release) };
+          },
+          (outcome) => outcome.notSent && !input.pulled,
+        );
       },
     });
   }
