@@ -2,19 +2,10 @@
 // one, for Quartet, opossum and cockatiel, measured in one run in alternating rounds.
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { CircuitBreaker as QuartetBreaker } from "@quartet/breaker";
+import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel";
+import Opossum from "opossum";
 import { report, throughput } from "../lib/report.ts";
-
-// The anchors come from the bench workspace; BREAKER_ANCHORS_DIR=<dir with node_modules> runs
-// against other installed versions (e.g. the newest from npm) without touching the workspace.
-const anchorsDir = process.env.BREAKER_ANCHORS_DIR;
-const require = createRequire(anchorsDir ? join(anchorsDir, "package.json") : import.meta.url);
-const load = (pkg: string): Promise<unknown> => import(pathToFileURL(require.resolve(pkg)).href);
-const { ConsecutiveBreaker, circuitBreaker, CircuitState, handleAll } = (await load(
-  "cockatiel",
-)) as typeof import("cockatiel");
-const Opossum = ((await load("opossum")) as { default: typeof import("opossum").default }).default;
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 250);
@@ -147,6 +138,7 @@ for (const state of ["closed", "open"]) {
     ratios[`${side}_vs_bare/${state}`] = ops[`${side}/${state}`]! / ops["bare/call"]!;
 }
 
+const require = createRequire(import.meta.url);
 const version = (pkg: string) => {
   // Packages need not export their package.json: walk up from the resolved entry instead.
   let dir = require.resolve(pkg);
