@@ -6,7 +6,7 @@ import type {
   UnaryResponse,
 } from "@connectrpc/connect";
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
-import { CALL_CONTEXT_KEY, type CallContext, ensureContextManager } from "./call-context.ts";
+import { ensureContextManager, HandlerCallContext } from "./call-context.ts";
 import { headersGetter } from "./headers.ts";
 import { noSpan } from "./instruments.ts";
 import {
@@ -42,16 +42,13 @@ async function handleServerCall(
   const info = methodInfo(req.method);
   const system = rpcSystemOf(req.header.get("content-type"));
   const timeoutMs = requestTimeoutMs(req.header, system);
-  const call: CallContext = {
-    signal: req.signal,
-    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
-    procedure: info.procedure,
-  };
   const parent = propagation.extract(ROOT_CONTEXT, req.header, headersGetter);
   const span = startRpcSpan(info, system, SpanKind.SERVER, parent);
-  const ctx = (span === noSpan ? parent : trace.setSpan(parent, span)).setValue(
-    CALL_CONTEXT_KEY,
-    call,
+  const ctx = new HandlerCallContext(
+    span === noSpan ? parent : trace.setSpan(parent, span),
+    req.signal,
+    timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    info.procedure,
   );
   let res: UnaryResponse | StreamResponse;
   try {
