@@ -1,41 +1,47 @@
 // calls/s through the balanced transport over 3 worker processes against plain transports to
-// the same workers rotated by hand, measured in alternating rounds in one run; plus the
-// picker quality figures (see quality.ts).
+// the same workers rotated by hand, in one run; plus the picker quality figures (quality.ts).
+//
+// Each side is its own client process (client.ts). Both run at the same time, pinned to one
+// CPU while the workers have the other: the client CPU is the bottleneck and the kernel splits
+// it evenly, so the calls/s ratio is the inverse ratio of client CPU per call, and the drift of
+// a shared machine hits both sides alike. Alternating sides in one process instead swung the
+// ratio by +-10% between runs here. Every round starts fresh clients (their own JIT luck).
+import { execFile } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { createBalancedTransport, staticResolver } from "@quartet/balancer";
-import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { promisify } from "node:util";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { type Figure, report } from "../lib/report.ts";
+import { ensureCommands, pinToCpu } from "../lib/tools.ts";
 import { measureQuality } from "./quality.ts";
+
+ensureCommands({ taskset: "util-linux" });
 
 const here = dirname(fileURLToPath(import.meta.url));
 const entry = resolve(here, "../../services/worker/src/main.ts");
-const CONCURRENCY = 32;
-const ROUND_MS = 1_500;
-const ROUNDS = 8;
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 2_000);
+const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 5_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const cpuCount = availableParallelism();
+const clientCpu = cpuCount > 1 ? 0 : undefined;
+const workerCpu = cpuCount > 1 ? cpuCount - 1 : undefined;
+const run = promisify(execFile);
 
-/** Closed loop: `CONCURRENCY` callers, each issuing Compute calls back to back for `ms`. */
-async function closedLoop(
-  next: () => ReturnType<typeof createClient<typeof WorkerService>>,
-  ms: number,
-) {
-  const end = performance.now() + ms;
-  let calls = 0;
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        await next().compute({ iterations: 1, input: "bench" });
-        calls++;
-      }
-    }),
-  );
-  const used = process.cpuUsage(cpu);
-  return { calls, ms: performance.now() - start, cpuUs: used.user + used.system };
+type Side = "balanced" | "plain";
+interface Measured {
+  calls: number;
+  ms: number;
+  cpuUs: number;
+}
+
+async function runClient(side: Side, urls: string[]): Promise<Measured> {
+  const args = [resolve(here, "client.ts"), side, String(WARMUP_MS), String(MEASURE_MS), ...urls];
+  const { stdout } =
+    clientCpu === undefined
+      ? await run(process.execPath, args)
+      : await run("taskset", ["-c", String(clientCpu), process.execPath, ...args]);
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as Measured;
 }
 
 const workers: ServiceProcess[] = [];
@@ -45,54 +51,44 @@ try {
       ["w1", "w2", "w3"].map((id) => startServiceProcess(entry, ["--port", "0", "--id", id])),
     )),
   );
-  const balanced = createBalancedTransport({
-    resolver: staticResolver(workers.map((w, i) => ({ id: `w${i + 1}`, address: w.url }))),
-    picker: "round_robin",
-  });
-  const balancedClient = createClient(WorkerService, balanced);
-  const plain: Transport[] = workers.map((w) =>
-    createConnectTransport({ baseUrl: w.url, httpVersion: "2" }),
-  );
-  const plainClients = plain.map((t) => createClient(WorkerService, t));
-  let turn = 0;
-  const sides = {
-    balanced: () => balancedClient,
-    plain: () => plainClients[turn++ % plainClients.length]!,
+  if (workerCpu !== undefined) for (const w of workers) pinToCpu(w.pid, workerCpu);
+  const urls = workers.map((w) => w.url);
+  const totals: Record<Side, Measured> = {
+    balanced: { calls: 0, ms: 0, cpuUs: 0 },
+    plain: { calls: 0, ms: 0, cpuUs: 0 },
   };
-  // Warm up both sides (connections, JIT).
-  await closedLoop(sides.balanced, 1_000);
-  await closedLoop(sides.plain, 1_000);
-  const totals = { balanced: { calls: 0, ms: 0, cpuUs: 0 }, plain: { calls: 0, ms: 0, cpuUs: 0 } };
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    // Alternate which side goes first so drift on the shared machine hits both alike.
-    const order =
-      round % 2 === 0 ? (["balanced", "plain"] as const) : (["plain", "balanced"] as const);
-    const rate: Record<string, number> = {};
-    for (const side of order) {
-      const r = await closedLoop(sides[side], ROUND_MS);
-      totals[side].calls += r.calls;
-      totals[side].ms += r.ms;
-      totals[side].cpuUs += r.cpuUs;
-      rate[side] = (r.calls * 1000) / r.ms;
+    // Alternate which client is spawned first.
+    const [balanced, plain] =
+      round % 2 === 0
+        ? await Promise.all([runClient("balanced", urls), runClient("plain", urls)])
+        : (await Promise.all([runClient("plain", urls), runClient("balanced", urls)])).reverse();
+    for (const [side, m] of [
+      ["balanced", balanced],
+      ["plain", plain],
+    ] as const) {
+      totals[side].calls += m.calls;
+      totals[side].ms += m.ms;
+      totals[side].cpuUs += m.cpuUs;
     }
-    ratios.push(rate.balanced! / rate.plain!);
+    const rate = (m: Measured) => (m.calls * 1000) / m.ms;
+    ratios.push(rate(balanced) / rate(plain));
+    cpuRatios.push(plain.cpuUs / plain.calls / (balanced.cpuUs / balanced.calls));
     console.log(
-      `round ${round + 1}: balanced ${rate.balanced!.toFixed(0)}/s, plain ${rate.plain!.toFixed(0)}/s`,
+      `round ${round + 1}: balanced ${rate(balanced).toFixed(0)}/s ` +
+        `(${(balanced.cpuUs / balanced.calls).toFixed(1)} us CPU/call), plain ${rate(plain).toFixed(0)}/s ` +
+        `(${(plain.cpuUs / plain.calls).toFixed(1)} us CPU/call)`,
     );
   }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const balancedRate = (totals.balanced.calls * 1000) / totals.balanced.ms;
   const plainRate = (totals.plain.calls * 1000) / totals.plain.ms;
-  const shares = balanced
-    .stats()
-    .map((s) => `${s.id}=${s.total}`)
-    .join(" ");
-  await balanced.close();
   const quality = await measureQuality();
   const figures: Record<string, Figure> = {
     "balanced/unary_calls": { value: balancedRate, unit: "calls/s" },
     "plain_rotated/unary_calls": { value: plainRate, unit: "calls/s" },
-    // Client CPU per call: steadier than calls/s while other processes share the machine.
     "balanced/client_cpu": {
       value: totals.balanced.cpuUs / totals.balanced.calls,
       unit: "us/call",
@@ -100,20 +96,19 @@ try {
     "plain_rotated/client_cpu": { value: totals.plain.cpuUs / totals.plain.calls, unit: "us/call" },
     ...quality.figures,
   };
-  const sorted = [...ratios].sort((a, b) => a - b);
   report(
     "balancer",
     figures,
     {
       "balanced_vs_plain_rotated/unary": balancedRate / plainRate,
-      "balanced_vs_plain_rotated/unary_median_round": sorted[Math.floor(sorted.length / 2)]!,
-      "balanced_vs_plain_rotated/client_cpu_per_call":
-        totals.balanced.cpuUs / totals.balanced.calls / (totals.plain.cpuUs / totals.plain.calls),
+      "balanced_vs_plain_rotated/unary_median_round": median(ratios),
+      "balanced_vs_plain_rotated/client_cpu_per_call_median_round": median(cpuRatios),
     },
     [
-      `3 worker processes, Compute(iterations=1), ${CONCURRENCY} concurrent callers, ${ROUNDS} alternating rounds of ${ROUND_MS} ms per side after 1 s warm-up each`,
+      `3 worker processes (pinned to CPU ${workerCpu ?? "(none)"}), Compute(iterations=1); two client processes at once, pinned to CPU ${clientCpu ?? "(none)"}, 32 concurrent callers each; ${ROUNDS} rounds of fresh clients, ${WARMUP_MS} ms warm-up, ${MEASURE_MS} ms measured`,
       "balanced: round robin, grpc.health.v1 Watch on, outlier detection on; plain: one connect-node HTTP/2 transport per worker, rotated per call",
-      `balanced calls per worker: ${shares}`,
+      "calls/s figures are per client while sharing one CPU with the other client",
+      "client_cpu ratio: plain's client CPU per call over balanced's (above 1: balanced is cheaper)",
       ...quality.notes,
     ],
   );

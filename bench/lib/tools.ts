@@ -1,4 +1,5 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 
 /** Installs Debian packages that provide the given commands, if any is missing. */
 export function ensureCommands(packages: Record<string, string>): void {
@@ -20,11 +21,14 @@ export interface H2loadResult {
   failed: number;
 }
 
+const execFileAsync = promisify(execFile);
+
 /**
  * Runs h2load for `seconds` against `url` and parses its summary. `h1` selects HTTP/1.1;
- * otherwise h2c with prior knowledge.
+ * otherwise h2c with prior knowledge. `cpu` pins h2load to one CPU (taskset), so that it
+ * does not compete with the servers it measures.
  */
-export function h2load(options: {
+export async function h2load(options: {
   url: string;
   seconds: number;
   warmupSeconds?: number;
@@ -34,7 +38,8 @@ export function h2load(options: {
   bodyFile: string;
   headers: Record<string, string>;
   threads?: number;
-}): H2loadResult {
+  cpu?: number;
+}): Promise<H2loadResult> {
   const args = [
     "-D",
     String(options.seconds),
@@ -52,7 +57,12 @@ export function h2load(options: {
     ...(options.h1 ? ["--h1"] : []),
     options.url,
   ];
-  const out = execFileSync("h2load", args, { encoding: "utf8", maxBuffer: 16 << 20 });
+  const { stdout: out } = await (options.cpu === undefined
+    ? execFileAsync("h2load", args, { encoding: "utf8", maxBuffer: 16 << 20 })
+    : execFileAsync("taskset", ["-c", String(options.cpu), "h2load", ...args], {
+        encoding: "utf8",
+        maxBuffer: 16 << 20,
+      }));
   const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
   const reqs = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(
     out,
@@ -71,4 +81,9 @@ export function h2load(options: {
     succeeded: Number(reqs[1]),
     failed,
   };
+}
+
+/** Pins a running process and all its threads to one CPU (taskset). */
+export function pinToCpu(pid: number, cpu: number): void {
+  execFileSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
 }

@@ -1,7 +1,14 @@
 // bench/rpc: what the Quartet server stack costs. WorkerService.Compute with no extra rounds on
 // a real worker process (telemetry interceptors, limits, CORS, health, metrics) against a bare
 // connect-node server doing the same work, with tracing off, on, and sampled at 10%.
+//
+// The two servers are measured at the same time, sharing one CPU (h2load runs on the other):
+// the kernel gives each half of that CPU, so their throughput ratio is the inverse ratio of
+// their CPU cost per request, and the drift of a shared machine hits both alike. Measuring
+// them one after the other instead swung the ratio by +-20% between runs here. Each round
+// starts fresh processes, so one process's JIT luck does not decide the result.
 import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,12 +17,17 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { ComputeRequestSchema } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { type Figure, report } from "../lib/report.ts";
-import { ensureCommands, h2load } from "../lib/tools.ts";
+import { ensureCommands, h2load, pinToCpu } from "../lib/tools.ts";
 
-ensureCommands({ h2load: "nghttp2-client" });
+ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 4);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+// Servers on the last CPU, load generators on the first; on one CPU, nothing is pinned.
+const cpuCount = availableParallelism();
+const serverCpu = cpuCount > 1 ? cpuCount - 1 : undefined;
+const loadCpu = cpuCount > 1 ? 0 : undefined;
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const procedure = "/quartet.worker.v1.WorkerService/Compute";
 
@@ -63,79 +75,104 @@ const protocols = {
   },
 } as const;
 
-const children: ServiceProcess[] = [];
-const start = async (entry: string, args: string[], env: Record<string, string> = {}) => {
-  const p = await startServiceProcess(entry, args, { env });
-  children.push(p);
-  return p;
-};
-
-const bare = await start(here("./bare-server.ts"), []);
-const bareH2 = String((await bare.waitForLog((l) => l.msg === "listening")).h2url);
-const workers: Record<string, ServiceProcess> = {};
-for (const [mode, env] of Object.entries(modes)) {
-  workers[mode] = await start(
-    here("../../services/worker/src/main.ts"),
-    ["--port", "0", "--id", mode],
-    env,
-  );
-}
-
 /** User + system CPU time of a process so far, in ms (Linux clock ticks are 10 ms). */
 const cpuMs = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
-const pids: Record<string, number> = { bare: bare.pid };
-for (const [mode, w] of Object.entries(workers)) pids[`quartet-tracing-${mode}`] = w.pid;
 
-// Per round, each side's throughput and server CPU per request; ratios are taken within a
-// round (neighbouring runs) and the median over rounds is reported, which damps the drift
-// of a shared machine better than comparing bests.
+interface Target {
+  process: ServiceProcess;
+  url: string;
+}
+
+const startBare = async (h1: boolean): Promise<Target> => {
+  const p = await startServiceProcess(here("./bare-server.ts"), []);
+  const listening = await p.waitForLog((l) => l.msg === "listening");
+  return { process: p, url: h1 ? p.url : String(listening.h2url) };
+};
+const startQuartet = async (mode: keyof typeof modes): Promise<Target> => {
+  const p = await startServiceProcess(
+    here("../../services/worker/src/main.ts"),
+    ["--port", "0", "--id", mode],
+    { env: modes[mode] },
+  );
+  return { process: p, url: p.url };
+};
+
+/** Loads every target at once for `secs`; per target: req/s and server CPU per request. */
+const loadTogether = (
+  targets: Target[],
+  p: (typeof protocols)[keyof typeof protocols],
+  secs: number,
+) =>
+  Promise.all(
+    targets.map(async (t) => {
+      const cpuBefore = cpuMs(t.process.pid);
+      const result = await h2load({
+        url: t.url + procedure,
+        seconds: secs,
+        clients: p.clients,
+        streams: p.streams,
+        h1: p.h1,
+        bodyFile: p.body,
+        headers: { "content-type": p.contentType, "connect-protocol-version": "1" },
+        cpu: loadCpu,
+      });
+      // h2load counts the requests still in flight when the duration ends as failed.
+      if (result.failed > p.clients * p.streams) {
+        throw new Error(`${t.url}: ${result.failed} requests failed`);
+      }
+      // h2load's 1 s warm-up requests also cost CPU: count them at the measured rate.
+      const served = result.succeeded * (1 + 1 / secs);
+      return {
+        reqPerSec: result.reqPerSec,
+        cpuUsPerReq: ((cpuMs(t.process.pid) - cpuBefore) * 1000) / served,
+      };
+    }),
+  );
+
 const perRound: Record<string, { reqPerSec: number; cpuUsPerReq: number }[]> = {};
-try {
-  for (let round = 1; round <= rounds; round++) {
-    for (const [protocol, p] of Object.entries(protocols)) {
-      const targets: [string, string][] = [
-        ["bare", p.h1 ? bare.url : bareH2],
-        ...Object.entries(workers).map(([mode, w]): [string, string] => [
-          `quartet-tracing-${mode}`,
-          w.url,
-        ]),
-      ];
-      // Rotate the order each round so no side always runs first or last.
-      const shift = (round - 1) % targets.length;
-      for (const [side, base] of [...targets.slice(shift), ...targets.slice(0, shift)]) {
-        const cpuBefore = cpuMs(pids[side]!);
-        const result = h2load({
-          url: base + procedure,
-          seconds,
-          clients: p.clients,
-          streams: p.streams,
-          h1: p.h1,
-          bodyFile: p.body,
-          headers: { "content-type": p.contentType, "connect-protocol-version": "1" },
-        });
-        // h2load counts the requests still in flight when the duration ends as failed.
-        if (result.failed > p.clients * p.streams) {
-          throw new Error(`${side} ${protocol}: ${result.failed} requests failed`);
-        }
-        // Warm-up requests also cost CPU: count them at the measured rate.
-        const served = result.succeeded * (1 + 1 / seconds);
-        const cpuUsPerReq = ((cpuMs(pids[side]!) - cpuBefore) * 1000) / served;
-        const key = `${side}/${protocol}`;
-        perRound[key] ??= [];
-        perRound[key].push({ reqPerSec: result.reqPerSec, cpuUsPerReq });
-        console.log(
-          `round ${round} ${key}: ${Math.round(result.reqPerSec)} req/s, ${cpuUsPerReq.toFixed(1)} us CPU/req`,
+const ratioRuns: Record<string, number[]> = {};
+const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
+  map[key] ??= [];
+  map[key].push(value);
+};
+for (let round = 1; round <= rounds; round++) {
+  for (const [protocol, p] of Object.entries(protocols)) {
+    for (const mode of Object.keys(modes) as (keyof typeof modes)[]) {
+      const pair = await Promise.all([startBare(p.h1), startQuartet(mode)]);
+      // Alternate which server h2load starts on first.
+      const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
+      try {
+        if (serverCpu !== undefined) for (const t of pair) pinToCpu(t.process.pid, serverCpu);
+        await loadTogether(order, p, warmupSeconds);
+        const measured = await loadTogether(order, p, seconds);
+        const [bare, quartet] = round % 2 === 0 ? measured : [measured[1], measured[0]];
+        push(perRound, `bare/${protocol}`, bare!);
+        push(perRound, `quartet-tracing-${mode}/${protocol}`, quartet!);
+        push(
+          ratioRuns,
+          `quartet_tracing_${mode}_vs_bare/${protocol}`,
+          quartet!.reqPerSec / bare!.reqPerSec,
         );
+        push(
+          ratioRuns,
+          `quartet_tracing_${mode}_vs_bare_cpu/${protocol}`,
+          bare!.cpuUsPerReq / quartet!.cpuUsPerReq,
+        );
+        console.log(
+          `round ${round} ${protocol} tracing ${mode}: bare ${Math.round(bare!.reqPerSec)} req/s ` +
+            `(${bare!.cpuUsPerReq.toFixed(1)} us CPU/req), quartet ${Math.round(quartet!.reqPerSec)} req/s ` +
+            `(${quartet!.cpuUsPerReq.toFixed(1)} us CPU/req): ${(quartet!.reqPerSec / bare!.reqPerSec).toFixed(3)}x`,
+        );
+      } finally {
+        await Promise.all(pair.map((t) => t.process.kill("SIGKILL")));
       }
     }
   }
-} finally {
-  await Promise.all(children.map((c) => c.kill("SIGKILL")));
-  sink.close();
 }
+sink.close();
 
 const median = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -148,21 +185,10 @@ for (const [key, runs] of Object.entries(perRound)) {
   figures[`${key}/cpu`] = { value: median(runs.map((r) => r.cpuUsPerReq)), unit: "us CPU/req" };
 }
 const ratios: Record<string, number> = {};
-for (const protocol of Object.keys(protocols)) {
-  const bareRuns = perRound[`bare/${protocol}`]!;
-  for (const mode of Object.keys(modes)) {
-    const runs = perRound[`quartet-tracing-${mode}/${protocol}`]!;
-    ratios[`quartet_tracing_${mode}_vs_bare/${protocol}`] = median(
-      runs.map((r, i) => r.reqPerSec / bareRuns[i]!.reqPerSec),
-    );
-    // Throughput if CPU-bound: bare's CPU per request over Quartet's.
-    ratios[`quartet_tracing_${mode}_vs_bare_cpu/${protocol}`] = median(
-      runs.map((r, i) => bareRuns[i]!.cpuUsPerReq / r.cpuUsPerReq),
-    );
-  }
-}
+for (const [key, runs] of Object.entries(ratioRuns)) ratios[key] = median(runs);
 report("rpc", figures, ratios, [
-  `h2load, ${seconds}s per run after 1s warm-up, ${rounds} alternating rounds; ratios are medians of per-round ratios`,
-  "_cpu ratios: the server process's user+system CPU per request (from /proc), bare over Quartet",
+  `bare and Quartet servers loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}; ${rounds} rounds, each with fresh processes, ${warmupSeconds} s warm-up, then ${seconds} s measured`,
+  "ratios: medians over rounds of Quartet over bare (req/s), and of bare's CPU per request over Quartet's (_cpu)",
+  "req/s figures are per server while sharing one CPU with the other: about half of what one server alone does",
   "connect-json-h1: 64 HTTP/1.1 connections; connect-proto-h2c: 4 connections x 16 streams",
 ]);
