@@ -8,9 +8,8 @@
 // them one after the other instead swung the ratio by +-20% between runs here. Each round
 // starts fresh processes, so one process's JIT luck does not decide the result.
 import { readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import http from "node:http";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
