@@ -21,7 +21,7 @@ import { ensureCommands, h2load, pinToCpu } from "../lib/tools.ts";
 ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
-const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 4);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 // Servers on the last CPU, load generators on the first; on one CPU, nothing is pinned.
 const cpuCount = availableParallelism();
