@@ -131,6 +131,17 @@ const loadTogether = (
     }),
   );
 
+// To iterate on one case: BENCH_MODES=off BENCH_PROTOCOLS=connect-proto-h2c npm run bench -- rpc
+const listFromEnv = (name: string, all: string[]) => {
+  const wanted = process.env[name]?.split(",").filter(Boolean) ?? all;
+  const unknown = wanted.filter((w) => !all.includes(w));
+  if (unknown.length > 0)
+    throw new Error(`${name}: unknown ${unknown.join(", ")}; known: ${all.join(", ")}`);
+  return wanted;
+};
+const onlyModes = listFromEnv("BENCH_MODES", Object.keys(modes));
+const onlyProtocols = listFromEnv("BENCH_PROTOCOLS", Object.keys(protocols));
+
 const perRound: Record<string, { reqPerSec: number; cpuUsPerReq: number }[]> = {};
 const ratioRuns: Record<string, number[]> = {};
 const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
@@ -139,7 +150,9 @@ const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
 };
 for (let round = 1; round <= rounds; round++) {
   for (const [protocol, p] of Object.entries(protocols)) {
+    if (!onlyProtocols.includes(protocol)) continue;
     for (const mode of Object.keys(modes) as (keyof typeof modes)[]) {
+      if (!onlyModes.includes(mode)) continue;
       const pair = await Promise.all([startBare(p.h1), startQuartet(mode)]);
       // Alternate which server h2load starts on first.
       const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
