@@ -17,43 +17,6 @@ export interface CallContext {
  */
 export const CALL_CONTEXT_KEY = createContextKey("quartet.telemetry.call");
 
-/**
- * One handler call, and the OTel Context it runs in: the caller's context (trace, baggage)
- * with the call added under {@link CALL_CONTEXT_KEY}. One object per call instead of
- * `parent.setValue(...)`, whose BaseContext copies the parent's Map and makes three closures:
- * this runs on every request, where allocations show up as GC time.
- */
-export class HandlerCallContext implements CallContext, Context {
-  readonly signal: AbortSignal;
-  readonly deadline: number | undefined;
-  readonly procedure: string;
-  readonly #parent: Context;
-
-  constructor(
-    parent: Context,
-    signal: AbortSignal,
-    deadline: number | undefined,
-    procedure: string,
-  ) {
-    this.#parent = parent;
-    this.signal = signal;
-    this.deadline = deadline;
-    this.procedure = procedure;
-  }
-
-  getValue(key: symbol): unknown {
-    return key === CALL_CONTEXT_KEY ? this : this.#parent.getValue(key);
-  }
-
-  setValue(key: symbol, value: unknown): Context {
-    return new ContextEntry(this, key, value);
-  }
-
-  deleteValue(key: symbol): Context {
-    return new ContextEntry(this, key, undefined);
-  }
-}
-
 /** A context that differs from its parent in one key (undefined: deleted). */
 class ContextEntry implements Context {
   readonly #parent: Context;
@@ -76,6 +39,34 @@ class ContextEntry implements Context {
 
   deleteValue(key: symbol): Context {
     return new ContextEntry(this, key, undefined);
+  }
+}
+
+/**
+ * One handler call, and the OTel Context it runs in: the caller's context (trace, baggage)
+ * with the call itself under {@link CALL_CONTEXT_KEY}. One object per call instead of
+ * `parent.setValue(...)`, whose BaseContext copies the parent's Map and makes three closures:
+ * this runs on every request, where allocations show up as GC time.
+ */
+export class HandlerCallContext extends ContextEntry implements CallContext {
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  readonly procedure: string;
+
+  constructor(
+    parent: Context,
+    signal: AbortSignal,
+    deadline: number | undefined,
+    procedure: string,
+  ) {
+    super(parent, CALL_CONTEXT_KEY, undefined);
+    this.signal = signal;
+    this.deadline = deadline;
+    this.procedure = procedure;
+  }
+
+  override getValue(key: symbol): unknown {
+    return key === CALL_CONTEXT_KEY ? this : super.getValue(key);
   }
 }
 
