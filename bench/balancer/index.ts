@@ -7,13 +7,12 @@
 // a shared machine hits both sides alike. Alternating sides in one process instead swung the
 // ratio by +-10% between runs here. Every round starts fresh clients (their own JIT luck).
 import { execFile } from "node:child_process";
-import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
-import { type Figure, report } from "../lib/report.ts";
-import { ensureCommands, pinToCpu } from "../lib/tools.ts";
+import { type Figure, median, report } from "../lib/report.ts";
+import { ensureCommands, pairedCpus, pinned, pinToCpu } from "../lib/tools.ts";
 import { measureQuality } from "./quality.ts";
 
 ensureCommands({ taskset: "util-linux" });
@@ -23,9 +22,8 @@ const entry = resolve(here, "../../services/worker/src/main.ts");
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 2_000);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 5_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const cpuCount = availableParallelism();
-const clientCpu = cpuCount > 1 ? 0 : undefined;
-const workerCpu = cpuCount > 1 ? cpuCount - 1 : undefined;
+// The two clients share one CPU; the workers run on another.
+const { shared: clientCpu, other: workerCpu } = pairedCpus();
 const run = promisify(execFile);
 
 type Side = "balanced" | "plain";
@@ -37,10 +35,7 @@ interface Measured {
 
 async function runClient(side: Side, urls: string[]): Promise<Measured> {
   const args = [resolve(here, "client.ts"), side, String(WARMUP_MS), String(MEASURE_MS), ...urls];
-  const { stdout } =
-    clientCpu === undefined
-      ? await run(process.execPath, args)
-      : await run("taskset", ["-c", String(clientCpu), process.execPath, ...args]);
+  const { stdout } = await run(...pinned(clientCpu, process.execPath, args));
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as Measured;
 }
 
@@ -82,7 +77,6 @@ try {
         `(${(plain.cpuUs / plain.calls).toFixed(1)} us CPU/call)`,
     );
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const balancedRate = (totals.balanced.calls * 1000) / totals.balanced.ms;
   const plainRate = (totals.plain.calls * 1000) / totals.plain.ms;
   const quality = await measureQuality();

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CircuitBreaker as QuartetBreaker } from "@quartet/breaker";
 import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from "cockatiel";
 import Opossum from "opossum";
-import { report, throughput } from "../lib/report.ts";
+import { median, report, throughput } from "../lib/report.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 250);
@@ -111,11 +111,6 @@ if (m.failures !== 0 || m.rejections !== 0)
 oClosed.shutdown();
 oOpen.shutdown();
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const ops: Record<string, number> = {};
 for (const name of names) ops[name] = median(samples[name]!);
 

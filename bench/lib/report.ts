@@ -22,6 +22,13 @@ export interface BenchResult {
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "..", "results");
 
+/** Median of a non-empty list (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** Prints a readable table and writes `bench/results/<bench>.json`. */
 export function report(
   bench: string,

@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { promisify } from "node:util";
 
 /** Installs Debian packages that provide the given commands, if any is missing. */
@@ -57,12 +58,11 @@ export async function h2load(options: {
     ...(options.h1 ? ["--h1"] : []),
     options.url,
   ];
-  const { stdout: out } = await (options.cpu === undefined
-    ? execFileAsync("h2load", args, { encoding: "utf8", maxBuffer: 16 << 20 })
-    : execFileAsync("taskset", ["-c", String(options.cpu), "h2load", ...args], {
-        encoding: "utf8",
-        maxBuffer: 16 << 20,
-      }));
+  const [command, argv] = pinned(options.cpu, "h2load", args);
+  const { stdout: out } = await execFileAsync(command, argv, {
+    encoding: "utf8",
+    maxBuffer: 16 << 20,
+  });
   const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
   const reqs = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(
     out,
@@ -86,4 +86,23 @@ export async function h2load(options: {
 /** Pins a running process and all its threads to one CPU (taskset). */
 export function pinToCpu(pid: number, cpu: number): void {
   execFileSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" });
+}
+
+/**
+ * How a bench that compares two sides splits the machine: both sides share `shared` (so the
+ * kernel gives each half of it, and drift hits both alike), and whatever drives or serves
+ * them runs on `other`. Both undefined on a one-CPU machine: nothing is pinned.
+ */
+export function pairedCpus(): { shared: number | undefined; other: number | undefined } {
+  const count = availableParallelism();
+  return count > 1 ? { shared: count - 1, other: 0 } : { shared: undefined, other: undefined };
+}
+
+/** `command args`, run through taskset on `cpu` when one is given. */
+export function pinned(
+  cpu: number | undefined,
+  command: string,
+  args: string[],
+): [string, string[]] {
+  return cpu === undefined ? [command, args] : ["taskset", ["-c", String(cpu), command, ...args]];
 }

@@ -9,24 +9,22 @@
 // starts fresh processes, so one process's JIT luck does not decide the result.
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { availableParallelism, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ComputeRequestSchema } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
-import { type Figure, report } from "../lib/report.ts";
-import { ensureCommands, h2load, pinToCpu } from "../lib/tools.ts";
+import { type Figure, median, report } from "../lib/report.ts";
+import { ensureCommands, h2load, pairedCpus, pinToCpu } from "../lib/tools.ts";
 
 ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-// Servers on the last CPU, load generators on the first; on one CPU, nothing is pinned.
-const cpuCount = availableParallelism();
-const serverCpu = cpuCount > 1 ? cpuCount - 1 : undefined;
-const loadCpu = cpuCount > 1 ? 0 : undefined;
+// The two servers share one CPU; the h2load processes run on another.
+const { shared: serverCpu, other: loadCpu } = pairedCpus();
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const procedure = "/quartet.worker.v1.WorkerService/Compute";
 
@@ -186,11 +184,6 @@ for (let round = 1; round <= rounds; round++) {
 }
 sink.close();
 
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const figures: Record<string, Figure> = {};
 for (const [key, runs] of Object.entries(perRound)) {
   figures[key] = { value: median(runs.map((r) => r.reqPerSec)), unit: "req/s" };
