@@ -263,8 +263,8 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
     );
   }
 
-  // Not async: on the common path it hands back attemptUnary's promise as it is, one promise
-  // and one microtask fewer per call (neither branch throws synchronously).
+  // Not async: with nothing to run around the attempts it hands back attemptUnary's promise
+  // as it is (one promise and one microtask fewer per call); attemptUnary never throws.
   function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
@@ -274,11 +274,24 @@ export function createBalancedTransport(options: BalancedTransportOptions): Bala
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
     const timeout = normalizeTimeout(timeoutMs, options.defaultTimeoutMs);
-    const deadline = timeout === undefined ? undefined : clock.now() + timeout;
     if (interceptors.length === 0 && !(picker.hashing && options.hashKey !== undefined)) {
-      // Nothing to run around the attempts: the endpoint transport handles signal and deadline.
+      // The endpoint transport handles signal and deadline.
+      const deadline = timeout === undefined ? undefined : clock.now() + timeout;
       return attemptUnary(method, signal, deadline, header, input, contextValues, undefined);
     }
+    return interceptedUnary(method, signal, timeout, header, input, contextValues);
+  }
+
+  /** A unary call through the interceptors; async, so a bad header init rejects the call. */
+  async function interceptedUnary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeout: number | undefined,
+    header: HeadersInit | undefined,
+    input: MessageInitShape<I>,
+    contextValues: ContextValues | undefined,
+  ): Promise<UnaryResponse<I, O>> {
+    const deadline = timeout === undefined ? undefined : clock.now() + timeout;
     return runUnaryCall<I, O>({
       interceptors,
       signal,

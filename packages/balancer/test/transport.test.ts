@@ -306,6 +306,17 @@ describe("createBalancedTransport", () => {
     expect(err.rawMessage).toMatch(/no endpoints for quartet.worker.v1.WorkerService\/Compute/);
   });
 
+  it("rejects, rather than throws, a call whose headers are invalid, with or without interceptors", async () => {
+    for (const interceptors of [[], [((next) => next) as Interceptor]]) {
+      const t = balanced({ resolver: staticResolver([]), healthCheck: false, interceptors });
+      let pending: Promise<unknown> | undefined;
+      expect(() => {
+        pending = t.unary(compute, undefined, undefined, { "bad header": "x" }, {});
+      }).not.toThrow();
+      await expect(pending).rejects.toThrow();
+    }
+  });
+
   it("exports per-endpoint OTel metrics", async () => {
     const s = await servers(2);
     const reader = new (class extends MetricReader {
