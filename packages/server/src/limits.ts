@@ -1,4 +1,5 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { CallAdmission } from "@quartet/telemetry";
 
 /** The bounds every server enforces; each breach gets its own clear error. */
 export interface Limits {
@@ -25,52 +26,24 @@ export const defaultLimits: Limits = {
   maxHeaderBytes: 16 * 1024,
 };
 
-/** Refuses a call when the server already has `max` calls in progress. */
-export function createConcurrencyLimit(max: number): Interceptor {
+/**
+ * Refuses a call when the server already has `max` calls in progress. A call holds its
+ * place until its response is sent, or, for a streaming response, until the stream ends.
+ */
+export function createConcurrencyLimit(max: number): CallAdmission {
   let active = 0;
-  const release = () => {
-    active--;
-  };
-  // Shared continuations: no closure is allocated per call on this hot path.
-  const onResponse = <R extends { stream: boolean }>(res: R): R => {
-    if (!res.stream) {
-      active--;
-      return res;
-    }
-    const stream = res as R & { message: AsyncIterable<unknown> };
-    return { ...stream, message: releaseWhenDone(stream.message, release) };
-  };
-  const onError = (e: unknown): never => {
-    active--;
-    throw e;
-  };
-  return (next) => (req) => {
-    if (active >= max) {
-      return Promise.reject(
-        new ConnectError(
+  return {
+    admit() {
+      if (active >= max) {
+        throw new ConnectError(
           `server is at its limit of ${max} concurrent calls; retry with backoff`,
           Code.ResourceExhausted,
-        ),
-      );
-    }
-    active++;
-    let pending: ReturnType<typeof next>;
-    try {
-      pending = next(req);
-    } catch (e) {
-      return onError(e);
-    }
-    return pending.then(onResponse, onError);
+        );
+      }
+      active++;
+    },
+    release() {
+      active--;
+    },
   };
-}
-
-async function* releaseWhenDone<T>(
-  messages: AsyncIterable<T>,
-  release: () => void,
-): AsyncIterable<T> {
-  try {
-    yield* messages;
-  } finally {
-    release();
-  }
 }

@@ -33,7 +33,7 @@ export interface ServeOptions {
   /** From startTelemetry(): serves /metrics, and is flushed on shutdown. */
   telemetry?: Telemetry;
   logger?: Logger;
-  /** Extra interceptors, inside the tracing and limit interceptors. */
+  /** Extra interceptors, inside the tracing interceptor (which applies the call limit too). */
   interceptors?: Interceptor[];
 }
 
@@ -59,8 +59,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
   let health: HealthRegistry | undefined;
 
   const interceptors = [
-    ...createServerInterceptors(),
-    createConcurrencyLimit(limits.maxConcurrentCalls),
+    ...createServerInterceptors({
+      admission: createConcurrencyLimit(limits.maxConcurrentCalls),
+    }),
     ...(options.interceptors ?? []),
   ];
   const rpc = connectNodeAdapter({

@@ -144,6 +144,48 @@ describe("limits", () => {
     expect((await client.compute({ input: "after" })).digest).toBe("after");
   });
 
+  it("holds a streaming call's place until its stream ends or is cancelled", async () => {
+    let ended!: () => void;
+    const handlerEnded = new Promise<void>((resolve) => (ended = resolve));
+    const server = await start({
+      limits: { maxConcurrentCalls: 1 },
+      routes: (router) =>
+        router.service(WorkerService, {
+          async compute(req) {
+            return { digest: req.input };
+          },
+          async *watch(req, ctx) {
+            yield { step: 1, totalSteps: req.steps };
+            if (req.steps === 1) return;
+            // Stays open until the client cancels.
+            try {
+              await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+            } finally {
+              ended();
+            }
+          },
+        }),
+    });
+    const client = createClient(WorkerService, createGrpcTransport({ baseUrl: server.url }));
+
+    for await (const step of client.watch({ steps: 1 })) expect(step.step).toBe(1);
+    expect((await client.compute({ input: "after a finished stream" })).digest).toBe(
+      "after a finished stream",
+    );
+
+    const cancel = new AbortController();
+    const open = client.watch({ steps: 2 }, { signal: cancel.signal })[Symbol.asyncIterator]();
+    expect((await open.next()).value?.step).toBe(1);
+    const err = await errorOf(client.compute({ input: "while the stream is open" }));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    cancel.abort();
+    await errorOf(open.next());
+    await handlerEnded;
+    expect((await client.compute({ input: "after a cancelled stream" })).digest).toBe(
+      "after a cancelled stream",
+    );
+  });
+
   it("refuses a timeout above the maximum with InvalidArgument", async () => {
     const server = await start({ limits: { maxTimeoutMs: 1000 } });
     const client = createClient(

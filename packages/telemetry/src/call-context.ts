@@ -1,4 +1,12 @@
-import { type Context, context, createContextKey, ROOT_CONTEXT } from "@opentelemetry/api";
+import {
+  type Context,
+  context,
+  createContextKey,
+  INVALID_SPAN_CONTEXT,
+  ROOT_CONTEXT,
+  type Span,
+  trace,
+} from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 
 /** What an outbound call needs to know about the handler call it is made from. */
@@ -43,10 +51,30 @@ class ContextEntry implements Context {
 }
 
 /**
+ * The key under which @opentelemetry/api keeps the active span. The API does not export
+ * it; `trace.setSpan` tells it to a context that records the key it is given.
+ */
+const SPAN_KEY: symbol = (() => {
+  let key: symbol | undefined;
+  const recorder: Context = {
+    getValue: () => undefined,
+    setValue(k) {
+      key = k;
+      return recorder;
+    },
+    deleteValue: () => recorder,
+  };
+  trace.setSpan(recorder, trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
+  if (key === undefined) throw new Error("@opentelemetry/api: trace.setSpan set no context key");
+  return key;
+})();
+
+/**
  * One handler call, and the OTel Context it runs in: the caller's context (trace, baggage)
- * with the call itself under {@link CALL_CONTEXT_KEY}. One object per call instead of
- * `parent.setValue(...)`, whose BaseContext copies the parent's Map and makes three closures:
- * this runs on every request, where allocations show up as GC time.
+ * with the call's span (if it has one) as the active span and the call itself under
+ * {@link CALL_CONTEXT_KEY}. One object per call instead of `trace.setSpan(...)` and
+ * `setValue(...)`, each of which copies the parent's Map and makes three closures
+ * (BaseContext): this runs on every request, where allocations show up as GC time.
  */
 export class HandlerCallContext extends ContextEntry implements CallContext {
   readonly signal: AbortSignal;
@@ -55,11 +83,12 @@ export class HandlerCallContext extends ContextEntry implements CallContext {
 
   constructor(
     parent: Context,
+    span: Span | undefined,
     signal: AbortSignal,
     deadline: number | undefined,
     procedure: string,
   ) {
-    super(parent, CALL_CONTEXT_KEY, undefined);
+    super(parent, SPAN_KEY, span ?? parent.getValue(SPAN_KEY));
     this.signal = signal;
     this.deadline = deadline;
     this.procedure = procedure;

@@ -7,6 +7,10 @@ export {
 export { createClientInterceptors } from "./client-interceptor.ts";
 export { logMixin } from "./log-mixin.ts";
 export { extractMessageContext, injectMessageHeaders } from "./messaging.ts";
-export { createServerInterceptors } from "./server-interceptor.ts";
+export {
+  type CallAdmission,
+  createServerInterceptors,
+  type ServerInterceptorOptions,
+} from "./server-interceptor.ts";
 export { startTelemetry, type Telemetry, type TelemetryOptions } from "./start.ts";
 export { createTelemetryTransport, type TelemetryTransportOptions } from "./telemetry-transport.ts";

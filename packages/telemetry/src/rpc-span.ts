@@ -80,6 +80,7 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
   readonly #startMs: number;
   readonly #signal: AbortSignal;
   #iterator: AsyncIterator<T> | undefined;
+  readonly #admission: { release(): void } | undefined;
   #ended = false;
 
   constructor(
@@ -91,6 +92,8 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
     system: RpcSystem,
     startMs: number,
     signal: AbortSignal,
+    /** Released when the stream ends: the server call admitted it. */
+    admission?: { release(): void },
   ) {
     this.#source = source;
     this.#ctx = ctx;
@@ -100,6 +103,7 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
     this.#system = system;
     this.#startMs = startMs;
     this.#signal = signal;
+    this.#admission = admission;
     if (signal.aborted) {
       this.handleEvent();
     } else {
@@ -156,6 +160,7 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
     if (this.#ended) return;
     this.#ended = true;
     this.#signal.removeEventListener("abort", this);
+    this.#admission?.release();
     finishRpc(this.#span, this.#isServer, this.#info, this.#system, this.#startMs, code, message);
   }
 }

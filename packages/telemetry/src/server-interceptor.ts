@@ -5,7 +5,7 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
-import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from "@opentelemetry/api";
+import { context, propagation, ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
 import { ensureContextManager, HandlerCallContext } from "./call-context.ts";
 import { headersGetter } from "./headers.ts";
 import { noSpan } from "./instruments.ts";
@@ -21,22 +21,39 @@ import { finishRpc, startRpcSpan, TracedStream } from "./rpc-span.ts";
 type Next = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
 
 /**
+ * Decides, as each call arrives, whether the server takes it: a concurrency limit, for
+ * one. It lives in the tracing interceptor, which already knows when every call ends
+ * (a unary response, or the last message of a stream), so a gate costs no interceptor
+ * layer of its own, and refused calls still show in spans and metrics.
+ */
+export interface CallAdmission {
+  /** Takes the call, or throws the ConnectError that refuses it. */
+  admit(): void;
+  /** A call that admit() took has ended, however it ended. */
+  release(): void;
+}
+
+export interface ServerInterceptorOptions {
+  admission?: CallAdmission;
+}
+
+/**
  * Server interceptors for `connectNodeAdapter({ interceptors })`: one SERVER span per
  * call (parented on the caller's W3C trace context), the `rpc.server.duration`
  * histogram, and the handler call (deadline, signal) in the OTel Context, so that
  * outbound calls made by the handler inherit trace, baggage, deadline and
  * cancellation without any code in the handler.
  */
-export function createServerInterceptors(): Interceptor[] {
+export function createServerInterceptors(options: ServerInterceptorOptions = {}): Interceptor[] {
   ensureContextManager();
-  return [serverInterceptor];
+  const { admission } = options;
+  return [(next) => (req) => handleServerCall(next, req, admission)];
 }
-
-const serverInterceptor: Interceptor = (next) => (req) => handleServerCall(next, req);
 
 async function handleServerCall(
   next: Next,
   req: UnaryRequest | StreamRequest,
+  admission: CallAdmission | undefined,
 ): Promise<UnaryResponse | StreamResponse> {
   const startMs = performance.now();
   const info = methodInfo(req.method);
@@ -45,24 +62,40 @@ async function handleServerCall(
   const parent = propagation.extract(ROOT_CONTEXT, req.header, headersGetter);
   const span = startRpcSpan(info, system, SpanKind.SERVER, parent);
   const ctx = new HandlerCallContext(
-    span === noSpan ? parent : trace.setSpan(parent, span),
+    parent,
+    span === noSpan ? undefined : span,
     req.signal,
     timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
     info.procedure,
   );
   let res: UnaryResponse | StreamResponse;
+  let admitted = false;
   try {
+    admission?.admit();
+    admitted = admission !== undefined;
     res = await context.with(ctx, next, undefined, req);
   } catch (error) {
+    if (admitted) admission!.release();
     finishRpc(span, true, info, system, startMs, serverErrorCode(error), errorMessage(error));
     throw error;
   }
   if (!res.stream) {
+    if (admitted) admission!.release();
     finishRpc(span, true, info, system, startMs, 0, undefined);
     return res;
   }
   return {
     ...res,
-    message: new TracedStream(res.message, ctx, span, true, info, system, startMs, req.signal),
+    message: new TracedStream(
+      res.message,
+      ctx,
+      span,
+      true,
+      info,
+      system,
+      startMs,
+      req.signal,
+      admitted ? admission : undefined,
+    ),
   };
 }
