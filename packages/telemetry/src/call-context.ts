@@ -3,11 +3,14 @@ import {
   context,
   createContextKey,
   INVALID_SPAN_CONTEXT,
+  propagation,
   ROOT_CONTEXT,
   type Span,
   trace,
 } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { headersGetter } from "./headers.ts";
+import { type RpcSystem, requestTimeoutMs } from "./rpc-semantics.ts";
 
 /** What an outbound call needs to know about the handler call it is made from. */
 export interface CallContext {
@@ -70,33 +73,77 @@ const SPAN_KEY: symbol = (() => {
 })();
 
 /**
- * One handler call, and the OTel Context it runs in: the caller's context (trace, baggage)
- * with the call's span (if it has one) as the active span and the call itself under
- * {@link CALL_CONTEXT_KEY}. One object per call instead of `trace.setSpan(...)` and
- * `setValue(...)`, each of which copies the parent's Map and makes three closures
- * (BaseContext): this runs on every request, where allocations show up as GC time.
+ * One handler call, and the OTel Context it runs in: the caller's context (W3C trace
+ * context and baggage from the request headers), the call's span (if it has one) as the
+ * active span, and the call itself under {@link CALL_CONTEXT_KEY}.
+ *
+ * It is one object per call, and it reads the caller's context and the timeout from the
+ * request headers only when something asks for them (an outbound call, a log line): most
+ * calls never do, and this runs on every request, where each header read and each
+ * `setValue` (a copy of the parent's Map and three closures) shows up in throughput.
  */
-export class HandlerCallContext extends ContextEntry implements CallContext {
+export class HandlerCallContext implements Context, CallContext {
   readonly signal: AbortSignal;
-  readonly deadline: number | undefined;
   readonly procedure: string;
+  readonly #header: Headers;
+  readonly #system: RpcSystem;
+  readonly #arrivedAt: number;
+  readonly #span: Span | undefined;
+  #caller: Context | undefined;
+  #deadline: number | undefined | null = null;
 
+  /**
+   * @param arrivedAt `performance.now()` when the request arrived; its timeout counts from there.
+   * @param caller the caller's context, if already extracted from `header`.
+   */
   constructor(
-    parent: Context,
-    span: Span | undefined,
+    header: Headers,
+    system: RpcSystem,
+    arrivedAt: number,
     signal: AbortSignal,
-    deadline: number | undefined,
     procedure: string,
+    caller: Context | undefined,
+    span: Span | undefined,
   ) {
-    super(parent, SPAN_KEY, span ?? parent.getValue(SPAN_KEY));
+    this.#header = header;
+    this.#system = system;
+    this.#arrivedAt = arrivedAt;
     this.signal = signal;
-    this.deadline = deadline;
     this.procedure = procedure;
+    this.#caller = caller;
+    this.#span = span;
   }
 
-  override getValue(key: symbol): unknown {
-    return key === CALL_CONTEXT_KEY ? this : super.getValue(key);
+  /** Deadline as epoch ms, from the request's timeout header, if it has one. */
+  get deadline(): number | undefined {
+    if (this.#deadline === null) {
+      const timeoutMs = requestTimeoutMs(this.#header, this.#system);
+      // Elapsed time on the monotonic clock, so a wall-clock step cannot move the deadline.
+      const arrivedAtEpochMs = Date.now() - (performance.now() - this.#arrivedAt);
+      this.#deadline = timeoutMs === undefined ? undefined : arrivedAtEpochMs + timeoutMs;
+    }
+    return this.#deadline;
   }
+
+  getValue(key: symbol): unknown {
+    if (key === CALL_CONTEXT_KEY) return this;
+    if (key === SPAN_KEY && this.#span !== undefined) return this.#span;
+    this.#caller ??= callerContext(this.#header);
+    return this.#caller.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return new ContextEntry(this, key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return new ContextEntry(this, key, undefined);
+  }
+}
+
+/** The W3C trace context and baggage a request carries (the global propagator's fields). */
+export function callerContext(header: Headers): Context {
+  return propagation.extract(ROOT_CONTEXT, header, headersGetter);
 }
 
 /** The current handler call (deadline as epoch ms, its abort signal), if any. */

@@ -5,17 +5,10 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
-import { context, propagation, ROOT_CONTEXT, SpanKind } from "@opentelemetry/api";
-import { ensureContextManager, HandlerCallContext } from "./call-context.ts";
-import { headersGetter } from "./headers.ts";
-import { noSpan } from "./instruments.ts";
-import {
-  errorMessage,
-  methodInfo,
-  requestTimeoutMs,
-  rpcSystemOf,
-  serverErrorCode,
-} from "./rpc-semantics.ts";
+import { context, SpanKind } from "@opentelemetry/api";
+import { callerContext, ensureContextManager, HandlerCallContext } from "./call-context.ts";
+import { noSpan, spansOn } from "./instruments.ts";
+import { errorMessage, methodInfo, rpcSystemOf, serverErrorCode } from "./rpc-semantics.ts";
 import { finishRpc, startRpcSpan, TracedStream } from "./rpc-span.ts";
 
 type Next = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
@@ -58,15 +51,18 @@ async function handleServerCall(
   const startMs = performance.now();
   const info = methodInfo(req.method);
   const system = rpcSystemOf(req.header.get("content-type"));
-  const timeoutMs = requestTimeoutMs(req.header, system);
-  const parent = propagation.extract(ROOT_CONTEXT, req.header, headersGetter);
-  const span = startRpcSpan(info, system, SpanKind.SERVER, parent);
+  // With spans off, the caller's context is read from the headers only if the handler
+  // needs it (HandlerCallContext); a span needs its parent now.
+  const caller = spansOn() ? callerContext(req.header) : undefined;
+  const span = caller === undefined ? noSpan : startRpcSpan(info, system, SpanKind.SERVER, caller);
   const ctx = new HandlerCallContext(
-    parent,
-    span === noSpan ? undefined : span,
+    req.header,
+    system,
+    startMs,
     req.signal,
-    timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
     info.procedure,
+    caller,
+    span === noSpan ? undefined : span,
   );
   let res: UnaryResponse | StreamResponse;
   let admitted = false;
