@@ -1,6 +1,7 @@
 // bench/rpc: what the Quartet server stack costs. WorkerService.Compute with no extra rounds on
 // a real worker process (telemetry interceptors, limits, CORS, health, metrics) against a bare
-// connect-node server doing the same work, with tracing off, on, and sampled at 10%.
+// connect-node server doing the same work, with tracing off, on (spans exported over OTLP),
+// on but unexported (what the SDK's spans cost without the export), and sampled at 10%.
 //
 // The two servers are measured at the same time, sharing one CPU (h2load runs on the other):
 // the kernel gives each half of that CPU, so their throughput ratio is the inverse ratio of

@@ -139,6 +139,8 @@ describe("limits", () => {
     const err = await errorOf(client.compute({ input: "third" }));
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(err.rawMessage).toMatch(/limit of 2 concurrent calls/);
+    // A refused call held no place, so it gives none back: the limit still holds.
+    expect((await errorOf(client.compute({ input: "fourth" }))).code).toBe(Code.ResourceExhausted);
     open();
     expect((await Promise.all(held)).map((r) => r.digest)).toEqual(["hold", "hold"]);
     expect((await client.compute({ input: "after" })).digest).toBe("after");

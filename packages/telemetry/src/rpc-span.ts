@@ -8,6 +8,7 @@ import {
 } from "@opentelemetry/api";
 import { getTracer, noSpan, spansOn } from "./instruments.ts";
 import { CODE_NAMES, durationSeries, type MethodInfo, RpcSystem } from "./rpc-semantics.ts";
+import type { CallAdmission } from "./server-interceptor.ts";
 
 /**
  * Codes that mark a server span as failed; the others are the caller's problem
@@ -80,7 +81,7 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
   readonly #startMs: number;
   readonly #signal: AbortSignal;
   #iterator: AsyncIterator<T> | undefined;
-  readonly #admission: { release(): void } | undefined;
+  readonly #admission: Pick<CallAdmission, "release"> | undefined;
   #ended = false;
 
   constructor(
@@ -93,7 +94,7 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
     startMs: number,
     signal: AbortSignal,
     /** Released when the stream ends: the server call admitted it. */
-    admission?: { release(): void },
+    admission?: Pick<CallAdmission, "release">,
   ) {
     this.#source = source;
     this.#ctx = ctx;

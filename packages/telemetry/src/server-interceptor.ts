@@ -64,19 +64,23 @@ async function handleServerCall(
     caller,
     span === noSpan ? undefined : span,
   );
-  let res: UnaryResponse | StreamResponse;
-  let admitted = false;
   try {
     admission?.admit();
-    admitted = admission !== undefined;
+  } catch (error) {
+    finishRpc(span, true, info, system, startMs, serverErrorCode(error), errorMessage(error));
+    throw error;
+  }
+  // Admitted from here on: every way out releases exactly once.
+  let res: UnaryResponse | StreamResponse;
+  try {
     res = await context.with(ctx, next, undefined, req);
   } catch (error) {
-    if (admitted) admission!.release();
+    admission?.release();
     finishRpc(span, true, info, system, startMs, serverErrorCode(error), errorMessage(error));
     throw error;
   }
   if (!res.stream) {
-    if (admitted) admission!.release();
+    admission?.release();
     finishRpc(span, true, info, system, startMs, 0, undefined);
     return res;
   }
@@ -91,7 +95,7 @@ async function handleServerCall(
       system,
       startMs,
       req.signal,
-      admitted ? admission : undefined,
+      admission,
     ),
   };
 }
