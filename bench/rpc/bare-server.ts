@@ -1,10 +1,27 @@
 // The baseline: a bare connect-node server answering WorkerService.Compute with the same
 // application work as the worker, with no interceptors, no CORS and no limits.
+//
+// With --chain it also runs the interceptor chain every Quartet server runs (telemetry with
+// the concurrency limit, tracing configured by the OTEL_* environment) and nothing else of
+// the Quartet stack: set against the plain baseline, it isolates what the chain costs.
 import http from "node:http";
 import http2 from "node:http2";
+import { parseArgs } from "node:util";
+import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { createConcurrencyLimit, defaultLimits } from "@quartet/server";
+import { createServerInterceptors, startTelemetry } from "@quartet/telemetry";
 import { hashRounds } from "../../services/worker/src/compute.ts";
+
+const { values } = parseArgs({ options: { chain: { type: "boolean", default: false } } });
+let interceptors: Interceptor[] = [];
+if (values.chain) {
+  startTelemetry({ serviceName: "bench-bare-with-chain" });
+  interceptors = createServerInterceptors({
+    admission: createConcurrencyLimit(defaultLimits.maxConcurrentCalls),
+  });
+}
 
 const handler = connectNodeAdapter({
   routes: (router) =>
@@ -15,6 +32,7 @@ const handler = connectNodeAdapter({
         workerId: "bare",
       }),
     }),
+  interceptors,
 });
 const h1 = http.createServer(handler).listen(0, "127.0.0.1");
 const h2 = http2.createServer(handler).listen(0, "127.0.0.1");

@@ -2,12 +2,15 @@
 // a real worker process (telemetry interceptors, limits, CORS, health, metrics) against a bare
 // connect-node server doing the same work, with tracing off, on (spans exported over OTLP),
 // on but unexported (what the SDK's spans cost without the export), and sampled at 10%.
+// A second pair sets the bare server against itself with Quartet's interceptor chain added
+// and nothing else: what the chain costs, apart from the rest of the stack.
 //
-// The two servers are measured at the same time, sharing one CPU (h2load runs on the other):
-// the kernel gives each half of that CPU, so their throughput ratio is the inverse ratio of
-// their CPU cost per request, and the drift of a shared machine hits both alike. Measuring
-// them one after the other instead swung the ratio by +-20% between runs here. Each round
-// starts fresh processes, so one process's JIT luck does not decide the result.
+// The two servers of a pair are measured at the same time, sharing one CPU (h2load runs on
+// the other): the kernel gives each half of that CPU, so their throughput ratio is the
+// inverse ratio of their CPU cost per request, and the drift of a shared machine hits both
+// alike. Measuring them one after the other instead swung the ratio by +-20% between runs
+// here; three servers sharing the CPU doubled the spread of a round. Each round starts fresh
+// processes, so one process's JIT luck does not decide.
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
@@ -24,7 +27,7 @@ ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 15);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
-// The two servers share one CPU; the h2load processes run on another.
+// The servers share one CPU; the h2load processes run on another.
 const { shared: serverCpu, other: loadCpu } = pairedCpus();
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const procedure = "/quartet.worker.v1.WorkerService/Compute";
@@ -86,8 +89,14 @@ interface Target {
   url: string;
 }
 
-const startBare = async (h1: boolean): Promise<Target> => {
-  const p = await startServiceProcess(here("./bare-server.ts"), []);
+/** The bare server; with a mode, with Quartet's interceptor chain traced in that mode. */
+const startBare = async (h1: boolean, chainMode?: keyof typeof modes): Promise<Target> => {
+  const p =
+    chainMode === undefined
+      ? await startServiceProcess(here("./bare-server.ts"), [])
+      : await startServiceProcess(here("./bare-server.ts"), ["--chain"], {
+          env: modes[chainMode],
+        });
   const listening = await p.waitForLog((l) => l.msg === "listening");
   return { process: p, url: h1 ? p.url : String(listening.h2url) };
 };
@@ -132,7 +141,8 @@ const loadTogether = (
     }),
   );
 
-// To iterate on one case: BENCH_MODES=off BENCH_PROTOCOLS=connect-proto-h2c npm run bench -- rpc
+// To iterate on one case: BENCH_MODES=off BENCH_PROTOCOLS=connect-proto-h2c BENCH_SUBJECTS=chain
+// npm run bench -- rpc
 const listFromEnv = (name: string, all: string[]) => {
   const wanted = process.env[name]?.split(",").filter(Boolean) ?? all;
   const unknown = wanted.filter((w) => !all.includes(w));
@@ -143,7 +153,22 @@ const listFromEnv = (name: string, all: string[]) => {
 const onlyModes = listFromEnv("BENCH_MODES", Object.keys(modes));
 const onlyProtocols = listFromEnv("BENCH_PROTOCOLS", Object.keys(protocols));
 
-const perRound: Record<string, { reqPerSec: number; cpuUsPerReq: number }[]> = {};
+/** What is set against bare: the whole Quartet worker, and bare with only the chain added. */
+const allSubjects = [
+  { name: "quartet", start: (_h1: boolean, mode: keyof typeof modes) => startQuartet(mode) },
+  { name: "chain", start: startBare },
+];
+const onlySubjects = listFromEnv(
+  "BENCH_SUBJECTS",
+  allSubjects.map((s) => s.name),
+);
+const subjects = allSubjects.filter((s) => onlySubjects.includes(s.name));
+
+interface Measured {
+  reqPerSec: number;
+  cpuUsPerReq: number;
+}
+const perRound: Record<string, Measured[]> = {};
 const ratioRuns: Record<string, number[]> = {};
 const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
   map[key] ??= [];
@@ -154,33 +179,32 @@ for (let round = 1; round <= rounds; round++) {
     if (!onlyProtocols.includes(protocol)) continue;
     for (const mode of Object.keys(modes) as (keyof typeof modes)[]) {
       if (!onlyModes.includes(mode)) continue;
-      const pair = await Promise.all([startBare(p.h1), startQuartet(mode)]);
-      // Alternate which server h2load starts on first.
-      const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
-      try {
-        if (serverCpu !== undefined) for (const t of pair) pinToCpu(t.process.pid, serverCpu);
-        await loadTogether(order, p, warmupSeconds);
-        const measured = await loadTogether(order, p, seconds);
-        const [bare, quartet] = round % 2 === 0 ? measured : [measured[1], measured[0]];
-        push(perRound, `bare/${protocol}`, bare!);
-        push(perRound, `quartet-tracing-${mode}/${protocol}`, quartet!);
-        push(
-          ratioRuns,
-          `quartet_tracing_${mode}_vs_bare/${protocol}`,
-          quartet!.reqPerSec / bare!.reqPerSec,
-        );
-        push(
-          ratioRuns,
-          `quartet_tracing_${mode}_vs_bare_cpu/${protocol}`,
-          bare!.cpuUsPerReq / quartet!.cpuUsPerReq,
-        );
-        console.log(
-          `round ${round} ${protocol} tracing ${mode}: bare ${Math.round(bare!.reqPerSec)} req/s ` +
-            `(${bare!.cpuUsPerReq.toFixed(1)} us CPU/req), quartet ${Math.round(quartet!.reqPerSec)} req/s ` +
-            `(${quartet!.cpuUsPerReq.toFixed(1)} us CPU/req): ${(quartet!.reqPerSec / bare!.reqPerSec).toFixed(3)}x`,
-        );
-      } finally {
-        await Promise.all(pair.map((t) => t.process.kill("SIGKILL")));
+      for (const subject of subjects) {
+        const pair = await Promise.all([startBare(p.h1), subject.start(p.h1, mode)]);
+        // Alternate which server h2load starts on first.
+        const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
+        try {
+          if (serverCpu !== undefined) for (const t of pair) pinToCpu(t.process.pid, serverCpu);
+          await loadTogether(order, p, warmupSeconds);
+          const measured = await loadTogether(order, p, seconds);
+          const [bare, other] = round % 2 === 0 ? measured : [measured[1]!, measured[0]!];
+          const name = `${subject.name}_tracing_${mode}`;
+          push(perRound, `bare/${protocol}`, bare!);
+          push(perRound, `${name}/${protocol}`, other!);
+          push(ratioRuns, `${name}_vs_bare/${protocol}`, other!.reqPerSec / bare!.reqPerSec);
+          push(
+            ratioRuns,
+            `${name}_vs_bare_cpu/${protocol}`,
+            bare!.cpuUsPerReq / other!.cpuUsPerReq,
+          );
+          console.log(
+            `round ${round} ${protocol} ${name}: bare ${Math.round(bare!.reqPerSec)} req/s ` +
+              `(${bare!.cpuUsPerReq.toFixed(1)} us CPU/req), ${subject.name} ${Math.round(other!.reqPerSec)} req/s ` +
+              `(${other!.cpuUsPerReq.toFixed(1)} us CPU/req): ${(other!.reqPerSec / bare!.reqPerSec).toFixed(3)}x`,
+          );
+        } finally {
+          await Promise.all(pair.map((t) => t.process.kill("SIGKILL")));
+        }
       }
     }
   }
@@ -195,8 +219,8 @@ for (const [key, runs] of Object.entries(perRound)) {
 const ratios: Record<string, number> = {};
 for (const [key, runs] of Object.entries(ratioRuns)) ratios[key] = median(runs);
 report("rpc", figures, ratios, [
-  `bare and Quartet servers loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}; ${rounds} rounds, each with fresh processes, ${warmupSeconds} s warm-up, then ${seconds} s measured`,
-  "ratios: medians over rounds of Quartet over bare (req/s), and of bare's CPU per request over Quartet's (_cpu)",
+  `pairs loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}: bare with the Quartet worker (quartet_*), and bare with bare plus Quartet's interceptor chain (chain_*); ${rounds} rounds, each pair with fresh processes, ${warmupSeconds} s warm-up, then ${seconds} s measured`,
+  "ratios: medians over rounds of each server over the bare server it was paired with (req/s), and of bare's CPU per request over the server's (_cpu)",
   "req/s figures are per server while sharing one CPU with the other: about half of what one server alone does",
   "connect-json-h1: 64 HTTP/1.1 connections; connect-proto-h2c: 4 connections x 16 streams",
 ]);
