@@ -1,26 +1,24 @@
 // The baseline: a bare connect-node server answering WorkerService.Compute with the same
 // application work as the worker, with no interceptors, no CORS and no limits.
 //
-// With --chain it also runs the interceptor chain every Quartet server runs (telemetry with
-// the concurrency limit, tracing configured by the OTEL_* environment) and nothing else of
-// the Quartet stack: set against the plain baseline, it isolates what the chain costs.
+// With --chain it also runs the interceptor chain every Quartet server runs (serve()'s own
+// serverInterceptors, tracing configured by the OTEL_* environment) and nothing else of the
+// Quartet stack: set against the plain baseline, it isolates what the chain costs.
 import http from "node:http";
 import http2 from "node:http2";
 import { parseArgs } from "node:util";
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
-import { createConcurrencyLimit, defaultLimits } from "@quartet/server";
-import { createServerInterceptors, startTelemetry } from "@quartet/telemetry";
+import { defaultLimits, serverInterceptors } from "@quartet/server";
+import { startTelemetry } from "@quartet/telemetry";
 import { hashRounds } from "../../services/worker/src/compute.ts";
 
 const { values } = parseArgs({ options: { chain: { type: "boolean", default: false } } });
 let interceptors: Interceptor[] = [];
 if (values.chain) {
   startTelemetry({ serviceName: "bench-bare-with-chain" });
-  interceptors = createServerInterceptors({
-    admission: createConcurrencyLimit(defaultLimits.maxConcurrentCalls),
-  });
+  interceptors = serverInterceptors(defaultLimits);
 }
 
 const handler = connectNodeAdapter({

@@ -15,4 +15,10 @@ export { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts"
 export type { TlsOptions } from "./listener.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { registerReflection } from "./reflection.ts";
-export { type ServeOptions, type Server, serve, serveOptionsFrom } from "./serve.ts";
+export {
+  type ServeOptions,
+  type Server,
+  serve,
+  serveOptionsFrom,
+  serverInterceptors,
+} from "./serve.ts";

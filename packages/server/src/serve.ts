@@ -53,17 +53,20 @@ export interface Server {
 }
 
 /** Serves Connect, gRPC and gRPC-Web on one port, with health, reflection, CORS and limits. */
+/**
+ * The interceptor chain every Quartet server runs in front of its handlers: telemetry
+ * (spans, durations, call context) applying the concurrency limit.
+ */
+export function serverInterceptors(limits: Pick<Limits, "maxConcurrentCalls">): Interceptor[] {
+  return createServerInterceptors({ admission: createConcurrencyLimit(limits.maxConcurrentCalls) });
+}
+
 export async function serve(options: ServeOptions): Promise<Server> {
   const logger = options.logger ?? createLogger(options.name);
   const limits = { ...defaultLimits, ...options.limits };
   let health: HealthRegistry | undefined;
 
-  const interceptors = [
-    ...createServerInterceptors({
-      admission: createConcurrencyLimit(limits.maxConcurrentCalls),
-    }),
-    ...(options.interceptors ?? []),
-  ];
+  const interceptors = [...serverInterceptors(limits), ...(options.interceptors ?? [])];
   const rpc = connectNodeAdapter({
     routes: (router) => {
       options.routes(router);
