@@ -70,6 +70,13 @@ export interface RaftConfig {
   maxInflightMsgs?: number;
   /** Max payload bytes in flight to one follower; 0 = no byte limit. Default 0. */
   maxInflightBytes?: number;
+  /**
+   * Max payload bytes the leader holds appended but not yet committed and applied; a proposal
+   * beyond it is refused ("uncommitted-limit") until the application applies some. A leader
+   * cut off from its quorum then stops growing its log. One proposal is always taken when none
+   * is pending, whatever its size. 0 = no limit. Default 64 MiB.
+   */
+  maxUncommittedBytes?: number;
   /** Snapshot bytes per `snap` message. Default 1 MiB. */
   maxSnapshotChunkBytes?: number;
   /** Run a pre-election so a rejoining partitioned node can't disrupt the cluster. Default true. */
@@ -165,6 +172,13 @@ export class Raft {
   private readonly maxSizePerMsg: number;
   private readonly maxInflight: number;
   private readonly maxInflightBytes: number;
+  private readonly maxUncommittedBytes: number;
+  /**
+   * Payload bytes this leader appended in its term that the application has not applied yet:
+   * what maxUncommittedBytes bounds. Entries of earlier terms are not counted, so applying
+   * them may take off more than was added; it stops at 0.
+   */
+  private uncommittedBytes = 0;
   private readonly maxSnapshotChunk: number;
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
@@ -184,6 +198,9 @@ export class Raft {
     this.maxInflight = c.maxInflightMsgs ?? 256;
     if (this.maxInflight < 1) throw new Error("maxInflightMsgs must be at least 1");
     this.maxInflightBytes = c.maxInflightBytes ?? 0;
+    this.maxUncommittedBytes = c.maxUncommittedBytes ?? 64 * 1024 * 1024;
+    if (!Number.isInteger(this.maxUncommittedBytes) || this.maxUncommittedBytes < 0)
+      throw new Error("maxUncommittedBytes must be a whole number of bytes, 0 for no limit");
     this.maxSnapshotChunk = c.maxSnapshotChunkBytes ?? 1024 * 1024;
     if (this.maxSnapshotChunk < 1) throw new Error("maxSnapshotChunkBytes must be at least 1");
     this.preVote = c.preVote ?? true;
@@ -292,6 +309,7 @@ export class Raft {
       if (id === this.id) pr.match = last;
     }
     this.pendingConfIndex = 0;
+    this.uncommittedBytes = 0;
     this.leaderTicks = 0;
     this.leaseRevoked = false;
     this.readOnly = new ReadOnly();
@@ -735,6 +753,7 @@ export class Raft {
   private appendEntry(type: EntryType, data: Uint8Array): Entry {
     const e: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
     this.log.appendOne(e);
+    this.uncommittedBytes += data.length;
     // The leader's own copy counts towards the quorum: it is persisted before any message
     // carrying it (or a commit index covering it) leaves the node (see README, the contract).
     const self = this.progress.get(this.id);
@@ -944,7 +963,7 @@ export class Raft {
 
   // ---- local requests ----
 
-  private refusal(): ProposeResult | undefined {
+  private refusal(payloadBytes: number): ProposeResult | undefined {
     if (this.state !== "leader") {
       return this.lead === 0
         ? refuse("no-leader", 0, `node ${this.id} knows no leader at term ${this.term}`)
@@ -958,12 +977,23 @@ export class Raft {
         this.id,
         `leadership is being transferred to ${this.leadTransferee}; retry shortly`,
       );
+    const pending = this.uncommittedBytes;
+    if (
+      this.maxUncommittedBytes > 0 &&
+      pending > 0 &&
+      pending + payloadBytes > this.maxUncommittedBytes
+    )
+      return refuse(
+        "uncommitted-limit",
+        this.id,
+        `leader ${this.id} holds ${pending} bytes not yet applied and ${payloadBytes} more would pass maxUncommittedBytes (${this.maxUncommittedBytes}); retry once earlier proposals are applied`,
+      );
     return undefined;
   }
 
   /** Appends `data` if this node is the leader; otherwise says why not and who leads. */
   propose(data: Uint8Array): ProposeResult {
-    const no = this.refusal();
+    const no = this.refusal(data.length);
     if (no !== undefined) return no;
     const e = this.appendEntry("normal", data);
     return { ok: true, index: e.index, term: e.term };
@@ -971,7 +1001,8 @@ export class Raft {
 
   /** Appends a membership change if this node is the leader and none is pending. */
   proposeConfChange(cc: ConfChange): ProposeResult {
-    const no = this.refusal();
+    const data = encodeConfChange(cc);
+    const no = this.refusal(data.length);
     if (no !== undefined) return no;
     if (this.pendingConfIndex > this.log.applied)
       return refuse(
@@ -993,7 +1024,7 @@ export class Raft {
     } catch (err) {
       return refuse("invalid-conf-change", this.id, (err as Error).message);
     }
-    const e = this.appendEntry("confChange", encodeConfChange(cc));
+    const e = this.appendEntry("confChange", data);
     this.pendingConfIndex = e.index;
     return { ok: true, index: e.index, term: e.term };
   }
@@ -1030,6 +1061,14 @@ export class Raft {
       const e = this.appendEntry("confChange", encodeConfChange({ changes: [] }));
       this.pendingConfIndex = e.index;
     }
+  }
+
+  /** The application applied these committed entries: their payload no longer counts. */
+  appliedEntries(entries: readonly Entry[]): void {
+    if (this.uncommittedBytes === 0) return;
+    let bytes = 0;
+    for (const e of entries) bytes += e.data.length;
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - bytes);
   }
 
   /** The application persisted the snapshot of a Ready. */

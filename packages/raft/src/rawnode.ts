@@ -204,7 +204,10 @@ export class RawNode {
       r.log.unstable.stableTo(last.index, last.term);
     }
     const c = rd.committedEntries.length;
-    if (c > 0) r.appliedTo(rd.committedEntries[c - 1]!.index);
+    if (c > 0) {
+      r.appliedTo(rd.committedEntries[c - 1]!.index);
+      r.appliedEntries(rd.committedEntries);
+    }
   }
 
   /** The node's current state. */

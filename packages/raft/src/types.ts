@@ -212,7 +212,8 @@ export type RefusalReason =
   | "removed"
   | "conf-change-pending"
   | "invalid-conf-change"
-  | "invalid-target";
+  | "invalid-target"
+  | "uncommitted-limit";
 
 /**
  * The outcome of a proposal. When `ok` is false nothing was appended; `leaderId` is the leader

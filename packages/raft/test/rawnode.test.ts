@@ -94,4 +94,50 @@ describe("RawNode", () => {
     raw.step({ type: "heartbeat", from: 1, to: 3, term: 9, commit: 1, context: "", sentAt: 0 });
     expect(raw.status().term).toBe(1);
   });
+  it("refuses proposals past maxUncommittedBytes until earlier ones are applied", () => {
+    const { raw, storage } = node(1, [1, 2, 3], { preVote: false, maxUncommittedBytes: 100 });
+    const apply = () => {
+      const rd = raw.ready();
+      persist(storage, rd);
+      raw.advance();
+      return rd.committedEntries.map((e) => e.index);
+    };
+    raw.campaign();
+    raw.step({ type: "voteResp", from: 2, to: 1, term: 2, reject: false });
+    expect(raw.status()).toMatchObject({ state: "leader" });
+    // The leader's empty entry of its term does not count; neither does a lone big proposal.
+    expect(raw.propose(new Uint8Array(150))).toMatchObject({ ok: true, index: 3 });
+    const refused = raw.propose(new Uint8Array(1));
+    expect(refused).toMatchObject({ ok: false, reason: "uncommitted-limit", leaderId: 1 });
+    expect(refused.ok ? "" : refused.message).toMatch(/150 bytes not yet applied/);
+    apply();
+    // A follower stores index 3: once applied, its bytes no longer count.
+    const ack = { type: "appResp", from: 2, to: 1, term: 2, rejectHint: 0, logTerm: 0 } as const;
+    raw.step({ ...ack, index: 3, reject: false });
+    expect(raw.propose(new Uint8Array(1))).toMatchObject({
+      ok: false,
+      reason: "uncommitted-limit",
+    });
+    expect(apply()).toEqual([2, 3]);
+    expect(raw.propose(new Uint8Array(60))).toMatchObject({ ok: true, index: 4 });
+    expect(raw.propose(new Uint8Array(40))).toMatchObject({ ok: true, index: 5 });
+    expect(raw.propose(new Uint8Array(1))).toMatchObject({
+      ok: false,
+      reason: "uncommitted-limit",
+    });
+    // Applying the first of the two frees exactly its 60 bytes.
+    apply();
+    raw.step({ ...ack, index: 4, reject: false });
+    expect(apply()).toEqual([4]);
+    expect(raw.propose(new Uint8Array(61))).toMatchObject({
+      ok: false,
+      reason: "uncommitted-limit",
+    });
+    expect(raw.propose(new Uint8Array(60))).toMatchObject({ ok: true, index: 6 });
+  });
+
+  it("rejects a maxUncommittedBytes that is not a whole number of bytes", () => {
+    expect(() => node(1, [1], { maxUncommittedBytes: -1 })).toThrow(/maxUncommittedBytes/);
+    expect(() => node(1, [1], { maxUncommittedBytes: 1.5 })).toThrow(/maxUncommittedBytes/);
+  });
 });
