@@ -963,7 +963,7 @@ export class Raft {
 
   // ---- local requests ----
 
-  private refusal(payloadBytes: number): ProposeResult | undefined {
+  private refusal(): ProposeResult | undefined {
     if (this.state !== "leader") {
       return this.lead === 0
         ? refuse("no-leader", 0, `node ${this.id} knows no leader at term ${this.term}`)
@@ -977,6 +977,11 @@ export class Raft {
         this.id,
         `leadership is being transferred to ${this.leadTransferee}; retry shortly`,
       );
+    return undefined;
+  }
+
+  /** Refuses an entry of `payloadBytes` that would take the leader past maxUncommittedBytes. */
+  private uncommittedRefusal(payloadBytes: number): ProposeResult | undefined {
     const pending = this.uncommittedBytes;
     if (
       this.maxUncommittedBytes > 0 &&
@@ -993,7 +998,7 @@ export class Raft {
 
   /** Appends `data` if this node is the leader; otherwise says why not and who leads. */
   propose(data: Uint8Array): ProposeResult {
-    const no = this.refusal(data.length);
+    const no = this.refusal() ?? this.uncommittedRefusal(data.length);
     if (no !== undefined) return no;
     const e = this.appendEntry("normal", data);
     return { ok: true, index: e.index, term: e.term };
@@ -1001,9 +1006,11 @@ export class Raft {
 
   /** Appends a membership change if this node is the leader and none is pending. */
   proposeConfChange(cc: ConfChange): ProposeResult {
-    const data = encodeConfChange(cc);
-    const no = this.refusal(data.length);
+    const no = this.refusal();
     if (no !== undefined) return no;
+    const data = encodeConfChange(cc);
+    const full = this.uncommittedRefusal(data.length);
+    if (full !== undefined) return full;
     if (this.pendingConfIndex > this.log.applied)
       return refuse(
         "conf-change-pending",

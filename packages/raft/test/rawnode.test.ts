@@ -94,6 +94,7 @@ describe("RawNode", () => {
     raw.step({ type: "heartbeat", from: 1, to: 3, term: 9, commit: 1, context: "", sentAt: 0 });
     expect(raw.status().term).toBe(1);
   });
+
   it("refuses proposals past maxUncommittedBytes until earlier ones are applied", () => {
     const { raw, storage } = node(1, [1, 2, 3], { preVote: false, maxUncommittedBytes: 100 });
     const apply = () => {
