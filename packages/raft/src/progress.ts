@@ -29,6 +29,12 @@ export class Progress {
   /** In snapshot state: the snapshot being sent and the byte offset the peer acknowledged. */
   pendingSnapshot: Snapshot | undefined = undefined;
   snapshotOffset = 0;
+  /** In snapshot state: the end of the furthest chunk sent (chunks in flight end here). */
+  snapshotSent = 0;
+  /** In snapshot state: the offset last sent again on a repeated acknowledgement (-1: none). */
+  snapshotResent = -1;
+  /** In replicate state: leader tick since which the oldest unacknowledged append has been out. */
+  inflightSince = 0;
   /** Leader tick at which the newest heartbeat this peer acknowledged was sent. */
   leaseSentAt = Number.NEGATIVE_INFINITY;
   readonly inflights: Inflights;
@@ -49,6 +55,8 @@ export class Progress {
     this.sentCommit = 0;
     this.pendingSnapshot = undefined;
     this.snapshotOffset = 0;
+    this.snapshotSent = 0;
+    this.snapshotResent = -1;
     this.leaseSentAt = Number.NEGATIVE_INFINITY;
     this.inflights.reset();
   }
@@ -61,6 +69,8 @@ export class Progress {
     this.probeSent = false;
     this.pendingSnapshot = undefined;
     this.snapshotOffset = 0;
+    this.snapshotSent = 0;
+    this.snapshotResent = -1;
     this.inflights.reset();
   }
 
@@ -77,6 +87,8 @@ export class Progress {
     this.probeSent = false;
     this.pendingSnapshot = snap;
     this.snapshotOffset = 0;
+    this.snapshotSent = 0;
+    this.snapshotResent = -1;
     this.inflights.reset();
   }
 

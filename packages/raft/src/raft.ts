@@ -79,6 +79,11 @@ export interface RaftConfig {
   maxUncommittedBytes?: number;
   /** Snapshot bytes per `snap` message. Default 1 MiB. */
   maxSnapshotChunkBytes?: number;
+  /**
+   * Snapshot chunks sent to one follower before its acknowledgement of the first (the
+   * transfer's window). Default 8.
+   */
+  maxSnapshotChunksInFlight?: number;
   /** Run a pre-election so a rejoining partitioned node can't disrupt the cluster. Default true. */
   preVote?: boolean;
   /** A leader steps down when a quorum was silent for an election timeout. Default true. */
@@ -106,6 +111,8 @@ interface SnapshotReceive {
   total: number;
   received: number;
   chunks: Uint8Array[];
+  /** Chunks that arrived ahead of a missing one, by offset, until the gap is filled. */
+  ahead: Map<number, Uint8Array>;
 }
 
 const EMPTY_DATA = new Uint8Array(0);
@@ -180,6 +187,7 @@ export class Raft {
    */
   private uncommittedBytes = 0;
   private readonly maxSnapshotChunk: number;
+  private readonly maxSnapshotChunksInFlight: number;
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
   private readonly readOnlyOption: ReadOnlyOption;
@@ -203,6 +211,9 @@ export class Raft {
       throw new Error("maxUncommittedBytes must be a whole number of bytes, 0 for no limit");
     this.maxSnapshotChunk = c.maxSnapshotChunkBytes ?? 1024 * 1024;
     if (this.maxSnapshotChunk < 1) throw new Error("maxSnapshotChunkBytes must be at least 1");
+    this.maxSnapshotChunksInFlight = c.maxSnapshotChunksInFlight ?? 8;
+    if (!Number.isInteger(this.maxSnapshotChunksInFlight) || this.maxSnapshotChunksInFlight < 1)
+      throw new Error("maxSnapshotChunksInFlight must be a whole number, at least 1");
     this.preVote = c.preVote ?? true;
     this.checkQuorum = c.checkQuorum ?? true;
     this.readOnlyOption = c.readOnlyOption ?? "safe";
@@ -710,12 +721,22 @@ export class Raft {
         total: m.totalBytes,
         received: 0,
         chunks: [],
+        ahead: new Map(),
       };
       this.snapReceive = r;
     }
     if (m.offset === r.received && m.data.byteLength > 0) {
       r.chunks.push(m.data.slice());
       r.received += m.data.byteLength;
+      for (let next = r.ahead.get(r.received); next !== undefined; next = r.ahead.get(r.received)) {
+        r.ahead.delete(r.received);
+        r.chunks.push(next);
+        r.received += next.byteLength;
+      }
+    } else if (m.offset > r.received && m.offset + m.data.byteLength <= r.total) {
+      // Several chunks are in flight: keep one that overtook a lost or late one (at most the
+      // snapshot's size in all), so only the missing chunk needs sending again.
+      r.ahead.set(m.offset, m.data.slice());
     }
     if (r.received < r.total) {
       this.sendSnapResp(m.from, md.index, r.received);
@@ -822,9 +843,15 @@ export class Raft {
     const canSendEntries = pr.next <= last && (pr.state === "probe" || !pr.inflights.full());
     if (!canSendEntries) {
       if (!sendIfEmpty) return false;
-      // With a full window, one empty append per heartbeat round: if earlier appends were
-      // lost, its rejection sends the leader back to probing.
-      if (pr.state === "replicate" && pr.probeSent && !this.canBumpCommit(pr)) return false;
+      // In replicate state an empty append goes out only when no append is in flight: sent
+      // behind unacknowledged ones it would point past what the follower holds, and if those
+      // are merely late the follower rejects it and knocks the leader back to probing. A full
+      // window pauses the follower (as etcd does) until acknowledgements open it; a lost
+      // append is found by the heartbeats (handleHeartbeatResp).
+      if (pr.state === "replicate") {
+        if (pr.inflights.size() > 0) return false;
+        if (pr.probeSent && !this.canBumpCommit(pr)) return false;
+      }
     }
     const prevIndex = pr.next - 1;
     const prevTerm = log.term(prevIndex);
@@ -850,6 +877,8 @@ export class Raft {
       commit: log.committed,
     };
     this.msgs.push(m);
+    if (pr.state === "replicate" && entries.length > 0 && pr.inflights.size() === 0)
+      pr.inflightSince = this.leaderTicks;
     pr.sentEntries(entries.length, prevIndex + entries.length, bytes);
     pr.sentCommit = log.committed;
     return true;
@@ -859,14 +888,25 @@ export class Raft {
     // Don't start a snapshot to a peer that may be down; CheckQuorum refreshes this flag.
     if (!pr.recentActive) return false;
     pr.becomeSnapshot(this.log.snapshot());
-    this.sendSnapshotChunk(to, pr);
+    this.sendSnapshotChunk(to, pr, 0);
+    this.sendSnapshotWindow(to, pr);
     return true;
   }
 
-  private sendSnapshotChunk(to: NodeId, pr: Progress): void {
+  /** Sends the chunks after the last one sent, up to the transfer's window past the acked offset. */
+  private sendSnapshotWindow(to: NodeId, pr: Progress): void {
+    const total = pr.pendingSnapshot!.data.byteLength;
+    const window = this.maxSnapshotChunk * this.maxSnapshotChunksInFlight;
+    while (pr.snapshotSent < total && pr.snapshotSent - pr.snapshotOffset < window) {
+      this.sendSnapshotChunk(to, pr, pr.snapshotSent);
+    }
+  }
+
+  private sendSnapshotChunk(to: NodeId, pr: Progress, offset: number): void {
     const snap = pr.pendingSnapshot!;
     const total = snap.data.byteLength;
-    const offset = pr.snapshotOffset;
+    const end = Math.min(total, offset + this.maxSnapshotChunk);
+    if (end > pr.snapshotSent) pr.snapshotSent = end;
     const m: SnapshotMessage = {
       type: "snap",
       from: this.id,
@@ -875,7 +915,7 @@ export class Raft {
       metadata: snap.metadata,
       offset,
       totalBytes: total,
-      data: snap.data.subarray(offset, Math.min(total, offset + this.maxSnapshotChunk)),
+      data: snap.data.subarray(offset, end),
     };
     this.msgs.push(m);
   }
@@ -903,6 +943,9 @@ export class Raft {
       }
     } else {
       pr.inflights.freeLE(m.index);
+      // What is still in flight may have left before now; counting it from now only makes
+      // the loss check (handleHeartbeatResp) wait longer.
+      pr.inflightSince = this.leaderTicks;
     }
     if (!this.maybeCommit() && this.canBumpCommit(pr)) this.maybeSendAppend(m.from, pr, true);
     // The window may have opened for several messages at once.
@@ -917,12 +960,24 @@ export class Raft {
     if (m.sentAt > pr.leaseSentAt) pr.leaseSentAt = m.sentAt;
     pr.probeSent = false;
     if (pr.state === "snapshot") {
-      // Retransmit the chunk the follower waits for (chunks may be lost).
+      // Retransmit the chunk the follower waits for (chunks may be lost); the ones after it
+      // wait in the follower's buffer.
       const snap = pr.pendingSnapshot!;
       if (pr.snapshotOffset < snap.data.byteLength || snap.data.byteLength === 0)
-        this.sendSnapshotChunk(m.from, pr);
-    } else if (pr.match < this.log.lastIndex() || pr.state === "probe") {
-      this.maybeSendAppend(m.from, pr, true);
+        this.sendSnapshotChunk(m.from, pr, pr.snapshotOffset);
+    } else {
+      // The follower answers a heartbeat sent more than a heartbeat interval after an append
+      // it has still not acknowledged: on a transport that keeps order that append was lost
+      // (it would have been answered first); one round of grace covers a network that
+      // reorders. Probe from what the follower has, which it never rejects.
+      if (
+        pr.state === "replicate" &&
+        pr.inflights.size() > 0 &&
+        m.sentAt > pr.inflightSince + this.heartbeatTimeout
+      )
+        pr.becomeProbe();
+      if (pr.match < this.log.lastIndex() || pr.state === "probe")
+        this.maybeSendAppend(m.from, pr, true);
     }
     if (m.context === "") return;
     const acks = this.readOnly.recvAck(m.from, m.context);
@@ -936,11 +991,20 @@ export class Raft {
     pr.recentActive = true;
     const snap = pr.pendingSnapshot;
     if (pr.state !== "snapshot" || snap === undefined || snap.metadata.index !== m.index) return;
-    // Only progress (or a restart from 0) moves the transfer on; duplicates are ignored and a
-    // lost chunk is resent on the next heartbeat response.
     if (m.offset > pr.snapshotOffset || (m.offset === 0 && pr.snapshotOffset > 0)) {
+      // Progress (or the follower starting over from 0): slide the window on.
+      if (m.offset < pr.snapshotOffset) pr.snapshotSent = m.offset;
       pr.snapshotOffset = m.offset;
-      if (m.offset < snap.data.byteLength) this.sendSnapshotChunk(m.from, pr);
+      pr.snapshotResent = -1;
+      this.sendSnapshotWindow(m.from, pr);
+    } else if (m.offset === pr.snapshotOffset && pr.snapshotSent > m.offset) {
+      // The same offset again while later chunks are out: a later chunk arrived and this one
+      // did not, so it was lost (or is late). Send it again once, without waiting for a
+      // heartbeat; the heartbeat response retries it if this copy is lost too.
+      if (pr.snapshotResent !== m.offset) {
+        pr.snapshotResent = m.offset;
+        this.sendSnapshotChunk(m.from, pr, m.offset);
+      }
     }
   }
 

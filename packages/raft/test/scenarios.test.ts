@@ -322,9 +322,13 @@ describe("snapshots (§7)", () => {
     expect(sim.node(behind).storage.snapshot().metadata.index).toBeGreaterThan(1);
     const want = JSON.stringify([...sim.node(sim.leader()!).kv.data]);
     expect(JSON.stringify([...sim.node(behind).kv.data])).toBe(want);
-    // It restarts from its own snapshot too.
+    // It restarts from its own snapshot too (then applies its own log after it).
     sim.crash(behind);
     sim.restart(behind);
+    expect(sim.node(behind).kv.applied).toBe(sim.node(behind).storage.snapshot().metadata.index);
+    expect(sim.node(behind).kv.applied).toBeGreaterThan(1);
+    sim.filter = (m) => m.to !== behind && m.from !== behind;
+    waitApplied(sim, index, [behind]);
     expect(JSON.stringify([...sim.node(behind).kv.data].filter(([k]) => k !== "last"))).toBe(
       JSON.stringify([...sim.node(sim.leader()!).kv.data].filter(([k]) => k !== "last")),
     );
