@@ -119,9 +119,10 @@ export class DurableRaftStorage implements Storage {
 
   /**
    * Persists a Ready's snapshot, entries (replacing any persisted ones from the first new
-   * index on) and hard state in one transaction; resolves once it is fsync'd.
+   * index on) and hard state in one transaction; resolves once it is fsync'd (committed, when
+   * `sync` is false: pass the Ready's `mustSync`).
    */
-  async persist(write: ReadyWrite): Promise<void> {
+  async persist(write: ReadyWrite, sync = true): Promise<void> {
     const { snapshot, entries, hardState } = write;
     const oldLast = this.memory.lastIndex();
     const oldFirst = this.memory.firstIndex();
@@ -145,7 +146,9 @@ export class DurableRaftStorage implements Storage {
       }
       if (hardState) void this.meta.put(HARD_STATE, encodeHardState(hardState));
     });
-    await this.env.flushed;
+    // Without `sync` (a Ready whose only change is the commit index, which Raft can learn
+    // again) the commit is visible at once and reaches the disk with the next fsync.
+    if (sync) await this.env.flushed;
     if (snapshot) this.memory.applySnapshot(snapshot);
     this.memory.append(entries);
     if (hardState) this.memory.setHardState(hardState);

@@ -1,0 +1,396 @@
+import {
+  type ConfChange,
+  type ConfState,
+  decodeConfChange,
+  type Entry,
+  type Message,
+  type NodeId,
+  type RaftConfig,
+  RawNode,
+  type RefusalReason,
+  type Status,
+} from "@quartet/raft";
+import type { DurableRaftStorage } from "../storage/raft-storage.ts";
+
+/** The replicated application: deterministic, so every member computes the same state. */
+export interface StateMachine {
+  /** Applies the data of the committed entry at `index`; the result goes to its proposer. */
+  apply(index: number, data: Uint8Array): unknown;
+  /** The whole state, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's, taken at `index`. */
+  restore(index: number, data: Uint8Array): void;
+}
+
+/** A proposal or read this node could not take: `leaderId` (if known) can. */
+export class NotLeaderError extends Error {
+  override name = "NotLeaderError";
+  constructor(
+    readonly reason: RefusalReason,
+    readonly leaderId: NodeId,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A proposal that was accepted but replaced by another leader's entry: it did not happen. */
+export class ProposalDroppedError extends Error {
+  override name = "ProposalDroppedError";
+}
+
+/** The node's storage failed: it stops, since it can no longer promise durability. */
+export class NodeStoppedError extends Error {
+  override name = "NodeStoppedError";
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  storage: DurableRaftStorage;
+  stateMachine: StateMachine;
+  /** Hands messages to the peer transport; must not block (queue per peer, drop when full). */
+  send: (messages: Message[]) => void;
+  /** Wall-clock length of a Raft tick. Default 100 ms (elections after 1-2 s, heartbeats every 100 ms). */
+  tickMs?: number;
+  /** Snapshot and compact the log once this many entries were applied since the last snapshot. */
+  snapshotEntries?: number;
+  /** Entries kept before a snapshot, so a slightly lagging follower catches up from the log. */
+  keepEntries?: number;
+  /** Any other setting of the core (election and heartbeat ticks, windows, preVote...). */
+  raft?: Omit<RaftConfig, "id" | "storage" | "applied">;
+  /** Called once if the node stops because its storage failed. */
+  onFatal?: (error: unknown) => void;
+  /** Called after a role or leader change. */
+  onRoleChange?: (status: Status) => void;
+}
+
+interface PendingProposal {
+  term: number;
+  resolve: (result: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * One Raft member's event loop: it ticks the core on a timer, handles each `Ready` in the
+ * order the core's contract gives (persist with one fsync, then send, then apply), matches
+ * applied entries to the proposals waiting for them, and serves linearizable reads in
+ * batches: every read that arrives while a ReadIndex round is out waits for the next round,
+ * so many reads cost one heartbeat round. On start the state machine is rebuilt from the
+ * latest snapshot and the committed log after it, so no entry is applied twice or skipped.
+ */
+export class RaftNode {
+  readonly id: NodeId;
+  private readonly raw: RawNode;
+  private readonly storage: DurableRaftStorage;
+  private readonly sm: StateMachine;
+  private readonly send: (messages: Message[]) => void;
+  private readonly snapshotEntries: number;
+  private readonly keepEntries: number;
+  private readonly electionTick: number;
+  private readonly onFatal: (error: unknown) => void;
+  private readonly onRoleChange: ((status: Status) => void) | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private readonly proposals = new Map<number, PendingProposal>();
+  /** Reads waiting for the next ReadIndex round. */
+  private nextReads: Waiter[] = [];
+  /** The round out now: its context, its reads, and the tick it was sent at. */
+  private readRound: { context: string; reads: Waiter[]; sentAt: number } | undefined;
+  private readSeq = 0;
+  /** Reads (and waits) to release once `index` is applied, in index order. */
+  private appliedWaiters: { index: number; waiter: Waiter }[] = [];
+  private applied: number;
+  private ticks = 0;
+  private running = false;
+  private scheduled = false;
+  private stopped: NodeStoppedError | undefined;
+
+  constructor(options: RaftNodeOptions) {
+    this.id = options.id;
+    this.storage = options.storage;
+    this.sm = options.stateMachine;
+    this.send = options.send;
+    this.snapshotEntries = options.snapshotEntries ?? 10_000;
+    this.keepEntries = options.keepEntries ?? 5_000;
+    this.electionTick = options.raft?.electionTick ?? 10;
+    this.onFatal = options.onFatal ?? (() => {});
+    this.onRoleChange = options.onRoleChange;
+    const snap = this.storage.snapshot();
+    this.sm.restore(snap.metadata.index, snap.data);
+    this.applied = snap.metadata.index;
+    this.raw = new RawNode({
+      ...options.raft,
+      id: options.id,
+      storage: options.storage,
+      applied: this.applied,
+    });
+    this.timer = setInterval(() => this.tick(), options.tickMs ?? 100);
+    this.schedule();
+  }
+
+  /** Delivers a message from a peer. */
+  step(message: Message): void {
+    if (this.stopped) return;
+    this.raw.step(message);
+    this.schedule();
+  }
+
+  /** The transport could not reach `id`: stop pipelining to it until it answers. */
+  reportUnreachable(id: NodeId): void {
+    this.raw.reportUnreachable(id);
+  }
+
+  /**
+   * Proposes `data` and resolves with the state machine's result once it is committed and
+   * applied here. Throws NotLeaderError at once when this node cannot take proposals
+   * (forward to `leaderId`), ProposalDroppedError when a new leader replaced the entry.
+   * An abort leaves the outcome unknown: the entry may still commit.
+   */
+  propose(data: Uint8Array, signal?: AbortSignal): Promise<unknown> {
+    return this.track(this.raw.propose(data), signal);
+  }
+
+  /** Proposes a membership change; resolves with the new membership once applied. */
+  proposeConfChange(cc: ConfChange, signal?: AbortSignal): Promise<unknown> {
+    return this.track(this.raw.proposeConfChange(cc), signal);
+  }
+
+  /**
+   * Resolves once this node's state machine reflects every write committed before the call
+   * (a linearizable read barrier). Works on followers too: the leader confirms its
+   * leadership with a heartbeat round and names the commit index to wait for.
+   */
+  linearizableBarrier(signal?: AbortSignal): Promise<void> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    return new Promise<void>((resolve, reject) => {
+      const waiter = this.abortable({ resolve, reject }, signal);
+      this.nextReads.push(waiter);
+      if (this.readRound === undefined) this.startReadRound();
+    });
+  }
+
+  /** Resolves once the state machine has applied `index`. */
+  waitApplied(index: number, signal?: AbortSignal): Promise<void> {
+    if (index <= this.applied) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waitFor(index, this.abortable({ resolve, reject }, signal));
+    });
+  }
+
+  transferLeadership(to: NodeId): void {
+    const r = this.raw.transferLeadership(to);
+    if (!r.ok) throw new NotLeaderError(r.reason, r.leaderId, r.message);
+    this.schedule();
+  }
+
+  /** Campaigns at once (a single-member cluster, or tests that want a given leader). */
+  campaign(): void {
+    this.raw.campaign();
+    this.schedule();
+  }
+
+  status(): Status {
+    return this.raw.status();
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** Stops ticking and fails what waits; the storage stays open (the caller closes it). */
+  stop(reason = "the node is shutting down"): void {
+    if (this.stopped) return;
+    this.stopped = new NodeStoppedError(reason);
+    clearInterval(this.timer);
+    const err = this.stopped;
+    for (const p of this.proposals.values()) p.reject(err);
+    this.proposals.clear();
+    for (const w of this.nextReads) w.reject(err);
+    for (const w of this.readRound?.reads ?? []) w.reject(err);
+    for (const { waiter } of this.appliedWaiters) waiter.reject(err);
+    this.nextReads = [];
+    this.readRound = undefined;
+    this.appliedWaiters = [];
+  }
+
+  private track(
+    r: ReturnType<RawNode["propose"]>,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    if (!r.ok) return Promise.reject(new NotLeaderError(r.reason, r.leaderId, r.message));
+    const { index, term } = r;
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        this.proposals.delete(index);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const done = () => signal?.removeEventListener("abort", onAbort);
+      this.proposals.set(index, {
+        term,
+        resolve: (v) => {
+          done();
+          resolve(v);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+    });
+  }
+
+  private abortable(waiter: Waiter, signal: AbortSignal | undefined): Waiter {
+    if (!signal) return waiter;
+    let settled = false;
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      waiter.reject(signal.reason);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    return {
+      resolve: () => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        waiter.resolve();
+      },
+      reject: (e) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        waiter.reject(e);
+      },
+    };
+  }
+
+  private startReadRound(): void {
+    const reads = this.nextReads;
+    this.nextReads = [];
+    const context = `${this.id}/${++this.readSeq}`;
+    const r = this.raw.readIndex(context);
+    if (!r.ok) {
+      const err = new NotLeaderError(r.reason, r.leaderId, r.message);
+      for (const w of reads) w.reject(err);
+      return;
+    }
+    this.readRound = { context, reads, sentAt: this.ticks };
+    this.schedule();
+  }
+
+  private tick(): void {
+    this.ticks++;
+    this.raw.tick();
+    // A round lost to a leader change or a dropped message is sent again (reads keep their
+    // own deadlines).
+    const round = this.readRound;
+    if (round && this.ticks - round.sentAt >= this.electionTick) {
+      this.readRound = undefined;
+      this.nextReads = [...round.reads, ...this.nextReads];
+      this.startReadRound();
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running || this.stopped) return;
+    this.scheduled = true;
+    // After the current turn: proposals made in it share one Ready (and one fsync).
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    try {
+      while (!this.stopped && this.raw.hasReady()) {
+        const rd = this.raw.ready();
+        if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
+          await this.storage.persist(rd, rd.mustSync);
+        }
+        if (rd.messages.length > 0) this.send(rd.messages);
+        if (rd.snapshot) {
+          this.sm.restore(rd.snapshot.metadata.index, rd.snapshot.data);
+          this.applied = rd.snapshot.metadata.index;
+          this.failProposalsUpTo(this.applied);
+        }
+        for (const e of rd.committedEntries) this.applyEntry(e);
+        for (const rs of rd.readStates) {
+          if (rs.context !== this.readRound?.context) continue;
+          for (const w of this.readRound.reads) this.waitFor(rs.index, w);
+          this.readRound = undefined;
+        }
+        this.raw.advance();
+        this.releaseApplied();
+        if (rd.softState) this.onRoleChange?.(this.raw.status());
+        if (this.readRound === undefined && this.nextReads.length > 0) this.startReadRound();
+        await this.maybeSnapshot();
+      }
+    } catch (e) {
+      this.stop(`storage failed: ${(e as Error).message}`);
+      this.onFatal(e);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private applyEntry(e: Entry): void {
+    let result: unknown;
+    if (e.type === "confChange") {
+      result = this.raw.applyConfChange(decodeConfChange(e.data));
+    } else if (e.data.byteLength > 0) {
+      result = this.sm.apply(e.index, e.data);
+    }
+    this.applied = e.index;
+    const p = this.proposals.get(e.index);
+    if (p === undefined) return;
+    this.proposals.delete(e.index);
+    if (p.term === e.term) p.resolve(result);
+    else p.reject(new ProposalDroppedError(`a new leader replaced entry ${e.index}; retry`));
+  }
+
+  private failProposalsUpTo(index: number): void {
+    for (const [i, p] of this.proposals) {
+      if (i > index) continue;
+      this.proposals.delete(i);
+      p.reject(new ProposalDroppedError(`entry ${i} was replaced by a snapshot; retry`));
+    }
+  }
+
+  private waitFor(index: number, waiter: Waiter): void {
+    if (index <= this.applied) {
+      waiter.resolve();
+      return;
+    }
+    const list = this.appliedWaiters;
+    let at = list.length;
+    while (at > 0 && list[at - 1]!.index > index) at--;
+    list.splice(at, 0, { index, waiter });
+  }
+
+  private releaseApplied(): void {
+    const list = this.appliedWaiters;
+    let n = 0;
+    while (n < list.length && list[n]!.index <= this.applied) list[n++]!.waiter.resolve();
+    if (n > 0) this.appliedWaiters = list.slice(n);
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const snapIndex = this.storage.snapshot().metadata.index;
+    if (this.applied - snapIndex < this.snapshotEntries) return;
+    const conf: ConfState = this.raw.status().config;
+    await this.storage.snapshotAndCompact(this.applied, conf, this.sm.snapshot(), this.keepEntries);
+  }
+}
