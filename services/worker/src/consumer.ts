@@ -12,7 +12,6 @@ import {
   WorkerService,
 } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import type { Logger } from "@quartet/server";
-import { validateCompute } from "./validate.ts";
 
 /** Header naming the subject a job's result is published to. */
 export const RESULT_SUBJECT_HEADER = "quartet-result-to";
@@ -30,6 +29,11 @@ export interface ConsumerRoleOptions {
   maxInFlight: number;
   /** "stall" takes jobs and never finishes them: a hung worker, for demos and tests. */
   fault: "none" | "stall";
+  /**
+   * While the broker cannot be reached, retries log at debug level; after this long without
+   * it, one warning.
+   */
+  warnAfterMs: number;
   workerId: string;
   worker: ServiceImpl<typeof WorkerService>;
   logger: Logger;
@@ -48,7 +52,8 @@ export function startConsumerRole(options: ConsumerRoleOptions): () => void {
   const replies = new ReplyBatcher(client, logger);
   const compute = async (payload: Uint8Array, signal: AbortSignal) => {
     const req = fromBinary(ComputeRequestSchema, payload);
-    validateCompute(req);
+    // The handler validates the request against the worker's limits and, as a job carries
+    // no timeout, ends it at the server's --max-timeout-ms.
     const ctx = createHandlerContext({
       service: WorkerService,
       method: WorkerService.method.compute,
@@ -87,7 +92,7 @@ export function startConsumerRole(options: ConsumerRoleOptions): () => void {
 
   if (options.queue) {
     const queue = options.queue;
-    void retrying("consumer", logger, stop.signal, async () => {
+    void retrying("consumer", logger, stop.signal, options.warnAfterMs, async (connected) => {
       const consumer = client.consume(queue, onJob, {
         maxInFlight: options.maxInFlight,
         signal: stop.signal,
@@ -95,14 +100,16 @@ export function startConsumerRole(options: ConsumerRoleOptions): () => void {
       // `done` rejects when the stream fails before it is ready; racing keeps that rejection
       // handled (awaiting `ready` alone would leave it unhandled and end the process).
       await Promise.race([consumer.ready, consumer.done]);
+      connected();
       logger.info({ queue, maxInFlight: options.maxInFlight }, "consumer attached");
       await consumer.done;
     });
   }
   if (options.requestSubject) {
     const subject = options.requestSubject;
-    void retrying("responder", logger, stop.signal, async () => {
+    void retrying("responder", logger, stop.signal, options.warnAfterMs, async (connected) => {
       const sub = await client.subscribe(subject, { queueGroup: "workers", signal: stop.signal });
+      connected();
       logger.info({ subject }, "responder subscribed");
       for await (const batch of sub.batches) {
         for (const message of batch) {
@@ -126,22 +133,51 @@ export function startConsumerRole(options: ConsumerRoleOptions): () => void {
   return () => stop.abort();
 }
 
-/** Runs `attempt` again after failures, with capped exponential backoff, until stopped. */
+/**
+ * Runs `attempt` again after failures, with capped exponential backoff, until stopped.
+ * Workers usually start before their broker (as under `npm start`), so the retries while it
+ * cannot be reached are logged at debug level; one warning follows if it is still out of
+ * reach after `warnAfterMs`. `attempt` calls `connected()` once it reached the broker; losing
+ * it after that is logged once, at info level, and starts a new quiet wait.
+ */
 async function retrying(
   what: string,
   logger: Logger,
   signal: AbortSignal,
-  attempt: () => Promise<void>,
+  warnAfterMs: number,
+  attempt: (connected: () => void) => Promise<void>,
 ): Promise<void> {
   let failures = 0;
+  let waitingSince = performance.now();
+  let warned = false;
   while (!signal.aborted) {
+    let reached = false;
+    let err: string | undefined;
     try {
-      await attempt();
-      failures = 0;
+      await attempt(() => {
+        reached = true;
+      });
     } catch (e) {
-      if (signal.aborted) return;
+      err = (e as Error).message;
+    }
+    if (signal.aborted) return;
+    if (reached) {
+      logger.info({ err }, `${what} lost the broker; reconnecting`);
+      failures = 0;
+      waitingSince = performance.now();
+      warned = false;
+    } else {
       failures++;
-      logger.warn({ err: (e as Error).message, failures }, `${what} lost the broker; retrying`);
+      const waitedMs = Math.round(performance.now() - waitingSince);
+      if (!warned && waitedMs >= warnAfterMs) {
+        warned = true;
+        logger.warn(
+          { err, failures },
+          `${what} still has no broker after ${waitedMs} ms; retrying`,
+        );
+      } else {
+        logger.debug({ err, failures }, `${what} waiting for the broker; retrying`);
+      }
     }
     const wait = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
     await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@ import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } fro
 import { createTelemetryTransport, startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { startConsumerRole } from "./consumer.ts";
+import { defaultWorkLimits, hostList } from "./validate.ts";
 import { createWorkerService } from "./worker-service.ts";
 
 const config = loadConfig({
@@ -23,20 +24,39 @@ const config = loadConfig({
       schema: z.coerce.number().int().default(1),
       help: "Seed of the generator behind fault fractions.",
     },
+    // A string, not a Set: --help shows the default as JSON, and a Set prints as {}.
     fanoutHosts: {
       schema: z
         .string()
         .default("127.0.0.1,localhost,::1")
-        .transform(
-          (s) =>
-            new Set(
-              s
-                .split(",")
-                .map((h) => h.trim())
-                .filter(Boolean),
-            ),
-        ),
+        .refine((s) => hostList(s).length > 0, "name at least one host"),
       help: "Comma-separated hosts Fanout may call.",
+    },
+    maxIterations: {
+      schema: z.coerce
+        .number()
+        .int()
+        .min(0)
+        .max(0xffff_ffff)
+        .default(defaultWorkLimits.maxIterations),
+      help: "Rounds of SHA-256 one call may ask for: a Compute's iterations, a Watch's steps x iterations_per_step (InvalidArgument beyond). The default takes about 0.2 s.",
+    },
+    maxFanoutPeers: {
+      schema: z.coerce.number().int().min(1).max(1024).default(defaultWorkLimits.maxFanoutPeers),
+      help: "Peers one Fanout may name (InvalidArgument beyond).",
+    },
+    maxFanoutIterations: {
+      schema: z.coerce
+        .number()
+        .int()
+        .min(0)
+        .max(Number.MAX_SAFE_INTEGER)
+        .default(defaultWorkLimits.maxFanoutIterations),
+      help: "Rounds one Fanout may ask for in all, peers x request.iterations (InvalidArgument beyond).",
+    },
+    maxFanoutDepth: {
+      schema: z.coerce.number().int().min(1).max(100).default(defaultWorkLimits.maxFanoutDepth),
+      help: "Fanouts a chain of calls may pass through, counted in the quartet-fanout-depth header (FailedPrecondition beyond).",
     },
     brokerUrl: {
       schema: z.url().optional(),
@@ -58,6 +78,10 @@ const config = loadConfig({
       schema: z.enum(["none", "stall"]).default("none"),
       help: 'Demo fault: "stall" takes jobs and never finishes them.',
     },
+    brokerWarnAfterMs: {
+      schema: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+      help: "While the broker cannot be reached, retries are logged at debug level; one warning follows after this long.",
+    },
   },
 });
 
@@ -69,8 +93,15 @@ const worker = createWorkerService({
   id: workerId,
   logger,
   random: seededRandom(config.seed),
-  fanoutHosts: config.fanoutHosts,
+  fanoutHosts: new Set(hostList(config.fanoutHosts)),
   transportFor: (baseUrl) => createTelemetryTransport({ baseUrl, httpVersion: "2" }),
+  limits: {
+    maxIterations: config.maxIterations,
+    maxFanoutPeers: config.maxFanoutPeers,
+    maxFanoutIterations: config.maxFanoutIterations,
+    maxFanoutDepth: config.maxFanoutDepth,
+  },
+  maxTimeoutMs: config.maxTimeoutMs,
 });
 const server = await serve({
   ...serveOptionsFrom(config),
@@ -87,6 +118,7 @@ if (config.brokerUrl && (config.queue || config.requestSubject)) {
     ...(config.requestSubject ? { requestSubject: config.requestSubject } : {}),
     maxInFlight: config.consumerMaxInFlight,
     fault: config.consumerFault,
+    warnAfterMs: config.brokerWarnAfterMs,
     workerId,
     worker,
     logger,
