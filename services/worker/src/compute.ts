@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 
 /** Rounds hashed between returns to the event loop, so a long computation stays cancellable. */
-const sliceRounds = 2_000;
+export const sliceRounds = 2_000;
 
 /**
  * Hashes `input` with SHA-256, then re-hashes the digest `rounds` more times, and returns the

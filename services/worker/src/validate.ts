@@ -5,24 +5,50 @@ import type {
   WatchRequest,
 } from "@quartet/proto/quartet/worker/v1/worker_pb";
 
+/** Fixed bounds on the shape of a request. */
 export const limits = {
-  iterations: 10_000_000,
   inputBytes: 4096,
   delayMs: 60_000,
-  peers: 16,
   stepsPerWatch: 10_000,
   iterationsPerStep: 1_000_000,
   stepDelayMs: 10_000,
 } as const;
 
+/** Bounds on the work one call may demand; each is a flag of the worker. */
+export interface WorkLimits {
+  /** Rounds of SHA-256 one Compute or Watch may ask for (--max-iterations). */
+  maxIterations: number;
+  /** Peers one Fanout may name (--max-fanout-peers). */
+  maxFanoutPeers: number;
+  /** Rounds one Fanout may ask for in all, peers x request.iterations (--max-fanout-iterations). */
+  maxFanoutIterations: number;
+  /** Fanouts a chain of calls may pass through (--max-fanout-depth). */
+  maxFanoutDepth: number;
+}
+
+/**
+ * The defaults: 100,000 rounds take about 0.2 s on one core of the machines here, so no single
+ * call holds a core for long; a Fanout may spread four times that over its peers.
+ */
+export const defaultWorkLimits: WorkLimits = {
+  maxIterations: 100_000,
+  maxFanoutPeers: 16,
+  maxFanoutIterations: 400_000,
+  maxFanoutDepth: 1,
+};
+
 function invalid(field: string, problem: string): never {
   throw new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
 }
 
+function aboveLimit(field: string, value: string, limit: number, flag: string): never {
+  invalid(field, `${value} is above this worker's limit of ${limit} (--${flag})`);
+}
+
 /** Checks a ComputeRequest; `prefix` names where it sits in an enclosing request. */
-export function validateCompute(req: ComputeRequest, prefix = ""): void {
-  if (req.iterations > limits.iterations) {
-    invalid(`${prefix}iterations`, `${req.iterations} is above the limit of ${limits.iterations}`);
+export function validateCompute(req: ComputeRequest, work: WorkLimits, prefix = ""): void {
+  if (req.iterations > work.maxIterations) {
+    aboveLimit(`${prefix}iterations`, String(req.iterations), work.maxIterations, "max-iterations");
   }
   const inputBytes = Buffer.byteLength(req.input);
   if (inputBytes > limits.inputBytes) {
@@ -48,11 +74,24 @@ export function validateCompute(req: ComputeRequest, prefix = ""): void {
   }
 }
 
+/** The hosts of a comma-separated list such as --fanout-hosts. */
+export function hostList(list: string): string[] {
+  return list
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+}
+
 /** Parsed peer base URLs of a FanoutRequest; hosts outside `allowedHosts` are refused. */
-export function validateFanout(req: FanoutRequest, allowedHosts: ReadonlySet<string>): URL[] {
-  if (req.peers.length === 0) invalid("peers", "give at least one peer base URL");
-  if (req.peers.length > limits.peers) {
-    invalid("peers", `${req.peers.length} peers is above the limit of ${limits.peers}`);
+export function validateFanout(
+  req: FanoutRequest,
+  allowedHosts: ReadonlySet<string>,
+  work: WorkLimits,
+): URL[] {
+  const peers = req.peers.length;
+  if (peers === 0) invalid("peers", "give at least one peer base URL");
+  if (peers > work.maxFanoutPeers) {
+    aboveLimit("peers", `${peers} peers`, work.maxFanoutPeers, "max-fanout-peers");
   }
   const urls = req.peers.map((peer, i) => {
     let url: URL;
@@ -74,11 +113,21 @@ export function validateFanout(req: FanoutRequest, allowedHosts: ReadonlySet<str
     return url;
   });
   if (!req.request) invalid("request", "give the Compute request to send to every peer");
-  validateCompute(req.request, "request.");
+  validateCompute(req.request, work, "request.");
+  // Every peer may be this worker itself, so the sum is what one call can cost here.
+  const total = peers * req.request.iterations;
+  if (total > work.maxFanoutIterations) {
+    aboveLimit(
+      "peers x request.iterations",
+      `${peers} x ${req.request.iterations} = ${total}`,
+      work.maxFanoutIterations,
+      "max-fanout-iterations",
+    );
+  }
   return urls;
 }
 
-export function validateWatch(req: WatchRequest): void {
+export function validateWatch(req: WatchRequest, work: WorkLimits): void {
   if (req.steps < 1 || req.steps > limits.stepsPerWatch) {
     invalid("steps", `${req.steps} is not between 1 and ${limits.stepsPerWatch}`);
   }
@@ -90,5 +139,14 @@ export function validateWatch(req: WatchRequest): void {
   }
   if (req.stepDelayMs > limits.stepDelayMs) {
     invalid("step_delay_ms", `${req.stepDelayMs} is above the limit of ${limits.stepDelayMs}`);
+  }
+  const total = req.steps * req.iterationsPerStep;
+  if (total > work.maxIterations) {
+    aboveLimit(
+      "steps x iterations_per_step",
+      `${req.steps} x ${req.iterationsPerStep} = ${total}`,
+      work.maxIterations,
+      "max-iterations",
+    );
   }
 }

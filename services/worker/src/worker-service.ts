@@ -1,6 +1,6 @@
-import { setTimeout as delay } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import {
+  type CallOptions,
   type Client,
   type Code,
   ConnectError,
@@ -14,6 +14,7 @@ import {
   type ComputeRequest,
   type ComputeResponse,
   ComputeResponseSchema,
+  type FanoutRequest,
   type FanoutResult,
   FanoutResultSchema,
   type Fault,
@@ -21,8 +22,10 @@ import {
   WorkerService,
 } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import type { Logger } from "@quartet/server";
-import { hashRounds } from "./compute.ts";
-import { validateCompute, validateFanout, validateWatch } from "./validate.ts";
+import { hashRounds, sliceRounds } from "./compute.ts";
+import { applyMaxTimeout, sleep } from "./deadline.ts";
+import { checkFanoutDepth, FANOUT_DEPTH_HEADER, fanoutDepthOf } from "./fanout-depth.ts";
+import { validateCompute, validateFanout, validateWatch, type WorkLimits } from "./validate.ts";
 
 export interface WorkerOptions {
   /** Reported in every ComputeResponse, so callers see who answered. */
@@ -34,11 +37,15 @@ export interface WorkerOptions {
   fanoutHosts: ReadonlySet<string>;
   /** A transport to a peer's base URL that propagates trace context and deadlines. */
   transportFor: (baseUrl: string) => Transport;
+  /** Bounds on the work one call may demand. */
+  limits: WorkLimits;
+  /** The server's --max-timeout-ms, also applied to calls that came without a timeout. */
+  maxTimeoutMs: number;
 }
 
 /** The quartet.worker.v1.WorkerService implementation. */
 export function createWorkerService(options: WorkerOptions): ServiceImpl<typeof WorkerService> {
-  const { id, logger } = options;
+  const { id, logger, limits, maxTimeoutMs } = options;
   const clients = new Map<string, Client<typeof WorkerService>>();
   const clientFor = (url: URL) => {
     const key = url.origin;
@@ -66,61 +73,90 @@ export function createWorkerService(options: WorkerOptions): ServiceImpl<typeof 
     // Not async: one promise per call fewer (validateCompute's throw still reaches the
     // caller as an error, since connect awaits the handler inside its own async function).
     compute(req, ctx) {
-      validateCompute(req);
-      return compute(req, ctx.signal);
+      validateCompute(req, limits);
+      // A call that never yields to the event loop ends before any timer could fire, so the
+      // server's maximum timeout is armed only for work that waits or runs in slices.
+      if (!req.fault && req.iterations <= sliceRounds) return compute(req, ctx.signal);
+      const time = applyMaxTimeout(ctx, maxTimeoutMs);
+      return compute(req, time.signal).finally(time.release);
     },
 
     async fanout(req, ctx) {
-      const peers = validateFanout(req, options.fanoutHosts);
+      const depth = fanoutDepthOf(ctx.requestHeader);
+      checkFanoutDepth(depth, limits.maxFanoutDepth);
+      const peers = validateFanout(req, options.fanoutHosts, limits);
       const request = req.request!;
-      const results = await Promise.all(
-        peers.map(async (url, i): Promise<FanoutResult> => {
-          const peer = req.peers[i]!;
-          try {
-            const response = await clientFor(url).compute(request, { signal: ctx.signal });
-            return create(FanoutResultSchema, {
-              peer,
-              outcome: { case: "response", value: response },
-            });
-          } catch (e) {
-            const err = ConnectError.from(e);
-            if (!req.tolerateFailures) {
-              throw new ConnectError(
-                `peer ${peer}: ${err.rawMessage}`,
-                err.code,
-                undefined,
-                undefined,
-                err,
-              );
-            }
-            return create(FanoutResultSchema, {
-              peer,
-              outcome: {
-                case: "error",
-                value: { code: codeToString(err.code), message: err.rawMessage },
-              },
-            });
-          }
-        }),
-      );
-      return { results };
+      const time = applyMaxTimeout(ctx, maxTimeoutMs);
+      // Peers learn this call's remaining time even when its caller gave none.
+      const callOptions = () => ({
+        signal: time.signal,
+        timeoutMs: Math.max(1, time.remainingMs()),
+        headers: { [FANOUT_DEPTH_HEADER]: String(depth + 1) },
+      });
+      try {
+        return { results: await callPeers(req, peers, request, callOptions) };
+      } finally {
+        time.release();
+      }
     },
 
     async *watch(req, ctx) {
-      validateWatch(req);
-      let digest: string = id;
-      for (let step = 1; step <= req.steps; step++) {
-        if (step > 1 && req.stepDelayMs > 0)
-          await delay(req.stepDelayMs, undefined, { signal: ctx.signal });
-        digest = await hashRounds(digest, req.iterationsPerStep, ctx.signal);
-        yield create(WatchResponseSchema, { step, totalSteps: req.steps, digest });
+      validateWatch(req, limits);
+      const time = applyMaxTimeout(ctx, maxTimeoutMs);
+      try {
+        let digest: string = id;
+        for (let step = 1; step <= req.steps; step++) {
+          if (step > 1 && req.stepDelayMs > 0) await sleep(req.stepDelayMs, time.signal);
+          digest = await hashRounds(digest, req.iterationsPerStep, time.signal);
+          yield create(WatchResponseSchema, { step, totalSteps: req.steps, digest });
+        }
+      } finally {
+        time.release();
       }
     },
   };
+
+  function callPeers(
+    req: FanoutRequest,
+    peers: URL[],
+    request: ComputeRequest,
+    callOptions: () => CallOptions,
+  ): Promise<FanoutResult[]> {
+    return Promise.all(
+      peers.map(async (url, i): Promise<FanoutResult> => {
+        const peer = req.peers[i]!;
+        try {
+          const response = await clientFor(url).compute(request, callOptions());
+          return create(FanoutResultSchema, {
+            peer,
+            outcome: { case: "response", value: response },
+          });
+        } catch (e) {
+          const err = ConnectError.from(e);
+          if (!req.tolerateFailures) {
+            throw new ConnectError(
+              `peer ${peer}: ${err.rawMessage}`,
+              err.code,
+              undefined,
+              undefined,
+              err,
+            );
+          }
+          return create(FanoutResultSchema, {
+            peer,
+            outcome: {
+              case: "error",
+              value: { code: codeToString(err.code), message: err.rawMessage },
+            },
+          });
+        }
+      }),
+    );
+  }
 }
 
 async function injectFault(fault: Fault, random: Random, signal: AbortSignal): Promise<void> {
-  if (fault.delayMs > 0) await delay(fault.delayMs, undefined, { signal });
+  if (fault.delayMs > 0) await sleep(fault.delayMs, signal);
   if (fault.failCode === 0) return;
   if (fault.failFraction !== undefined && random() >= fault.failFraction) return;
   throw new ConnectError(fault.failMessage || "injected fault", fault.failCode as number as Code);

@@ -132,7 +132,10 @@ describe("bad input gets the right code and the server keeps serving", () => {
 
   it("refuses out-of-range values with InvalidArgument naming the field", async () => {
     const cases: [Parameters<ReturnType<typeof client>["compute"]>[0], RegExp][] = [
-      [{ iterations: 20_000_000 }, /^iterations: 20000000 is above the limit/],
+      [
+        { iterations: 20_000_000 },
+        /^iterations: 20000000 is above this worker.s limit of 100000 \(--max-iterations\)/,
+      ],
       [{ fault: { delayMs: 120_000 } }, /^fault\.delay_ms:/],
       [{ fault: { failCode: 14, failFraction: 2 } }, /^fault\.fail_fraction: 2 is not in \[0, 1\]/],
     ];

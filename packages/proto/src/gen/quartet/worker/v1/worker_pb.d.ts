@@ -56,7 +56,8 @@ export declare const FaultSchema: GenMessage<Fault>;
  */
 export declare type ComputeRequest = Message<"quartet.worker.v1.ComputeRequest"> & {
   /**
-   * Extra rounds of SHA-256 after the first, at most 10,000,000.
+   * Extra rounds of SHA-256 after the first, at most the worker's --max-iterations
+   * (default 100,000; INVALID_ARGUMENT beyond).
    *
    * @generated from field: uint32 iterations = 1;
    */
@@ -120,14 +121,16 @@ export declare const ComputeResponseSchema: GenMessage<ComputeResponse>;
  */
 export declare type FanoutRequest = Message<"quartet.worker.v1.FanoutRequest"> & {
   /**
-   * Base URLs of the peer workers, 1 to 16, e.g. "http://127.0.0.1:7202".
+   * Base URLs of the peer workers, 1 to the worker's --max-fanout-peers (default 16),
+   * e.g. "http://127.0.0.1:7202".
    *
    * @generated from field: repeated string peers = 1;
    */
   peers: string[];
 
   /**
-   * The Compute request sent to every peer.
+   * The Compute request sent to every peer. The number of peers times its iterations is at
+   * most the worker's --max-fanout-iterations (default 400,000; INVALID_ARGUMENT beyond).
    *
    * @generated from field: quartet.worker.v1.ComputeRequest request = 2;
    */
@@ -236,7 +239,8 @@ export declare type WatchRequest = Message<"quartet.worker.v1.WatchRequest"> & {
   steps: number;
 
   /**
-   * Extra rounds of SHA-256 per step, at most 1,000,000.
+   * Extra rounds of SHA-256 per step, at most 1,000,000; steps times iterations_per_step is at
+   * most the worker's --max-iterations (default 100,000).
    *
    * @generated from field: uint32 iterations_per_step = 2;
    */
@@ -386,6 +390,8 @@ export declare const CodeSchema: GenEnum<Code>;
 /**
  * WorkerService is the demo workload: bounded CPU work with injectable faults, a fan-out that
  * shows trace trees and deadline propagation, and a progress stream that stops on cancel.
+ * A call that comes without a timeout still ends (DEADLINE_EXCEEDED) at the worker's
+ * --max-timeout-ms (default 300000).
  *
  * @generated from service quartet.worker.v1.WorkerService
  */
@@ -404,7 +410,9 @@ export declare const WorkerService: GenService<{
   },
   /**
    * Fanout calls Compute on every peer in parallel and returns their answers. Each outbound
-   * call carries this call's trace context and at most its remaining deadline.
+   * call carries this call's trace context, at most its remaining deadline, and the header
+   * quartet-fanout-depth; a Fanout reached through more Fanouts than the worker's
+   * --max-fanout-depth (default 1) fails with FAILED_PRECONDITION.
    *
    * @generated from rpc quartet.worker.v1.WorkerService.Fanout
    */

@@ -90,6 +90,8 @@ export const Code = /*@__PURE__*/
 /**
  * WorkerService is the demo workload: bounded CPU work with injectable faults, a fan-out that
  * shows trace trees and deadline propagation, and a progress stream that stops on cancel.
+ * A call that comes without a timeout still ends (DEADLINE_EXCEEDED) at the worker's
+ * --max-timeout-ms (default 300000).
  *
  * @generated from service quartet.worker.v1.WorkerService
  */
