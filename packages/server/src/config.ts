@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { defaultLimits } from "./limits.ts";
 
 /** One setting: a flag `--kebab-name` and an env var `QUARTET_SNAKE_NAME`, validated by zod. */
 export interface Setting<T> {
@@ -131,6 +132,50 @@ export const serverSettings = {
   maxConcurrentCalls: {
     schema: int(1, 1 << 20).default(4096),
     help: "Calls in progress on the whole server.",
+  },
+  maxHeaderBytes: {
+    schema: int(1024, 1 << 20).default(defaultLimits.maxHeaderBytes),
+    help: "Largest request header block in bytes, on HTTP/1.1 and HTTP/2 alike.",
+  },
+  maxConnections: {
+    schema: int(1, 1 << 20).default(defaultLimits.maxConnections),
+    help: "Connections open at once; beyond, new ones are refused (503 / GOAWAY).",
+  },
+  maxConnectionsPerPeer: {
+    schema: int(1, 1 << 20).default(defaultLimits.maxConnectionsPerPeer),
+    help: "Connections open at once from one peer address.",
+  },
+  maxStreams: {
+    schema: int(1, 1 << 22).default(defaultLimits.maxStreams),
+    help: "Requests in progress over all connections, arriving or running (REFUSED_STREAM / 503 beyond).",
+  },
+  maxUnfinishedRequests: {
+    schema: int(1, 1 << 22).default(defaultLimits.maxUnfinishedRequests),
+    help: "Unary and server-streaming requests still arriving at once; beyond, the oldest is dropped.",
+  },
+  requestArrivalTimeoutMs: {
+    schema: int(1, 3600 * 1000).default(defaultLimits.requestArrivalTimeoutMs),
+    help: "How long a request may take to arrive in full (headers, and the body of unary and server-streaming calls).",
+  },
+  idleTimeoutMs: {
+    schema: int(1, 24 * 3600 * 1000).default(defaultLimits.idleTimeoutMs),
+    help: "How long a connection may stay open with no request in progress.",
+  },
+  maxResetsPerConnection: {
+    schema: int(1, 1 << 24).default(defaultLimits.maxResetsPerConnection),
+    help: "HTTP/2 streams one connection may reset before they are answered, per 10 s.",
+  },
+  maxResets: {
+    schema: int(1, 1 << 24).default(defaultLimits.maxResets),
+    help: "The same over all connections, per 10 s.",
+  },
+  maxBufferedBytesPerConnection: {
+    schema: int(1, 1 << 30).default(defaultLimits.maxBufferedBytesPerConnection),
+    help: "Bytes of request bodies still arriving held for one connection.",
+  },
+  maxBufferedBytes: {
+    schema: int(1, 1 << 30).default(defaultLimits.maxBufferedBytes),
+    help: "Bytes of request bodies still arriving held over all connections.",
   },
   drainTimeoutMs: {
     schema: int(0, 600_000).default(10_000),

@@ -13,8 +13,31 @@ export interface Limits {
   maxConcurrentStreams: number;
   /** Calls in progress on the whole server (ResourceExhausted beyond). */
   maxConcurrentCalls: number;
-  /** Largest request header block, in bytes. */
+  /** Largest request header block, in bytes, on HTTP/1.1 and HTTP/2 alike. */
   maxHeaderBytes: number;
+  /** Connections open at once (503 on HTTP/1.1, GOAWAY ENHANCE_YOUR_CALM on HTTP/2 beyond). */
+  maxConnections: number;
+  /** Connections open at once from one peer address (refused as above beyond). */
+  maxConnectionsPerPeer: number;
+  /** Requests in progress on the whole server, unfinished or running (REFUSED_STREAM / 503 beyond). */
+  maxStreams: number;
+  /**
+   * Requests whose headers arrived but whose single request message has not arrived in full
+   * (unary and server-streaming calls); beyond, the one waiting longest gets ResourceExhausted.
+   */
+  maxUnfinishedRequests: number;
+  /** How long a request may take to arrive in full, headers and body, in ms (DeadlineExceeded). */
+  requestArrivalTimeoutMs: number;
+  /** How long a connection may stay open with no request in progress, in ms (then closed). */
+  idleTimeoutMs: number;
+  /** Streams one HTTP/2 connection may reset before the server answers, per 10 s (GOAWAY beyond). */
+  maxResetsPerConnection: number;
+  /** The same over all connections, per 10 s (the resetting connection gets GOAWAY beyond). */
+  maxResets: number;
+  /** Bytes of unfinished request bodies held for one connection (ResourceExhausted beyond). */
+  maxBufferedBytesPerConnection: number;
+  /** Bytes of unfinished request bodies held over all connections (ResourceExhausted beyond). */
+  maxBufferedBytes: number;
 }
 
 export const defaultLimits: Limits = {
@@ -24,6 +47,16 @@ export const defaultLimits: Limits = {
   maxConcurrentStreams: 256,
   maxConcurrentCalls: 4096,
   maxHeaderBytes: 16 * 1024,
+  maxConnections: 8192,
+  maxConnectionsPerPeer: 1024,
+  maxStreams: 8192,
+  maxUnfinishedRequests: 1024,
+  requestArrivalTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxResetsPerConnection: 1000,
+  maxResets: 10_000,
+  maxBufferedBytesPerConnection: 32 * 1024 * 1024,
+  maxBufferedBytes: 256 * 1024 * 1024,
 };
 
 /**

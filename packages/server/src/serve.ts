@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@quartet/proto/health/v1/health_pb";
 import { createServerInterceptors, type Telemetry } from "@quartet/telemetry";
@@ -9,10 +9,13 @@ import { type AuthOptions, createAuthGate } from "./auth.ts";
 import type { ConfigOf, serverSettings } from "./config.ts";
 import { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
 import { HealthRegistry } from "./health.ts";
+import { InFlightCalls } from "./in-flight-calls.ts";
+import { createLimitLog } from "./limit-log.ts";
 import { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
 import { createListener, type NodeHandler, type TlsOptions } from "./listener.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { registerReflection } from "./reflection.ts";
+import { createRequestArrival } from "./request-arrival.ts";
 
 export interface ServeOptions {
   /** Service name for logs, e.g. "quartet-worker". */
@@ -65,6 +68,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const logger = options.logger ?? createLogger(options.name);
   const limits = { ...defaultLimits, ...options.limits };
   let health: HealthRegistry | undefined;
+  // Paths of the methods whose request is one message (unary, server-streaming).
+  const singleMessagePaths = new Set<string>();
 
   const interceptors = [...serverInterceptors(limits), ...(options.interceptors ?? [])];
   const rpc = connectNodeAdapter({
@@ -74,6 +79,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
       health = new HealthRegistry(services.map((s) => s.typeName));
       router.service(Health, health.service());
       registerReflection(router, [...services, Health]);
+      for (const h of router.handlers) {
+        const kind = h.method.methodKind;
+        if (kind === "unary" || kind === "server_streaming") singleMessagePaths.add(h.requestPath);
+      }
     },
     interceptors,
     readMaxBytes: limits.maxRequestBytes,
@@ -87,12 +96,16 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const registry = health!;
   const cors = createCors(options.corsOrigins ?? localhostOrigins);
   const metrics = options.telemetry?.metricsHandler;
+  const inFlight = new InFlightCalls();
+  const arrival = createRequestArrival(limits, singleMessagePaths, createLimitLog(logger));
+  const rpcHandler = rpc as NodeHandler;
   const handle: NodeHandler = (req, res) => {
     if (cors(req, res)) return;
     if (metrics && req.url === "/metrics" && req.method === "GET") return metrics(req, res);
-    rpc(req as Parameters<typeof rpc>[0], res as Parameters<typeof rpc>[1]);
+    inFlight.track(req, res);
+    arrival(req, res, rpcHandler);
   };
-  const listener = createListener(handle, limits, options.tls);
+  const listener = createListener(handle, limits, options.tls, logger);
 
   const sockets = new Set<Socket>();
   listener.server.on("connection", (socket: Socket) => {
@@ -134,8 +147,17 @@ export async function serve(options: ServeOptions): Promise<Server> {
     });
     if ((await Promise.race([closed, deadline])) === "deadline") {
       logger.warn(
-        { open: sockets.size },
-        "drain deadline passed: aborting the calls still running",
+        { open: sockets.size, calls: inFlight.size },
+        "drain deadline passed: ending the calls still running with Unavailable",
+      );
+      // Each client is told its call failed; closing the connections alone would end its
+      // stream with no status, which a client may wait on forever.
+      await inFlight.endAll(
+        new ConnectError(
+          `server is shutting down and the call outlived its drain deadline of ${drainTimeoutMs} ms; retry on another instance`,
+          Code.Unavailable,
+        ),
+        1000,
       );
       for (const session of listener.sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
@@ -184,6 +206,17 @@ export function serveOptionsFrom(config: ConfigOf<typeof serverSettings>): Parti
       maxTimeoutMs: config.maxTimeoutMs,
       maxConcurrentStreams: config.maxConcurrentStreams,
       maxConcurrentCalls: config.maxConcurrentCalls,
+      maxHeaderBytes: config.maxHeaderBytes,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerPeer: config.maxConnectionsPerPeer,
+      maxStreams: config.maxStreams,
+      maxUnfinishedRequests: config.maxUnfinishedRequests,
+      requestArrivalTimeoutMs: config.requestArrivalTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxResetsPerConnection: config.maxResetsPerConnection,
+      maxResets: config.maxResets,
+      maxBufferedBytesPerConnection: config.maxBufferedBytesPerConnection,
+      maxBufferedBytes: config.maxBufferedBytes,
     },
     drainTimeoutMs: config.drainTimeoutMs,
   };

@@ -1,0 +1,42 @@
+import type http from "node:http";
+import type http2 from "node:http2";
+import type { ConnectError } from "@connectrpc/connect";
+import { endCallWithError } from "./call-error.ts";
+
+type Request = http.IncomingMessage | http2.Http2ServerRequest;
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+
+/** The calls in progress, so a shutdown can end the ones that outlive its drain deadline. */
+export class InFlightCalls {
+  private readonly calls = new Map<Response, Request>();
+
+  track(req: Request, res: Response): void {
+    this.calls.set(res, req);
+    res.once("close", () => this.calls.delete(res));
+  }
+
+  get size(): number {
+    return this.calls.size;
+  }
+
+  /**
+   * Ends every call still in progress with `error`, in its protocol's form, so each client
+   * learns its call failed (rather than seeing its stream end with nothing). Resolves when
+   * their responses are closed, or after `graceMs` for peers too slow to take them.
+   */
+  async endAll(error: ConnectError, graceMs: number): Promise<void> {
+    const closed: Promise<void>[] = [];
+    for (const [res, req] of this.calls) {
+      closed.push(new Promise((resolve) => res.once("close", () => resolve())));
+      endCallWithError(req, res, error);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
