@@ -15,6 +15,43 @@ export interface TripPolicy {
   reset(): void;
   /** Why the policy tripped, for events and health, e.g. "5 consecutive failures". */
   describe(): string;
+  /**
+   * Rate policies: what the window holds at `now` (for metrics and the `rateExceeded` event).
+   * Absent on policies that keep no window.
+   */
+  reading?(now: number): RateReading;
+  /**
+   * Judges the probes that closed a half-open breaker (their durations, all successes); returns
+   * why the breaker should reopen instead, or undefined to let it close. resilience4j does the
+   * same with the slow-call rate of the half-open calls.
+   */
+  judgeProbes?(durationsMs: ArrayLike<number>, count: number): RateReading | undefined;
+}
+
+/** A rate policy's window: how many calls it holds and how many were failures or slow. */
+export interface RateReading {
+  readonly kind: "failure" | "slow";
+  /** Calls in the window. */
+  readonly calls: number;
+  /** Of those, failed calls (kind "failure") or slow calls (kind "slow"). */
+  readonly hits: number;
+  /** hits / calls, or 0 when the window is empty. */
+  readonly rate: number;
+  readonly threshold: number;
+  /** Calls needed before the rate decides anything. */
+  readonly minimumCalls: number;
+  /** Human-readable span, e.g. "last 20 calls", "last 10000 ms" or "half-open probes". */
+  readonly over: string;
+}
+
+/**
+ * Whether `hits` of `calls` reach `threshold`. A division, not `hits >= threshold * calls`: the
+ * product is rounded (0.56 * 25 = 14.000000000000002), while hits / calls and the threshold's
+ * decimal are each the double nearest the same number whenever they are equal, so a rate
+ * exactly at the threshold always trips.
+ */
+export function reachesThreshold(hits: number, calls: number, threshold: number): boolean {
+  return calls > 0 && hits / calls >= threshold;
 }
 
 /** Creates a fresh policy; each breaker (one per target in the interceptor) gets its own. */
@@ -120,7 +157,34 @@ class RatePolicy implements TripPolicy {
   record(failed: boolean, durationMs: number, now: number): boolean {
     const w = this.#window;
     w.add(this.#what === "failure" ? failed : durationMs >= this.#slowerThanMs, now);
-    return w.total >= this.#minimumCalls && w.hits >= this.#threshold * w.total;
+    return w.total >= this.#minimumCalls && reachesThreshold(w.hits, w.total, this.#threshold);
+  }
+
+  reading(now: number): RateReading {
+    const w = this.#window;
+    w.advance(now);
+    return this.#reading(w.hits, w.total, w.describe());
+  }
+
+  judgeProbes(durationsMs: ArrayLike<number>, count: number): RateReading | undefined {
+    if (this.#what !== "slow" || count === 0) return undefined;
+    let slow = 0;
+    for (let i = 0; i < count; i++) if (durationsMs[i]! >= this.#slowerThanMs) slow++;
+    return reachesThreshold(slow, count, this.#threshold)
+      ? this.#reading(slow, count, "half-open probes")
+      : undefined;
+  }
+
+  #reading(hits: number, calls: number, over: string): RateReading {
+    return {
+      kind: this.#what,
+      calls,
+      hits,
+      rate: calls === 0 ? 0 : hits / calls,
+      threshold: this.#threshold,
+      minimumCalls: this.#minimumCalls,
+      over,
+    };
   }
 
   reset(): void {
@@ -129,11 +193,7 @@ class RatePolicy implements TripPolicy {
 
   describe(): string {
     const w = this.#window;
-    const pct = w.total === 0 ? 0 : (100 * w.hits) / w.total;
-    return (
-      `${this.#what} rate ${pct.toFixed(1)}% (${w.hits}/${w.total}) over the ${w.describe()}` +
-      ` reached the threshold of ${(100 * this.#threshold).toFixed(1)}%`
-    );
+    return describeReading(this.#reading(w.hits, w.total, w.describe()));
   }
 }
 
@@ -154,4 +214,12 @@ function checkRate(what: string, options: RatePolicyOptions): number {
   return options.window.kind === "count"
     ? Math.min(minimumCalls, options.window.size)
     : minimumCalls;
+}
+
+/** "failure rate 56.0% (14/25) over the last 25 calls reached the threshold of 56.0%" */
+export function describeReading(r: RateReading): string {
+  return (
+    `${r.kind} rate ${(100 * r.rate).toFixed(1)}% (${r.hits}/${r.calls}) over the ${r.over}` +
+    ` reached the threshold of ${(100 * r.threshold).toFixed(1)}%`
+  );
 }
