@@ -7,6 +7,8 @@ import { startConsumerRole } from "./consumer.ts";
 import { defaultWorkLimits, hostList } from "./validate.ts";
 import { createWorkerService } from "./worker-service.ts";
 
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
 const config = loadConfig({
   name: "quartet-worker",
   summary: "demo worker serving quartet.worker.v1.WorkerService (Compute, Fanout, Watch)",
@@ -33,29 +35,19 @@ const config = loadConfig({
       help: "Comma-separated hosts Fanout may call.",
     },
     maxIterations: {
-      schema: z.coerce
-        .number()
-        .int()
-        .min(0)
-        .max(0xffff_ffff)
-        .default(defaultWorkLimits.maxIterations),
+      schema: int(0, 0xffff_ffff).default(defaultWorkLimits.maxIterations),
       help: "Rounds of SHA-256 one call may ask for: a Compute's iterations, a Watch's steps x iterations_per_step (InvalidArgument beyond). The default takes about 0.2 s.",
     },
     maxFanoutPeers: {
-      schema: z.coerce.number().int().min(1).max(1024).default(defaultWorkLimits.maxFanoutPeers),
+      schema: int(1, 1024).default(defaultWorkLimits.maxFanoutPeers),
       help: "Peers one Fanout may name (InvalidArgument beyond).",
     },
     maxFanoutIterations: {
-      schema: z.coerce
-        .number()
-        .int()
-        .min(0)
-        .max(Number.MAX_SAFE_INTEGER)
-        .default(defaultWorkLimits.maxFanoutIterations),
+      schema: int(0, Number.MAX_SAFE_INTEGER).default(defaultWorkLimits.maxFanoutIterations),
       help: "Rounds one Fanout may ask for in all, peers x request.iterations (InvalidArgument beyond).",
     },
     maxFanoutDepth: {
-      schema: z.coerce.number().int().min(1).max(100).default(defaultWorkLimits.maxFanoutDepth),
+      schema: int(1, 100).default(defaultWorkLimits.maxFanoutDepth),
       help: "Fanouts a chain of calls may pass through, counted in the quartet-fanout-depth header (FailedPrecondition beyond).",
     },
     brokerUrl: {
@@ -79,7 +71,7 @@ const config = loadConfig({
       help: 'Demo fault: "stall" takes jobs and never finishes them.',
     },
     brokerWarnAfterMs: {
-      schema: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+      schema: int(0, 3_600_000).default(30_000),
       help: "While the broker cannot be reached, retries are logged at debug level; one warning follows after this long.",
     },
   },
