@@ -3,7 +3,13 @@ import { type BackoffOptions, ResetTimeout } from "./backoff.ts";
 import { type Classifier, connectClassifier, type Outcome } from "./classifier.ts";
 import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
 import { type BreakerEventType, Emitter, type Listener } from "./events.ts";
-import { consecutiveFailures, type TripPolicy, type TripPolicyFactory } from "./policies.ts";
+import {
+  consecutiveFailures,
+  describeReading,
+  type RateReading,
+  type TripPolicy,
+  type TripPolicyFactory,
+} from "./policies.ts";
 import type { BreakerState } from "./state.ts";
 
 /** Options of a `CircuitBreaker`. Every field has a default. */
@@ -26,8 +32,16 @@ export interface BreakerOptions {
   halfOpen?: {
     /** Probes allowed to run at once; further calls are rejected, not queued. Default 1. */
     maxProbes?: number;
-    /** Probe successes needed to close; default 1. */
+    /**
+     * Probe successes needed to close; default 1. With a slow-call policy, the probes are then
+     * judged together: if their slow share reaches its threshold the breaker reopens instead.
+     */
     successesToClose?: number;
+    /**
+     * Longest stay in half-open, in ms, before going back to open if the probes have not decided
+     * (resilience4j's maxWaitDurationInHalfOpenState); default 0: wait for them indefinitely.
+     */
+    maxWaitMs?: number;
   };
   /** Which errors count as failures; default `connectClassifier`. */
   classify?: Classifier;
@@ -72,6 +86,15 @@ export interface BreakerMetrics {
   readonly successRate: number;
   /** When an open breaker lets the next probe through, else null. */
   readonly nextProbeAt: number | null;
+  /**
+   * Failure rate in the window of the first `failureRate` policy (0 while empty), as it stands
+   * now, before `minimumCalls` too; null without such a policy.
+   */
+  readonly failureRate: number | null;
+  /** Slow-call rate in the window of the first `slowCallRate` policy; null without one. */
+  readonly slowCallRate: number | null;
+  /** Calls in the window of the first rate policy (failure rate first); 0 without one. */
+  readonly bufferedCalls: number;
 }
 
 /** Whether the guarded dependency should be used, with a sentence saying why. */
@@ -119,6 +142,9 @@ export class CircuitBreaker {
   readonly #resetTimeout: ResetTimeout;
   readonly #maxProbes: number;
   readonly #successesToClose: number;
+  readonly #maxWaitMs: number;
+  /** Durations of the current half-open generation's successful probes, for slow-call judging. */
+  readonly #probeDurations: Float64Array;
   readonly #classify: Classifier;
   readonly #rejectionError: (info: RejectionInfo) => unknown;
   readonly #events = new Emitter();
@@ -170,6 +196,12 @@ export class CircuitBreaker {
       throw new RangeError(
         `halfOpen.successesToClose must be an integer >= 1, got ${this.#successesToClose}`,
       );
+    this.#maxWaitMs = options.halfOpen?.maxWaitMs ?? 0;
+    if (!(this.#maxWaitMs >= 0 && Number.isFinite(this.#maxWaitMs)))
+      throw new RangeError(
+        `halfOpen.maxWaitMs must be a number of ms >= 0 (0: wait for the probes indefinitely), got ${this.#maxWaitMs}`,
+      );
+    this.#probeDurations = new Float64Array(this.#successesToClose);
     this.#classify = options.classify ?? connectClassifier;
     const captureStack = options.captureRejectionStack === true;
     this.#rejectionError =
@@ -293,7 +325,15 @@ export class CircuitBreaker {
   }
 
   metrics(): BreakerMetrics {
-    this.#checkTimeout();
+    const now = this.#clock.now();
+    this.#checkTimeout(now);
+    let failureRate: RateReading | undefined;
+    let slowCallRate: RateReading | undefined;
+    for (const policy of this.#policies) {
+      const reading = policy.reading?.(now);
+      if (reading?.kind === "failure") failureRate ??= reading;
+      else if (reading?.kind === "slow") slowCallRate ??= reading;
+    }
     const counted = this.#successes + this.#failures;
     const settled = counted + this.#ignored + this.#rejections;
     return {
@@ -311,6 +351,9 @@ export class CircuitBreaker {
       lastStateChangeTime: this.#lastStateChangeTime,
       successRate: counted === 0 ? 1 : this.#successes / counted,
       nextProbeAt: this.#state === "open" ? this.#nextProbeAt : null,
+      failureRate: failureRate?.rate ?? null,
+      slowCallRate: slowCallRate?.rate ?? null,
+      bufferedCalls: (failureRate ?? slowCallRate)?.calls ?? 0,
     };
   }
 
@@ -362,6 +405,7 @@ export class CircuitBreaker {
         if (!this.#checkTimeout()) return false;
         break;
       case "half-open":
+        if (this.#maxWaitMs > 0 && !this.#checkTimeout()) return false;
         break;
     }
     if (this.#probesInFlight >= this.#maxProbes) return false;
@@ -369,9 +413,26 @@ export class CircuitBreaker {
     return true;
   }
 
-  /** Moves open -> half-open once the reset timeout has passed; true if now half-open. */
+  /**
+   * Moves open -> half-open once the reset timeout has passed, and half-open -> open once the
+   * maximum wait in half-open has; true if now half-open. Transitions are dated when they were
+   * due, not when noticed, so a breaker nobody looked at moves through both in one read.
+   */
   #checkTimeout(now?: number): boolean {
-    if (this.#state !== "open") return this.#state === "half-open";
+    if (this.#state === "half-open") {
+      if (this.#maxWaitMs === 0) return true;
+      const t = now ?? this.#clock.now();
+      const deadline = this.#since + this.#maxWaitMs;
+      if (t < deadline) return true;
+      const inFlight = this.#probesInFlight;
+      this.#open(
+        deadline,
+        `no decision within ${this.#maxWaitMs} ms in half-open (${this.#probeSuccesses}/` +
+          `${this.#successesToClose} probe successes, ${inFlight} probe${inFlight === 1 ? "" : "s"} in flight)`,
+      );
+      return this.#checkTimeout(t);
+    }
+    if (this.#state !== "open") return false;
     const t = now ?? this.#clock.now();
     if (t < this.#nextProbeAt) return false;
     this.#transition("half-open", "reset timeout elapsed", t);
@@ -402,13 +463,40 @@ export class CircuitBreaker {
       this.#recordClosed(false, durationMs);
     } else if (this.#state === "half-open") {
       this.#probesInFlight--;
-      if (++this.#probeSuccesses >= this.#successesToClose)
-        this.#transition(
-          "closed",
-          `${this.#probeSuccesses} probe success${this.#probeSuccesses === 1 ? "" : "es"}`,
-          this.#clock.now(),
-        );
+      this.#probeDurations[this.#probeSuccesses] = durationMs;
+      if (++this.#probeSuccesses >= this.#successesToClose) this.#closeOrReopen();
     }
+  }
+
+  /** Enough probes succeeded: close, unless they were too slow for a slow-call policy. */
+  #closeOrReopen(): void {
+    const now = this.#clock.now();
+    const count = this.#probeSuccesses;
+    for (const policy of this.#policies) {
+      const slow = policy.judgeProbes?.(this.#probeDurations, count);
+      if (slow !== undefined) {
+        this.#rateExceeded(slow, "half-open", now);
+        this.#open(now, describeReading(slow));
+        return;
+      }
+    }
+    this.#transition("closed", `${count} probe success${count === 1 ? "" : "es"}`, now);
+  }
+
+  #rateExceeded(reading: RateReading, state: "closed" | "half-open", at: number): void {
+    if (this.#events.rateExceeded.size === 0) return;
+    const { kind, rate, hits, calls, threshold, over } = reading;
+    this.#events.emit("rateExceeded", {
+      breaker: this.name,
+      state,
+      kind,
+      rate,
+      hits,
+      calls,
+      threshold,
+      over,
+      at,
+    });
   }
 
   #failed(generation: number, error: unknown, durationMs: number): Outcome {
@@ -450,8 +538,12 @@ export class CircuitBreaker {
     const t = now ?? (this.#needsTime ? this.#clock.now() : 0);
     const policies = this.#policies;
     for (let i = 0; i < policies.length; i++) {
-      if (policies[i]!.record(failed, durationMs, t)) {
-        this.#open(now ?? this.#clock.now(), policies[i]!.describe());
+      const policy = policies[i]!;
+      if (policy.record(failed, durationMs, t)) {
+        const at = now ?? this.#clock.now();
+        const reading = policy.reading?.(t);
+        if (reading !== undefined) this.#rateExceeded(reading, "closed", at);
+        this.#open(at, policy.describe());
         return;
       }
     }

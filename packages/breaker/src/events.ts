@@ -29,12 +29,33 @@ export interface FailureEvent extends CallEvent {
   readonly error: unknown;
 }
 
+/**
+ * A failure-rate or slow-call-rate policy reached its threshold: in `closed` (the breaker opens
+ * right after) or over the probes of a `half-open` breaker (it reopens). resilience4j's
+ * FailureRateExceeded / SlowCallRateExceeded.
+ */
+export interface RateExceededEvent {
+  readonly breaker: string;
+  readonly state: "closed" | "half-open";
+  readonly kind: "failure" | "slow";
+  /** hits / calls. */
+  readonly rate: number;
+  /** Failed (kind "failure") or slow (kind "slow") calls in the window. */
+  readonly hits: number;
+  readonly calls: number;
+  readonly threshold: number;
+  /** The window, e.g. "last 20 calls", "last 10000 ms" or "half-open probes". */
+  readonly over: string;
+  readonly at: number;
+}
+
 /** Events a breaker emits; listeners run synchronously, in the order they were added. */
 export interface BreakerEventMap {
   stateChange: StateChangeEvent;
   rejected: RejectionInfo;
   success: CallEvent;
   failure: FailureEvent;
+  rateExceeded: RateExceededEvent;
 }
 
 export type BreakerEventType = keyof BreakerEventMap;
@@ -46,6 +67,7 @@ export class Emitter {
   readonly rejected = new Set<Listener<"rejected">>();
   readonly success = new Set<Listener<"success">>();
   readonly failure = new Set<Listener<"failure">>();
+  readonly rateExceeded = new Set<Listener<"rateExceeded">>();
 
   emit<K extends BreakerEventType>(type: K, event: BreakerEventMap[K]): void {
     for (const listener of this[type] as Set<Listener<K>>) {

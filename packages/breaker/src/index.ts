@@ -22,6 +22,7 @@ export type {
   CallEvent,
   FailureEvent,
   Listener,
+  RateExceededEvent,
   StateChangeEvent,
 } from "./events.ts";
 export {
@@ -35,6 +36,7 @@ export {
   consecutiveFailures,
   failureRate,
   type RatePolicyOptions,
+  type RateReading,
   type SlowCallRateOptions,
   slowCallRate,
   type TripPolicy,

@@ -415,6 +415,9 @@ describe("events, metrics and health", () => {
       lastStateChangeTime: null,
       successRate: 1,
       nextProbeAt: null,
+      failureRate: null, // consecutiveFailures keeps no window
+      slowCallRate: null,
+      bufferedCalls: 0,
     });
     await run(breaker, 1, ok);
     clock.advance(10);
@@ -438,6 +441,9 @@ describe("events, metrics and health", () => {
       lastStateChangeTime: T0 + 1020,
       successRate: 0.4,
       nextProbeAt: null,
+      failureRate: null,
+      slowCallRate: null,
+      bufferedCalls: 0,
     });
   });
 
