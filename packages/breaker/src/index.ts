@@ -30,6 +30,7 @@ export {
   type BreakerInterceptorOptions,
   type BreakerKey,
   createBreakerInterceptor,
+  type EvictionOptions,
   stateValues,
 } from "./interceptor.ts";
 export {

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Attributes, type MeterProvider, metrics, trace } from "@opentelemetry/api";
-import type { Clock } from "@quartet/determinism";
+import { type Clock, systemClock } from "@quartet/determinism";
 import { type BreakerOptions, CircuitBreaker, type Permit } from "./breaker.ts";
 import { BreakerRejectedError, type RejectionInfo } from "./errors.ts";
 import type { BreakerState } from "./state.ts";
@@ -21,6 +21,28 @@ export interface BreakerInterceptorOptions {
   clock?: Pick<Clock, "now">;
   /** Where the breaker metrics go; default the global `@opentelemetry/api` meter provider. */
   meterProvider?: MeterProvider;
+  /**
+   * Forget per-key breakers that are not in use, so keys that come and go (hosts of a
+   * discovery system, per-method keys) do not pile up. Only a closed breaker with no call in
+   * flight is ever evicted: an open, half-open or isolated one stays, whatever its age or the
+   * cap. Default: never evict.
+   */
+  evict?: EvictionOptions;
+}
+
+/** When the interceptor forgets a breaker. Time comes from the interceptor's `clock`. */
+export interface EvictionOptions {
+  /**
+   * Evict a breaker no call has used for this many ms. Checked on calls (no timers), at most
+   * once per `idleMs / 2`, so a breaker goes within 1.5 x `idleMs` of its last use if calls flow.
+   */
+  idleMs?: number;
+  /**
+   * Keep at most this many breakers: making one more evicts the least recently used evictable
+   * ones first. When none is evictable (all open or busy) the cap is exceeded rather than a
+   * failing target forgotten.
+   */
+  maxBreakers?: number;
 }
 
 /** A Connect client interceptor that also exposes its breakers, keyed by target. */
@@ -54,6 +76,7 @@ export function createBreakerInterceptor(
 ): BreakerInterceptor {
   const keyOf = keyFunction(options.key ?? "host");
   const breakers = new Map<string, CircuitBreaker>();
+  const eviction = options.evict ? new Eviction(breakers, options.evict, options.clock) : undefined;
   const captureStack = options.captureRejectionStack === true;
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter("@quartet/breaker");
   const transitions = meter.createCounter("quartet.breaker.transitions", {
@@ -82,8 +105,9 @@ export function createBreakerInterceptor(
     });
 
   const breakerFor = (target: string): CircuitBreaker => {
-    let breaker = breakers.get(target);
+    let breaker = eviction ? eviction.use(target) : breakers.get(target);
     if (breaker !== undefined) return breaker;
+    eviction?.makeRoom();
     breaker = new CircuitBreaker({
       ...options.breaker,
       name: target,
@@ -139,6 +163,72 @@ export function createBreakerInterceptor(
     );
   };
   return Object.assign(interceptor, { breakers: breakers as ReadonlyMap<string, CircuitBreaker> });
+}
+
+/**
+ * Idle-TTL and LRU-cap eviction of the interceptor's breakers. Last use is kept per key; the map
+ * keeps insertion order, and a use moves its key to the end, so the map's first evictable
+ * entry is the least recently used one.
+ */
+class Eviction {
+  readonly #breakers: Map<string, CircuitBreaker>;
+  readonly #lastUsed = new Map<string, number>();
+  readonly #idleMs: number;
+  readonly #maxBreakers: number;
+  readonly #clock: Pick<Clock, "now">;
+  #nextSweepAt: number;
+
+  constructor(
+    breakers: Map<string, CircuitBreaker>,
+    options: EvictionOptions,
+    clock: Pick<Clock, "now"> = systemClock,
+  ) {
+    this.#breakers = breakers;
+    this.#clock = clock;
+    this.#idleMs = options.idleMs ?? Number.POSITIVE_INFINITY;
+    this.#maxBreakers = options.maxBreakers ?? Number.POSITIVE_INFINITY;
+    if (!(this.#idleMs > 0))
+      throw new RangeError(`evict.idleMs must be a number of ms > 0, got ${options.idleMs}`);
+    if (
+      !(Number.isInteger(this.#maxBreakers) && this.#maxBreakers >= 1) &&
+      options.maxBreakers !== undefined
+    )
+      throw new RangeError(`evict.maxBreakers must be an integer >= 1, got ${options.maxBreakers}`);
+    this.#nextSweepAt = clock.now() + this.#idleMs / 2;
+  }
+
+  /** The breaker of `key`, if kept, marked as used now; sweeps idle breakers when due. */
+  use(key: string): CircuitBreaker | undefined {
+    const now = this.#clock.now();
+    if (now >= this.#nextSweepAt) {
+      this.#nextSweepAt = now + this.#idleMs / 2;
+      for (const [k, last] of this.#lastUsed)
+        if (now - last >= this.#idleMs && k !== key) this.#evictIfIdle(k);
+    }
+    this.#lastUsed.delete(key); // re-inserted below: the most recently used goes last
+    this.#lastUsed.set(key, now);
+    return this.#breakers.get(key);
+  }
+
+  /** Before a new breaker is added: evict least recently used ones while at the cap. */
+  makeRoom(): void {
+    if (this.#breakers.size < this.#maxBreakers) return;
+    for (const key of this.#lastUsed.keys()) {
+      if (this.#breakers.size < this.#maxBreakers) return;
+      if (this.#breakers.has(key)) this.#evictIfIdle(key);
+    }
+  }
+
+  #evictIfIdle(key: string): void {
+    const breaker = this.#breakers.get(key);
+    if (breaker === undefined) {
+      this.#lastUsed.delete(key);
+      return;
+    }
+    if (breaker.state !== "closed" || breaker.metrics().inFlight > 0) return;
+    this.#breakers.delete(key);
+    this.#lastUsed.delete(key);
+  }
 }
 
 /** The interceptor's rejection: Unavailable, so callers and retry policies treat it like a down host. */

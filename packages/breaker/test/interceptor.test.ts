@@ -265,4 +265,72 @@ describe("createBreakerInterceptor", () => {
     ]);
     expect(trace.getActiveSpan()).toBeUndefined();
   });
+
+  describe("eviction of unused breakers", () => {
+    function evicting(evict: { idleMs?: number; maxBreakers?: number }) {
+      const clock = new FakeClock(T0);
+      const interceptor = createBreakerInterceptor({
+        clock,
+        meterProvider: new MeterProvider(),
+        evict,
+        breaker: { trip: consecutiveFailures(2), resetTimeoutMs: 5000 },
+      });
+      const hosts = ["a", "b", "c"].map((h, i) =>
+        worker(`http://${h}.test:720${i}`, [interceptor]),
+      );
+      return { clock, interceptor, a: hosts[0]!, b: hosts[1]!, c: hosts[2]! };
+    }
+    const keys = (interceptor: { breakers: ReadonlyMap<string, unknown> }) => [
+      ...interceptor.breakers.keys(),
+    ];
+
+    it("forgets a closed breaker no call used for idleMs, on the injected clock", async () => {
+      const { clock, interceptor, a, b } = evicting({ idleMs: 60_000 });
+      await a.client.compute({});
+      await b.client.compute({});
+      clock.advance(30_000);
+      await b.client.compute({});
+      expect(keys(interceptor)).toEqual(["a.test:7200", "b.test:7201"]);
+      clock.advance(31_000); // a idle for 61 s, b for 31 s
+      await b.client.compute({});
+      expect(keys(interceptor)).toEqual(["b.test:7201"]);
+      await a.client.compute({}); // a comes back with a fresh breaker
+      expect(interceptor.breakers.get("a.test:7200")!.metrics().totalCalls).toBe(1);
+    });
+
+    it("keeps an open breaker however long it is idle, so a failing target is not forgotten", async () => {
+      const { clock, interceptor, a, b } = evicting({ idleMs: 1000 });
+      for (let i = 0; i < 2; i++) await a.client.compute(fail).catch(() => {});
+      clock.advance(4000);
+      await b.client.compute({});
+      expect(interceptor.breakers.get("a.test:7200")!.state).toBe("open");
+      const error = await a.client.compute({}).catch((e: unknown) => e);
+      expect(isBreakerRejection(error)).toBe(true);
+      expect(a.served.compute).toBe(2);
+    });
+
+    it("keeps at most maxBreakers, evicting the least recently used closed one", async () => {
+      const { interceptor, a, b, c } = evicting({ maxBreakers: 2 });
+      await a.client.compute({});
+      await b.client.compute({});
+      await a.client.compute({});
+      await c.client.compute({});
+      expect(keys(interceptor)).toEqual(["a.test:7200", "c.test:7202"]); // b was least recent
+
+      for (let i = 0; i < 2; i++) await a.client.compute(fail).catch(() => {});
+      await c.client.compute({});
+      await b.client.compute({}); // a is least recent but open: c goes instead
+      expect(keys(interceptor)).toEqual(["a.test:7200", "b.test:7201"]);
+      expect(interceptor.breakers.get("a.test:7200")!.state).toBe("open");
+    });
+
+    it("refuses settings that cannot work", () => {
+      expect(() => createBreakerInterceptor({ evict: { idleMs: 0 } })).toThrow(
+        "evict.idleMs must be a number of ms > 0, got 0",
+      );
+      expect(() => createBreakerInterceptor({ evict: { maxBreakers: 0.5 } })).toThrow(
+        "evict.maxBreakers must be an integer >= 1, got 0.5",
+      );
+    });
+  });
 });
