@@ -8,8 +8,11 @@ export interface Endpoint {
   readonly id: string;
   /** Base URL, e.g. `http://127.0.0.1:7201`. */
   readonly address: string;
-  /** Relative capacity, a positive integer (1 unless given). */
-  weight: number;
+  /**
+   * Relative capacity, an integer >= 1 (1 unless given). Read-only: change it with
+   * `setEndpointWeight`, which validates it (pickers check it again in `update()`).
+   */
+  readonly weight: number;
   /** False while an active health check fails or outlier detection has ejected it. */
   healthy: boolean;
   /** Calls started on this endpoint and not yet finished. */
@@ -27,11 +30,7 @@ export interface EndpointAddress {
 /** Creates an endpoint, validating its weight and address. */
 export function createEndpoint(init: EndpointAddress & { healthy?: boolean }): Endpoint {
   const weight = init.weight ?? 1;
-  if (!Number.isInteger(weight) || weight < 1) {
-    throw new Error(
-      `endpoint ${init.id ?? init.address}: weight must be a positive integer, got ${weight}`,
-    );
-  }
+  assertWeight(init.id ?? init.address, weight);
   if (!URL.canParse(init.address)) {
     throw new Error(
       `endpoint ${init.id ?? init.address}: address must be a URL like http://127.0.0.1:7201, got "${init.address}"`,
@@ -44,4 +43,27 @@ export function createEndpoint(init: EndpointAddress & { healthy?: boolean }): E
     healthy: init.healthy ?? true,
     inFlight: 0,
   };
+}
+
+/**
+ * Weights are integers >= 1, as in Envoy (a zero, negative, fractional or NaN weight has no
+ * meaning for a share of calls, and an all-zero set none at all). Safe integers only, so sums
+ * stay exact.
+ */
+export function isValidWeight(weight: number): boolean {
+  return Number.isSafeInteger(weight) && weight >= 1;
+}
+
+function assertWeight(id: string, weight: number): void {
+  if (!isValidWeight(weight))
+    throw new Error(`endpoint ${id}: weight must be an integer >= 1, got ${weight}`);
+}
+
+/**
+ * Changes an endpoint's weight after validating it. Pickers see the new weight at their next
+ * `update()` (the pool calls it on every resolver update).
+ */
+export function setEndpointWeight(endpoint: Endpoint, weight: number): void {
+  assertWeight(endpoint.id, weight);
+  (endpoint as { weight: number }).weight = weight;
 }

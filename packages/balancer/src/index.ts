@@ -1,6 +1,12 @@
 // Re-exported for convenience; the one definition lives in @quartet/determinism.
 export { type Clock, type Random, seededRandom, systemClock } from "@quartet/determinism";
-export { createEndpoint, type Endpoint, type EndpointAddress } from "./endpoint.ts";
+export {
+  createEndpoint,
+  type Endpoint,
+  type EndpointAddress,
+  isValidWeight,
+  setEndpointWeight,
+} from "./endpoint.ts";
 export { hashKey, hashString, xxhash32 } from "./hash.ts";
 export {
   ActiveHealthCheck,
@@ -18,8 +24,9 @@ export { createLeastConnectionsPicker } from "./pickers/least-connections.ts";
 export { createLeastRequestPicker, type LeastRequestOptions } from "./pickers/least-request.ts";
 export { createMaglevPicker, type MaglevOptions } from "./pickers/maglev.ts";
 export type { Picker, PickerKind } from "./pickers/picker.ts";
+export type { RingOptions } from "./pickers/ring.ts";
 export { createRingHashPicker, type RingHashOptions } from "./pickers/ring-hash.ts";
-export { createRoundRobinPicker } from "./pickers/round-robin.ts";
+export { createRoundRobinPicker, type RoundRobinOptions } from "./pickers/round-robin.ts";
 export {
   createWeightedRoundRobinPicker,
   type WeightedRoundRobinOptions,

@@ -1,6 +1,11 @@
 import type { Permit } from "@quartet/breaker";
 import { type Clock, systemClock } from "@quartet/determinism";
-import { createEndpoint, type Endpoint, type EndpointAddress } from "./endpoint.ts";
+import {
+  createEndpoint,
+  type Endpoint,
+  type EndpointAddress,
+  setEndpointWeight,
+} from "./endpoint.ts";
 import { type OutlierDetectionOptions, OutlierDetector } from "./health/outlier.ts";
 import type { Picker } from "./pickers/picker.ts";
 
@@ -129,7 +134,7 @@ export class EndpointPool {
       if (existing) {
         if (existing.address !== address.address)
           throw new Error(`endpoint ${id} changed address; give it a new id instead`);
-        existing.weight = createEndpoint(address).weight;
+        setEndpointWeight(existing, address.weight ?? 1);
         continue;
       }
       const endpoint = createEndpoint(address);

@@ -10,7 +10,11 @@ const addresses = (n: number) =>
 
 function pool(n: number, options: Partial<EndpointPoolOptions> = {}) {
   const clock = new FakeClock();
-  const p = new EndpointPool({ picker: createRoundRobinPicker(), clock, ...options });
+  const p = new EndpointPool({
+    picker: createRoundRobinPicker({ random: () => 0 }),
+    clock,
+    ...options,
+  });
   p.setEndpoints(addresses(n));
   return { pool: p, clock };
 }

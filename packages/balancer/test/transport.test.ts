@@ -34,8 +34,12 @@ function endpointsOf(list: TestServer[]) {
   return staticResolver(list.map((x) => ({ id: x.id, address: x.url })));
 }
 
+/** Round robin starts at the first endpoint (random() = 0), so the shares below are exact. */
 function balanced(options: BalancedTransportOptions): BalancedTransport {
-  const transport = createBalancedTransport(options);
+  const transport = createBalancedTransport({
+    ...options,
+    pickerOptions: { random: () => 0, ...options.pickerOptions },
+  });
   cleanup.push(() => transport.close());
   return transport;
 }

@@ -1,13 +1,12 @@
 import type { Random } from "@quartet/determinism";
 import type { Endpoint } from "../endpoint.ts";
 import { countEnd, eligibleEndpoints, type Picker } from "./picker.ts";
-import { buildRing, type Ring, ringIndex } from "./ring.ts";
+import { buildRing, type Ring, type RingOptions, ringIndex, ringSettings } from "./ring.ts";
 
-export interface BoundedLoadOptions {
+/** `replicas`, `minRingSize`, `maxRingSize` of the underlying ring: see `RingOptions`. */
+export interface BoundedLoadOptions extends RingOptions {
   /** Allowed overload e: no endpoint takes more than ceil((1 + e) x mean load). Default 0.25. */
   epsilon?: number;
-  /** Virtual nodes per unit of weight on the underlying ring (default 160). */
-  replicas?: number;
   /** Used for calls that carry no key. */
   random?: Random;
 }
@@ -23,9 +22,9 @@ export interface BoundedLoadOptions {
 export function createBoundedLoadPicker(options: BoundedLoadOptions = {}): Picker {
   const epsilon = options.epsilon ?? 0.25;
   if (!(epsilon > 0)) throw new Error(`bounded load: epsilon must be > 0, got ${epsilon}`);
-  const replicas = options.replicas ?? 160;
+  const settings = ringSettings("bounded_load", options);
   const random = options.random ?? Math.random;
-  let ring: Ring = buildRing([], replicas);
+  let ring: Ring = buildRing([], settings);
   let members = new Set<Endpoint>();
   let totalLoad = 0;
   let totalWeight = 0;
@@ -34,8 +33,8 @@ export function createBoundedLoadPicker(options: BoundedLoadOptions = {}): Picke
     kind: "bounded_load",
     hashing: true,
     update(endpoints, ignoreHealth) {
-      const list = eligibleEndpoints(endpoints, ignoreHealth);
-      ring = buildRing(list, replicas);
+      const list = eligibleEndpoints("bounded_load", endpoints, ignoreHealth);
+      ring = buildRing(list, settings);
       members = new Set(list);
       totalLoad = list.reduce((s, e) => s + e.inFlight, 0);
       totalWeight = list.reduce((s, e) => s + e.weight, 0);

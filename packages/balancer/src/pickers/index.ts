@@ -4,13 +4,14 @@ import { createLeastRequestPicker, type LeastRequestOptions } from "./least-requ
 import { createMaglevPicker, type MaglevOptions } from "./maglev.ts";
 import type { Picker, PickerKind } from "./picker.ts";
 import { createRingHashPicker, type RingHashOptions } from "./ring-hash.ts";
-import { createRoundRobinPicker } from "./round-robin.ts";
+import { createRoundRobinPicker, type RoundRobinOptions } from "./round-robin.ts";
 import {
   createWeightedRoundRobinPicker,
   type WeightedRoundRobinOptions,
 } from "./weighted-round-robin.ts";
 
-export type PickerOptions = LeastRequestOptions &
+export type PickerOptions = RoundRobinOptions &
+  LeastRequestOptions &
   RingHashOptions &
   MaglevOptions &
   BoundedLoadOptions &
@@ -20,7 +21,7 @@ export type PickerOptions = LeastRequestOptions &
 export function createPicker(kind: PickerKind, options: PickerOptions = {}): Picker {
   switch (kind) {
     case "round_robin":
-      return createRoundRobinPicker();
+      return createRoundRobinPicker(options);
     case "weighted_round_robin":
       return createWeightedRoundRobinPicker(options);
     case "least_connections":

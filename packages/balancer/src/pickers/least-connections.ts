@@ -53,7 +53,7 @@ export function createLeastConnectionsPicker(): Picker {
     hashing: false,
     update(endpoints, ignoreHealth) {
       const previous = new Map(slots.map((e, i) => [e, lastPick[i]!]));
-      slots = eligibleEndpoints(endpoints, ignoreHealth);
+      slots = eligibleEndpoints("least_connections", endpoints, ignoreHealth);
       slotOf.clear();
       heap = new Int32Array(slots.length);
       position = new Int32Array(slots.length);

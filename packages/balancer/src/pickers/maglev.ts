@@ -33,8 +33,13 @@ export function createMaglevPicker(options: MaglevOptions = {}): Picker {
     kind: "maglev",
     hashing: true,
     update(all, ignoreHealth) {
-      endpoints = eligibleEndpoints(all, ignoreHealth);
-      table = buildTable(endpoints, size);
+      const list = eligibleEndpoints("maglev", all, ignoreHealth);
+      if (list.length > size)
+        throw new Error(
+          `maglev: tableSize ${size} cannot give each of the ${list.length} endpoints an entry; use a prime of at least 100 x endpoints (default 65537)`,
+        );
+      table = buildTable(list, size);
+      endpoints = list;
     },
     pick(hash) {
       if (endpoints.length === 0) return undefined;
@@ -53,7 +58,14 @@ function buildTable(endpoints: Endpoint[], size: number): Int32Array {
   const cursor = new Float64Array(n); // current slot of each endpoint's permutation
   const skip = new Float64Array(n);
   const credit = new Float64Array(n);
-  const maxWeight = Math.max(...endpoints.map((e) => e.weight));
+  let maxWeight = 0;
+  for (const e of endpoints) maxWeight = Math.max(maxWeight, e.weight);
+  // Credit is counted in units of weight (integers, so exact): a turn adds the endpoint's weight
+  // and a slot costs the heaviest weight. Everyone starts one turn short of a slot, so the first
+  // round gives every endpoint a slot however light (Envoy: target weights start at 0).
+  // Starting at 0, an endpoint of 1/1023 of the heaviest's weight waited 1023 rounds while the
+  // heavy ones filled the table, and owned nothing. Equal weights build the same table as before.
+  for (let i = 0; i < n; i++) credit[i] = maxWeight - endpoints[i]!.weight;
   for (let i = 0; i < n; i++) {
     const id = endpoints[i]!.id;
     cursor[i] = hashString(id, 0x4d41474c) % size; // "MAGL"
@@ -62,9 +74,9 @@ function buildTable(endpoints: Endpoint[], size: number): Int32Array {
   let filled = 0;
   while (filled < size) {
     for (let i = 0; i < n && filled < size; i++) {
-      credit[i]! += endpoints[i]!.weight / maxWeight;
-      while (credit[i]! >= 1 && filled < size) {
-        credit[i]! -= 1;
+      credit[i]! += endpoints[i]!.weight;
+      while (credit[i]! >= maxWeight && filled < size) {
+        credit[i]! -= maxWeight;
         let slot = cursor[i]!;
         while (table[slot]! >= 0) slot = (slot + skip[i]!) % size;
         table[slot] = i;

@@ -1,4 +1,4 @@
-import type { Endpoint } from "../endpoint.ts";
+import { type Endpoint, isValidWeight } from "../endpoint.ts";
 
 /** Names of the built-in pickers. */
 export type PickerKind =
@@ -35,11 +35,21 @@ export interface Picker {
   callEnded(endpoint: Endpoint): void;
 }
 
-/** The endpoints a picker may choose from, in id order so that rebuilds are deterministic. */
+/**
+ * The endpoints a picker may choose from, in id order so that rebuilds are deterministic.
+ * Refuses a weight that is not an integer >= 1 (an `Endpoint` may be built by hand, skipping
+ * `createEndpoint`), so no picker divides by or loops on a zero, negative or NaN weight.
+ */
 export function eligibleEndpoints(
+  kind: PickerKind,
   endpoints: readonly Endpoint[],
   ignoreHealth = false,
 ): Endpoint[] {
+  for (const e of endpoints)
+    if (!isValidWeight(e.weight))
+      throw new Error(
+        `${kind}: endpoint ${e.id} has weight ${e.weight}; weights must be integers >= 1`,
+      );
   const list = ignoreHealth ? [...endpoints] : endpoints.filter((e) => e.healthy);
   return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -1,10 +1,9 @@
 import type { Random } from "@quartet/determinism";
 import { countEnd, countStart, eligibleEndpoints, type Picker } from "./picker.ts";
-import { buildRing, type Ring, ringIndex } from "./ring.ts";
+import { buildRing, type Ring, type RingOptions, ringIndex, ringSettings } from "./ring.ts";
 
-export interface RingHashOptions {
-  /** Virtual nodes per unit of weight (default 160, as ketama). More nodes, smoother load. */
-  replicas?: number;
+/** `replicas`, `minRingSize`, `maxRingSize`: see `RingOptions`. */
+export interface RingHashOptions extends RingOptions {
   /** Used for calls that carry no key. */
   random?: Random;
 }
@@ -14,14 +13,14 @@ export interface RingHashOptions {
  * goes to the first node clockwise from its hash. A binary search per pick, O(log n).
  */
 export function createRingHashPicker(options: RingHashOptions = {}): Picker {
-  const replicas = options.replicas ?? 160;
+  const settings = ringSettings("ring_hash", options);
   const random = options.random ?? Math.random;
-  let ring: Ring = buildRing([], replicas);
+  let ring: Ring = buildRing([], settings);
   return {
     kind: "ring_hash",
     hashing: true,
     update(endpoints, ignoreHealth) {
-      ring = buildRing(eligibleEndpoints(endpoints, ignoreHealth), replicas);
+      ring = buildRing(eligibleEndpoints("ring_hash", endpoints, ignoreHealth), settings);
     },
     pick(hash) {
       if (ring.positions.length === 0) return undefined;

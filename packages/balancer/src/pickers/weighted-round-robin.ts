@@ -23,7 +23,10 @@ export function createWeightedRoundRobinPicker(options: WeightedRoundRobinOption
     kind: "weighted_round_robin",
     hashing: false,
     update(endpoints, ignoreHealth) {
-      cycle = smoothSchedule(eligibleEndpoints(endpoints, ignoreHealth), maxCycle);
+      cycle = smoothSchedule(
+        eligibleEndpoints("weighted_round_robin", endpoints, ignoreHealth),
+        maxCycle,
+      );
       if (next >= cycle.length) next = 0;
     },
     pick() {
