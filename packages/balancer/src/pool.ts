@@ -117,6 +117,8 @@ export class EndpointPool {
    * updates; removed ones stop receiving new calls while their running calls finish.
    */
   setEndpoints(addresses: readonly EndpointAddress[]): void {
+    // Validate the whole update first (weights, URLs), so a bad entry changes nothing.
+    for (const a of addresses) createEndpoint(a);
     const next = new Map<string, EndpointAddress>();
     for (const a of addresses) next.set(a.id ?? a.address, a);
     const removed: Endpoint[] = [];

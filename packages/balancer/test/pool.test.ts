@@ -186,3 +186,18 @@ describe("membership", () => {
     });
   });
 });
+
+describe("resolver updates with a bad weight", () => {
+  it("are refused whole, leaving the pool as it was", () => {
+    const { pool: p } = pool(3);
+    expect(() =>
+      p.setEndpoints([
+        { id: "e0", address: "http://127.0.0.1:7000", weight: 2 },
+        { id: "e3", address: "http://127.0.0.1:7003", weight: 0 },
+      ]),
+    ).toThrow("endpoint e3: weight must be an integer >= 1, got 0");
+    expect(["e0", "e1", "e2"].map((id) => p.get(id)?.weight)).toEqual([1, 1, 1]);
+    p.setEndpoints([{ id: "e0", address: "http://127.0.0.1:7000", weight: 2 }]);
+    expect(p.get("e0")!.weight).toBe(2);
+  });
+});
