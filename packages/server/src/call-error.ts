@@ -46,14 +46,18 @@ export function endCallWithError(req: Request, res: Response, error: ConnectErro
   if ("stream" in req) {
     const stream = req.stream;
     if (stream.destroyed) return;
-    if (status !== undefined) {
-      // The stream itself, not the compatibility response: the latter may not finish while
-      // the request side is still open, and the RST below waits for the finish.
-      stream.respond({ ":status": status, ...headers }, { endStream: body === undefined });
-      if (body !== undefined) stream.end(body);
-    } else {
+    if (status === undefined) {
+      // The response has started, through Node's compatibility layer, which sends trailers
+      // once it ends. No RST here: closing the stream before its trailers are out spins
+      // Node 24 (and the trailers would be lost). A request side left open is cut when the
+      // connection closes.
       endResponse(res, body);
+      return;
     }
+    // The stream itself, not the compatibility response: the latter may not finish while
+    // the request side is still open, and the RST below waits for the finish.
+    stream.respond({ ":status": status, ...headers }, { endStream: body === undefined });
+    if (body !== undefined) stream.end(body);
     stream.close(http2.constants.NGHTTP2_NO_ERROR);
     return;
   }

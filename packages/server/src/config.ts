@@ -147,7 +147,7 @@ export const serverSettings = {
   },
   maxStreams: {
     schema: int(1, 1 << 22).default(defaultLimits.maxStreams),
-    help: "Requests in progress over all connections, arriving or running (REFUSED_STREAM / 503 beyond).",
+    help: "Requests in progress over all connections, arriving or running; beyond, Unavailable.",
   },
   maxUnfinishedRequests: {
     schema: int(1, 1 << 22).default(defaultLimits.maxUnfinishedRequests),
@@ -163,7 +163,7 @@ export const serverSettings = {
   },
   maxResetsPerConnection: {
     schema: int(1, 1 << 24).default(defaultLimits.maxResetsPerConnection),
-    help: "HTTP/2 streams one connection may reset before they are answered, per 10 s.",
+    help: "HTTP/2 streams one connection may reset (RST_STREAM), per 10 s; beyond, GOAWAY.",
   },
   maxResets: {
     schema: int(1, 1 << 24).default(defaultLimits.maxResets),

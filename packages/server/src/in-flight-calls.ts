@@ -21,22 +21,9 @@ export class InFlightCalls {
 
   /**
    * Ends every call still in progress with `error`, in its protocol's form, so each client
-   * learns its call failed (rather than seeing its stream end with nothing). Resolves when
-   * their responses are closed, or after `graceMs` for peers too slow to take them.
+   * learns its call failed (rather than seeing its stream end with nothing).
    */
-  async endAll(error: ConnectError, graceMs: number): Promise<void> {
-    const closed: Promise<void>[] = [];
-    for (const [res, req] of this.calls) {
-      closed.push(new Promise((resolve) => res.once("close", () => resolve())));
-      endCallWithError(req, res, error);
-    }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(closed),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
+  endAll(error: ConnectError): void {
+    for (const [res, req] of this.calls) endCallWithError(req, res, error);
   }
 }

@@ -19,7 +19,7 @@ export interface Limits {
   maxConnections: number;
   /** Connections open at once from one peer address (refused as above beyond). */
   maxConnectionsPerPeer: number;
-  /** Requests in progress on the whole server, unfinished or running (REFUSED_STREAM / 503 beyond). */
+  /** Requests in progress on the whole server, arriving or running (Unavailable beyond). */
   maxStreams: number;
   /**
    * Requests whose headers arrived but whose single request message has not arrived in full
@@ -30,7 +30,7 @@ export interface Limits {
   requestArrivalTimeoutMs: number;
   /** How long a connection may stay open with no request in progress, in ms (then closed). */
   idleTimeoutMs: number;
-  /** Streams one HTTP/2 connection may reset before the server answers, per 10 s (GOAWAY beyond). */
+  /** Streams one HTTP/2 connection may reset (RST_STREAM), per 10 s (GOAWAY beyond). */
   maxResetsPerConnection: number;
   /** The same over all connections, per 10 s (the resetting connection gets GOAWAY beyond). */
   maxResets: number;

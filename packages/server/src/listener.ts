@@ -226,19 +226,11 @@ function guardRequests(
   let inProgress = 0;
   return (req, res) => {
     if (inProgress >= limits.maxStreams) {
-      const message = `server is at its limit of ${limits.maxStreams} requests in progress (--max-streams); retry later`;
+      const message = `server is at its limit of ${limits.maxStreams} requests in progress (--max-streams); retry later (this one was not started)`;
       warn("streams", { inProgress }, message);
-      if ("stream" in req) {
-        // REFUSED_STREAM tells the client the request was not processed: safe to retry.
-        refusedStreams.add(req.stream);
-        req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-      } else {
-        (res as http.ServerResponse).writeHead(503, {
-          "content-type": "text/plain; charset=utf-8",
-          connection: "close",
-        });
-        res.end(`${message}\n`);
-      }
+      // Unavailable, not RST_STREAM REFUSED_STREAM: Connect clients report the latter as an
+      // internal error, where this says what happened and that a retry is safe.
+      endCallWithError(req, res, new ConnectError(message, Code.Unavailable));
       return;
     }
     if ("stream" in req) {
@@ -265,9 +257,6 @@ function headerListSize(rawHeaders: string[]): number {
   return size;
 }
 
-/** Streams the server refused itself: their reset is not the client's doing. */
-const refusedStreams = new WeakSet<http2.Http2Stream>();
-
 /**
  * Closes an HTTP/2 session once it has had no open stream for `idleMs`. A stream in progress,
  * however quiet (a subscription waiting for messages), keeps the session open; pings do not.
@@ -290,7 +279,7 @@ function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
 }
 
 /**
- * Counts streams the client resets before the server answered them, against a budget per
+ * Counts streams the client resets (RST_STREAM with an error code), against a budget per
  * connection and one over all connections; a connection that overdraws either is sent GOAWAY
  * ENHANCE_YOUR_CALM and closed. (nghttp2 cuts one connection after about 1,000 resets by
  * itself; the process-wide budget stops the same attack spread over many connections.)
@@ -304,8 +293,10 @@ function budgetResets(
   let own: TokenBucket | undefined;
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
     stream.once("close", () => {
-      if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR || stream.headersSent) return;
-      if (refusedStreams.has(stream) || session.closed || session.destroyed) return;
+      // Any error code counts, whether or not the server had started to answer: a client
+      // that sends END_STREAM and RST_STREAM at once still made the server start a call.
+      if (stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) return;
+      if (session.closed || session.destroyed) return;
       own ??= new TokenBucket(limits.maxResetsPerConnection, resetWindowMs);
       const ownOk = own.take();
       const overallOk = overall.take();

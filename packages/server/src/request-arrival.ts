@@ -107,6 +107,8 @@ export function createRequestArrival(
     };
     const onEnd = () => {
       release();
+      // A reset HTTP/2 stream ends its request too: there is no one left to answer.
+      if ("stream" in req ? req.stream.destroyed : req.socket.destroyed) return;
       if (callTimeoutMs !== undefined)
         tellRemaining(req, callTimeoutMs - (performance.now() - start));
       // Connect reads the request body by iterating the request; give it what was read.

@@ -152,13 +152,17 @@ export async function serve(options: ServeOptions): Promise<Server> {
       );
       // Each client is told its call failed; closing the connections alone would end its
       // stream with no status, which a client may wait on forever.
-      await inFlight.endAll(
+      inFlight.endAll(
         new ConnectError(
           `server is shutting down and the call outlived its drain deadline of ${drainTimeoutMs} ms; retry on another instance`,
           Code.Unavailable,
         ),
-        1000,
       );
+      // The sessions, told GOAWAY at the start, close once those answers are out; a peer too
+      // slow to take them has a second before its connection is cut.
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise((resolve) => (grace = setTimeout(resolve, 1000)))]);
+      clearTimeout(grace);
       for (const session of listener.sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       await closed;
