@@ -16,7 +16,8 @@ export const INBOX_PREFIX = "_INBOX.";
 export class PubSub<M extends BrokerMessage = BrokerMessage> {
   private readonly sublist = new Sublist<Subscription<M>>();
   private readonly inboxes = new Map<string, (reply: M) => void>();
-  private readonly roundRobin = new Map<string, number>();
+  /** Per queue-group name: its members (across filters) and whose turn is next. */
+  private readonly groups = new Map<string, { members: number; turn: number }>();
   private nextId = 1;
   private nextInbox = 1;
   private readonly inboxBase: string;
@@ -32,12 +33,29 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
     return this.sublist.size;
   }
 
+  /** Queue groups with at least one member. */
+  get queueGroups(): number {
+    return this.groups.size;
+  }
+
   /** Adds a subscription; throws `invalid_argument` for a bad filter. */
   subscribe(options: SubscriptionOptions): Subscription<M> {
     const filter = parseSubject(options.subject, { wildcards: true });
-    const sub = new Subscription<M>(this.nextId++, filter, options, (s) => this.sublist.remove(s));
+    const sub = new Subscription<M>(this.nextId++, filter, options, (s) => this.unsubscribed(s));
     this.sublist.insert(sub);
+    if (sub.queueGroup !== "") {
+      const group = this.groups.get(sub.queueGroup);
+      if (group) group.members++;
+      else this.groups.set(sub.queueGroup, { members: 1, turn: 0 });
+    }
     return sub;
+  }
+
+  /** A group is forgotten with its last member: clients may rotate group names freely. */
+  private unsubscribed(sub: Subscription<M>): void {
+    if (!this.sublist.remove(sub) || sub.queueGroup === "") return;
+    const group = this.groups.get(sub.queueGroup);
+    if (group && --group.members === 0) this.groups.delete(sub.queueGroup);
   }
 
   /**
@@ -55,13 +73,14 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
     for (const sub of plain) sub.push(message);
     delivered += plain.length;
     for (const [name, members] of groups) {
-      const start = this.roundRobin.get(name) ?? 0;
+      // Every matched group has a member, so it is in `groups`.
+      const group = this.groups.get(name)!;
+      const start = group.turn++;
       // Fair share: the next member in turn, unless its buffer is full and another's is not.
       let chosen = members[start % members.length]!;
       for (let i = 0; i < members.length && chosen.full; i++) {
         chosen = members[(start + i) % members.length]!;
       }
-      this.roundRobin.set(name, start + 1);
       chosen.push(message);
       delivered++;
     }

@@ -12,8 +12,9 @@ const TOKEN_CHAR = /^[\x21-\x29\x2b-\x2d\x2f-\x3d\x3f-\x7e]+$/;
  * Splits a subject into tokens and checks them. Publish subjects (`wildcards: false`) are
  * literal; filters may use `*` for one token and a final `>` for one or more tokens.
  * Throws an `invalid_argument` BrokerError naming the bad token and its position.
+ * The tokens are frozen: literal subjects are cached and every caller gets the same array.
  */
-export function parseSubject(subject: string, options: { wildcards: boolean }): string[] {
+export function parseSubject(subject: string, options: { wildcards: boolean }): readonly string[] {
   // Publishers reuse a few subjects: remember the ones already checked.
   if (!options.wildcards) {
     const known = literalCache.get(subject);
@@ -27,9 +28,9 @@ export function parseSubject(subject: string, options: { wildcards: boolean }): 
 }
 
 const LITERAL_CACHE_LIMIT = 4096;
-const literalCache = new Map<string, string[]>();
+const literalCache = new Map<string, readonly string[]>();
 
-function checkSubject(subject: string, options: { wildcards: boolean }): string[] {
+function checkSubject(subject: string, options: { wildcards: boolean }): readonly string[] {
   const what = options.wildcards ? "subject filter" : "subject";
   if (subject.length === 0)
     throw invalid(`${what} is empty; use dot-separated tokens such as "orders.eu.created"`);
@@ -65,7 +66,7 @@ function checkSubject(subject: string, options: { wildcards: boolean }): string[
       );
     }
   }
-  return tokens;
+  return Object.freeze(tokens);
 }
 
 /** True when a literal subject's tokens match a filter's tokens. The reference matcher. */

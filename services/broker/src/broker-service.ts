@@ -50,7 +50,7 @@ const MAX_REQUEST_TIMEOUT_MS = 300_000;
 const MAX_OUTSTANDING_REQUESTS = 10_000;
 
 /** Parses a publish subject, naming the field in the error. */
-function literalSubject(field: string, subject: string): string[] {
+function literalSubject(field: string, subject: string): readonly string[] {
   try {
     return parseSubject(subject, { wildcards: false });
   } catch (e) {
@@ -73,7 +73,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   const subscriptionsByClient = new Map<string, number>();
 
   /** Checks one message to publish; returns its subject's tokens. */
-  function check(m: PublishRequest | Message, field = "message"): string[] {
+  function check(m: PublishRequest | Message, field = "message"): readonly string[] {
     const tokens = literalSubject(`${field}.subject`, m.subject);
     if (m.replyTo !== "") literalSubject(`${field}.reply_to`, m.replyTo);
     checkMessage(field, m.payload, m.headers, limits);
@@ -83,7 +83,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   /** Checks a whole batch first (a bad message publishes nothing), then publishes in order. */
   function publishAll(messages: Message[]): number {
     checkBatch("messages", messages.length);
-    const tokens = new Array<string[]>(messages.length);
+    const tokens = new Array<readonly string[]>(messages.length);
     for (let i = 0; i < messages.length; i++) {
       try {
         tokens[i] = check(messages[i]!);
