@@ -1,3 +1,9 @@
+export {
+  type BudgetMember,
+  BufferBudget,
+  MESSAGE_OVERHEAD_BYTES,
+  messageBytes,
+} from "./buffer-budget.ts";
 export { BrokerError, type BrokerErrorCode } from "./errors.ts";
 export { LmdbQueueStore, type RecoveredQueue } from "./lmdb-store.ts";
 export { INBOX_PREFIX, PubSub } from "./pubsub.ts";
@@ -11,6 +17,7 @@ export {
 export { type MatchResult, Sublist, type SublistEntry } from "./sublist.ts";
 export {
   type BrokerMessage,
+  type OverflowEvent,
   type OverflowPolicy,
   Subscription,
   type SubscriptionOptions,

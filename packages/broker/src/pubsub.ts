@@ -1,4 +1,5 @@
 import type { Random } from "@quartet/determinism";
+import { messageBytes } from "./buffer-budget.ts";
 import { BrokerError } from "./errors.ts";
 import { parseSubject } from "./subject.ts";
 import { Sublist } from "./sublist.ts";
@@ -70,7 +71,9 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
       delivered++;
     }
     const { plain, groups } = this.sublist.match(message.subject, tokens);
-    for (const sub of plain) sub.push(message);
+    if (plain.length === 0 && groups.size === 0) return delivered;
+    const bytes = messageBytes(message);
+    for (const sub of plain) sub.push(message, bytes);
     delivered += plain.length;
     for (const [name, members] of groups) {
       // Every matched group has a member, so it is in `groups`.
@@ -81,7 +84,7 @@ export class PubSub<M extends BrokerMessage = BrokerMessage> {
       for (let i = 0; i < members.length && chosen.full; i++) {
         chosen = members[(start + i) % members.length]!;
       }
-      chosen.push(message);
+      chosen.push(message, bytes);
       delivered++;
     }
     return delivered;
