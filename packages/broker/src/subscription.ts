@@ -112,14 +112,20 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
     if (this.closed) return;
     if (this.length >= this.bufferSize) {
       const limit = `its buffer_size of ${this.bufferSize} messages`;
-      if (this.overflow === "disconnect") return this.disconnect(limit);
+      if (this.overflow === "disconnect") {
+        this.disconnect(limit);
+        return;
+      }
       this.dropOldest(1);
       this.dropped++;
       this.onOverflow?.({ limit, dropped: 1 });
     }
     const byteLimit = this.byteLimit;
     if (byteLimit && this.bytes + bytes > byteLimit.bytes) {
-      if (this.overflow === "disconnect") return this.disconnect(byteLimit.description);
+      if (this.overflow === "disconnect") {
+        this.disconnect(byteLimit.description);
+        return;
+      }
       if (bytes > byteLimit.bytes) {
         // Larger than the whole buffer may be: this message is the one dropped.
         this.dropped++;
@@ -145,7 +151,10 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
   /** Gives back at least `bytes` to an overflowing shared budget (BudgetMember). */
   shed(bytes: number, budget: BufferBudget): void {
     if (this.closed || this.length === 0) return;
-    if (this.overflow === "disconnect") return this.disconnect(budget.description);
+    if (this.overflow === "disconnect") {
+      this.disconnect(budget.description);
+      return;
+    }
     let freed = 0;
     let n = 0;
     while (freed < bytes && this.length > 0) {
