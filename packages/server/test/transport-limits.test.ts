@@ -112,6 +112,20 @@ describe("requests that never finish arriving", () => {
     expect(await normalCall(server.url, "meanwhile")).toBe("meanwhile");
     session.destroy();
   });
+
+  it("hold their bodies against --max-buffered-bytes over all connections", async () => {
+    const server = await startServer(["--max-buffered-bytes", "100000"]);
+    const sessions = await Promise.all(range(2).map(() => h2Session(server.url, attacker)));
+    const prefix = Buffer.from([0, 0, 0x10, 0, 0]);
+    const streams = sessions.map((session) => session.request(grpcHeaders(), { endStream: false }));
+    const answers = streams.map((stream) => responseOf(stream));
+    for (const stream of streams) stream.write(Buffer.concat([prefix, Buffer.alloc(60_000)]));
+    const first = await Promise.race(answers);
+    expect(first["grpc-status"]).toBe(String(Code.ResourceExhausted));
+    expect(decodeURIComponent(String(first["grpc-message"]))).toMatch(/--max-buffered-bytes\)/);
+    expect(await normalCall(server.url, "meanwhile")).toBe("meanwhile");
+    for (const session of sessions) session.destroy();
+  });
 });
 
 describe("rapid reset", () => {
@@ -150,6 +164,29 @@ describe("rapid reset", () => {
     expect(server.child.exitCode).toBeNull();
     for (const session of sessions) session.destroy();
   }, 30_000);
+});
+
+describe("rapid reset on one connection", () => {
+  it("is cut past --max-resets-per-connection while other connections are served", async () => {
+    const server = await startServer(["--max-resets-per-connection", "50"]);
+    const session = await h2Session(server.url, attacker);
+    const goaway = new Promise<{ code: number; message: string }>((resolve) =>
+      session.once("goaway", (code: number, _last: number, data?: Buffer) =>
+        resolve({ code, message: String(data ?? "") }),
+      ),
+    );
+    for (const _ of range(200)) {
+      if (session.closed || session.destroyed) break;
+      const stream = session.request(grpcHeaders(), { endStream: false });
+      stream.on("error", () => {});
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await yieldToIo();
+    }
+    const { code, message } = await goaway;
+    expect(code).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(message).toMatch(/more than 50 streams in 10 s \(--max-resets-per-connection\)/);
+    expect(await normalCall(server.url, "another connection")).toBe("another connection");
+  });
 });
 
 describe("connections", () => {
