@@ -59,6 +59,11 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
   dropped = 0;
   /** Bytes buffered now (see `messageBytes`). */
   bytes = 0;
+  /**
+   * Bytes of the last batch taken: the reader may still be writing them out, so they stay
+   * charged to the shared budgets until it takes the next batch or closes.
+   */
+  handedOut = 0;
   /** Set when the subscription ended; the reason when it was forced. */
   closed: { error?: BrokerError } | undefined;
 
@@ -182,7 +187,9 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
       this.head = (this.head + 1) % cap;
       this.length--;
     }
-    this.release(taken);
+    this.bytes -= taken;
+    this.releaseBudgets(this.handedOut);
+    this.handedOut = taken;
     return out;
   }
 
@@ -228,6 +235,8 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
     }
     // Whatever is still buffered after a normal close is the reader's, not the broker's.
     this.release(this.bytes);
+    this.releaseBudgets(this.handedOut);
+    this.handedOut = 0;
     for (const budget of this.budgets) budget.leave(this);
     this.onClose(this);
     this.notify();
@@ -257,8 +266,12 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
   }
 
   private release(bytes: number): void {
-    if (bytes === 0) return;
     this.bytes -= bytes;
+    this.releaseBudgets(bytes);
+  }
+
+  private releaseBudgets(bytes: number): void {
+    if (bytes === 0) return;
     for (const budget of this.budgets) budget.release(bytes);
   }
 

@@ -82,7 +82,8 @@ describe("subscription buffers bounded in bytes", () => {
     }
     expect(fast.dropped).toBe(0);
     expect(slow.dropped).toBeGreaterThan(0);
-    expect(budget.used).toBe(slow.bytes);
+    // The budget counts the slow buffer and the fast reader's last batch.
+    expect(budget.used).toBe(slow.bytes + SIZE);
     expect(budget.used).toBeLessThanOrEqual(10 * SIZE);
     slow.close();
     fast.close();
@@ -103,6 +104,24 @@ describe("subscription buffers bounded in bytes", () => {
     const err = (await hog.next(10).catch((e: unknown) => e)) as BrokerError;
     expect(err.code).toBe("resource_exhausted");
     expect(err.message).toMatch(/--max-client-buffer-bytes/);
+    expect(budget.used).toBe(0);
+  });
+
+  it("a batch taken stays charged to the shared budgets until the reader takes the next", () => {
+    const ps = new PubSub();
+    const budget = new BufferBudget(100 * SIZE, "the process budget");
+    const s = ps.subscribe({
+      subject: "t",
+      bufferSize: 100,
+      overflow: "drop-oldest",
+      budgets: [budget],
+    });
+    for (let i = 0; i < 3; i++) publish(ps, "t", i);
+    s.take(2);
+    expect([s.bytes, budget.used]).toEqual([SIZE, 3 * SIZE]);
+    s.take(2);
+    expect([s.bytes, budget.used]).toEqual([0, SIZE]);
+    s.close();
     expect(budget.used).toBe(0);
   });
 
