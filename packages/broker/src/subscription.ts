@@ -243,9 +243,14 @@ export class Subscription<M extends BrokerMessage = BrokerMessage>
   }
 
   private disconnect(limit: string): void {
+    const subject = JSON.stringify(this.subject);
+    const what =
+      this.length >= this.bufferSize
+        ? `the buffer of ${this.bufferSize} messages for ${subject} is full`
+        : `the buffer for ${subject} (${this.length} messages, ${this.bytes} bytes) reached ${limit}`;
     const error = new BrokerError(
       "resource_exhausted",
-      `slow consumer: the subscription to ${JSON.stringify(this.subject)} reached ${limit}, holding ${this.length} messages (${this.bytes} bytes); read faster, raise buffer_size or use OVERFLOW_DROP_OLDEST`,
+      `slow consumer: ${what}; read faster, raise buffer_size or use OVERFLOW_DROP_OLDEST`,
     );
     this.close(error);
     this.onOverflow?.({ limit, dropped: 0, error });

@@ -30,9 +30,11 @@ import {
   checkMessage,
   connectErrors,
   invalid,
+  MAX_SUBSCRIBE_BATCH_BYTES,
   toConnectError,
 } from "./limits.ts";
 import { codeName, Outbox, untilAborted } from "./streams.ts";
+import { SubscriptionBuffers } from "./subscription-buffers.ts";
 
 export interface BrokerDeps {
   pubsub: PubSub<Message>;
@@ -41,6 +43,8 @@ export interface BrokerDeps {
   logger: Logger;
   /** Aborts when the broker begins shutting down: streams end then. */
   closing?: AbortSignal;
+  /** Byte budgets of subscription buffers; made from `limits` when not given. */
+  buffers?: SubscriptionBuffers;
 }
 
 const MESSAGE = "quartet.broker.v1.Message" as const;
@@ -71,6 +75,7 @@ function toMessage(
 export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof BrokerService> {
   const { pubsub, queues, limits, logger } = deps;
   const subscriptionsByClient = new Map<string, number>();
+  const buffers = deps.buffers ?? new SubscriptionBuffers(limits, logger);
 
   /** Checks one message to publish; returns its subject's tokens. */
   function check(m: PublishRequest | Message, field = "message"): readonly string[] {
@@ -204,14 +209,17 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
         );
       }
       let sub: ReturnType<typeof pubsub.subscribe>;
+      const buffer = buffers.open(client, { subject: req.subject, queueGroup: req.queueGroup });
       try {
         sub = pubsub.subscribe({
           subject: req.subject,
           queueGroup: req.queueGroup,
           bufferSize: req.bufferSize === 0 ? 8192 : req.bufferSize,
           overflow: req.overflow === Overflow.DISCONNECT ? "disconnect" : "drop-oldest",
+          ...buffer.options,
         });
       } catch (e) {
+        buffer.end();
         if (e instanceof BrokerError) throw invalid("subject", e.message);
         throw e;
       }
@@ -221,15 +229,16 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       try {
         yield { ready: true };
         for (;;) {
-          const batch = await sub.next(maxBatch, ended);
+          const batch = await sub.next(maxBatch, ended, MAX_SUBSCRIBE_BATCH_BYTES);
           if (!batch) return;
           yield { messages: batch, dropped: BigInt(sub.dropped) };
         }
       } catch (e) {
-        if (e instanceof BrokerError) logger.warn({ subject: req.subject, client }, e.message);
+        // A slow consumer's disconnect was logged when it happened (SubscriptionBuffers).
         throw toConnectError(e);
       } finally {
         sub.close();
+        buffer.end();
         const left = (subscriptionsByClient.get(client) ?? 1) - 1;
         if (left === 0) subscriptionsByClient.delete(client);
         else subscriptionsByClient.set(client, left);

@@ -9,13 +9,30 @@ export interface BrokerLimits {
   maxSubscriptionsPerClient: number;
   /** Largest `buffer_size` a subscriber may ask for. */
   maxBufferSize: number;
+  /** Bytes one subscription's buffer holds while its reader is slow. */
+  maxSubscriptionBufferBytes: number;
+  /** Bytes all subscriptions of one client id hold together. */
+  maxClientBufferBytes: number;
+  /** Bytes all subscription buffers of the broker hold together. */
+  maxBufferBytes: number;
+  /** At most one slow-consumer log line per subscription per this many ms. */
+  slowConsumerLogIntervalMs: number;
 }
 
+const MiB = 1024 * 1024;
+
 export const defaultBrokerLimits: BrokerLimits = {
-  maxMessageBytes: 1024 * 1024,
+  maxMessageBytes: MiB,
   maxSubscriptionsPerClient: 1000,
   maxBufferSize: 65_536,
+  maxSubscriptionBufferBytes: 16 * MiB,
+  maxClientBufferBytes: 64 * MiB,
+  maxBufferBytes: 256 * MiB,
+  slowConsumerLogIntervalMs: 10_000,
 };
+
+/** Most bytes in one batch of a Subscribe stream (one message always goes, whatever its size). */
+export const MAX_SUBSCRIBE_BATCH_BYTES = MiB;
 
 export const MAX_BATCH = 10_000;
 export const MAX_HEADERS = 64;

@@ -48,6 +48,22 @@ const config = loadConfig({
       schema: int(1, 10_000_000).default(defaultBrokerLimits.maxBufferSize),
       help: "Largest per-subscriber buffer, in messages.",
     },
+    maxSubscriptionBufferBytes: {
+      schema: int(1024, 2 ** 40).default(defaultBrokerLimits.maxSubscriptionBufferBytes),
+      help: "Bytes one subscription buffers for a slow reader; past it its overflow policy acts.",
+    },
+    maxClientBufferBytes: {
+      schema: int(1024, 2 ** 40).default(defaultBrokerLimits.maxClientBufferBytes),
+      help: "Bytes all subscriptions of one client id buffer together; past it its largest buffers give way.",
+    },
+    maxBufferBytes: {
+      schema: int(1024, 2 ** 40).default(defaultBrokerLimits.maxBufferBytes),
+      help: "Bytes all subscription buffers of this broker hold together; past it the largest give way.",
+    },
+    slowConsumerLogIntervalMs: {
+      schema: int(1, 86_400_000).default(defaultBrokerLimits.slowConsumerLogIntervalMs),
+      help: "At most one slow-consumer log line per subscription per this many ms.",
+    },
   },
 });
 
@@ -83,6 +99,10 @@ const deps = {
     maxMessageBytes: config.maxMessageBytes,
     maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
     maxBufferSize: config.maxBufferSize,
+    maxSubscriptionBufferBytes: config.maxSubscriptionBufferBytes,
+    maxClientBufferBytes: config.maxClientBufferBytes,
+    maxBufferBytes: config.maxBufferBytes,
+    slowConsumerLogIntervalMs: config.slowConsumerLogIntervalMs,
   },
   logger,
 };
