@@ -24,6 +24,7 @@ import {
   RequestResultSchema,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
 import type { Logger } from "@quartet/server";
+import { callerTrace } from "./caller-trace.ts";
 import {
   type BrokerLimits,
   checkBatch,
@@ -85,8 +86,14 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     return tokens;
   }
 
-  /** Checks a whole batch first (a bad message publishes nothing), then publishes in order. */
-  function publishAll(messages: Message[]): number {
+  /**
+   * Checks a whole batch first (a bad message publishes nothing), then publishes in order.
+   * `traced` gives messages without trace context the call's (see callerTrace).
+   */
+  function publishAll(
+    messages: Message[],
+    traced?: (headers: { [k: string]: string }) => { [k: string]: string },
+  ): number {
     checkBatch("messages", messages.length);
     const tokens = new Array<readonly string[]>(messages.length);
     for (let i = 0; i < messages.length; i++) {
@@ -102,7 +109,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i]!;
       delivered += pubsub.publish(
-        toMessage(m.subject, m.payload, m.headers, m.replyTo),
+        toMessage(m.subject, m.payload, traced ? traced(m.headers) : m.headers, m.replyTo),
         tokens[i]!,
       );
     }
@@ -175,14 +182,14 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       const tokens = check(req);
       return {
         delivered: pubsub.publish(
-          toMessage(req.subject, req.payload, req.headers, req.replyTo),
+          toMessage(req.subject, req.payload, callerTrace()(req.headers), req.replyTo),
           tokens,
         ),
       };
     },
 
     publishBatch(req) {
-      return { delivered: BigInt(publishAll(req.messages)) };
+      return { delivered: BigInt(publishAll(req.messages, callerTrace())) };
     },
 
     async *subscribe(req, ctx) {
@@ -247,15 +254,17 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
 
     async request(req, ctx) {
       const signal = requestTimeout("timeout_ms", req.timeoutMs, ctx);
-      return { reply: await requestOne("request", req, signal) };
+      const headers = callerTrace()(req.headers);
+      return { reply: await requestOne("request", { ...req, headers }, signal) };
     },
 
     async *requestMany(req, ctx) {
       checkRequests(req.requests);
       const results = new Outbox<RequestManyResponse>();
+      const traced = callerTrace();
       req.requests.forEach((r, index) => {
         results.track(
-          settle(r, index, ctx).then((outcome) =>
+          settle({ ...r, headers: traced(r.headers) }, index, ctx).then((outcome) =>
             create(RequestManyResponseSchema, { index, ...outcome }),
           ),
         );
@@ -317,7 +326,9 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       for (const [i, m] of req.messages.entries()) {
         checkMessage(`messages[${i}]`, m.payload, m.headers, limits);
       }
-      const seqs = await connectErrors(() => queues.enqueue(req.queue, req.messages));
+      const traced = callerTrace();
+      const items = req.messages.map((m) => ({ payload: m.payload, headers: traced(m.headers) }));
+      const seqs = await connectErrors(() => queues.enqueue(req.queue, items));
       return { sequences: seqs.map(BigInt) };
     },
 

@@ -322,10 +322,10 @@ export class BrokerClient {
         for await (const res of stream) {
           if (res.ready) markReady();
           for (const delivery of res.deliveries) {
-            void runJob(queue, delivery, handler).then(
-              () => acks.add(delivery.deliveryId),
-              () => nacks.add(delivery.deliveryId),
-            );
+            // Settled inside the job's span, so its Ack or Nack call is a child of it.
+            void runJob(queue, delivery, handler, (ok) =>
+              (ok ? acks : nacks).add(delivery.deliveryId),
+            ).catch(() => {});
           }
         }
       } catch (e) {
@@ -480,17 +480,33 @@ function toMessage(
   };
 }
 
-/** Runs one job inside a consumer span that continues the producer's trace. */
+/**
+ * Runs one job inside a consumer span that continues the producer's trace; `settle` is told
+ * the outcome inside that span (its ack or nack joins the span's trace).
+ */
 function runJob(
   queue: string,
   delivery: Delivery,
   handler: (job: ReceivedJob) => Promise<void> | void,
+  settle: (ok: boolean) => void,
 ): Promise<void> {
   const headers = delivery.message?.headers ?? {};
   return processMessage(
     queue,
     headers,
-    () => handler({ delivery, payload: delivery.message?.payload ?? new Uint8Array(), headers }),
+    async () => {
+      try {
+        await handler({
+          delivery,
+          payload: delivery.message?.payload ?? new Uint8Array(),
+          headers,
+        });
+      } catch (e) {
+        settle(false);
+        throw e;
+      }
+      settle(true);
+    },
     {
       "messaging.message.id": String(delivery.sequence),
       "messaging.message.delivery_attempt": delivery.attempt,
@@ -552,12 +568,15 @@ function fail(span: ReturnType<typeof trace.getActiveSpan> & object, e: unknown)
 }
 
 /**
- * Collects delivery ids and sends them in one call per event-loop turn. A batch the broker
- * refuses (one id no longer in flight refuses all) is retried one id at a time so the
- * valid ones still count.
+ * Collects delivery ids and sends them in one call per event-loop turn and trace: ids added
+ * inside a recorded span go out in that span's context (the first of its trace this turn), so
+ * the call is its child rather than a new root; ids of one trace (say, one Enqueue's jobs)
+ * still share a call, and untraced or unsampled ones all share one. A batch the broker
+ * refuses (one id no longer in flight refuses all) is retried one id at a time so the valid
+ * ones still count.
  */
 class Batcher {
-  private ids: bigint[] = [];
+  private batches = new Map<string, { ctx: Context; ids: bigint[] }>();
   private readonly send: (ids: bigint[]) => Promise<unknown>;
 
   constructor(send: (ids: bigint[]) => Promise<unknown>) {
@@ -565,15 +584,25 @@ class Batcher {
   }
 
   add(id: bigint): void {
-    if (this.ids.length === 0) setImmediate(() => this.flush());
-    this.ids.push(id);
+    if (this.batches.size === 0) setImmediate(() => this.flush());
+    const ctx = context.active();
+    const span = trace.getSpan(ctx);
+    const key = span?.isRecording() ? span.spanContext().traceId : "";
+    const batch = this.batches.get(key);
+    if (batch) batch.ids.push(id);
+    else this.batches.set(key, { ctx, ids: [id] });
   }
 
   private flush(): void {
-    const ids = this.ids.splice(0);
-    this.send(ids).catch(() => {
-      if (ids.length > 1) for (const id of ids) this.send([id]).catch(() => {});
-    });
+    const batches = this.batches;
+    this.batches = new Map();
+    for (const { ctx, ids } of batches.values()) {
+      context.with(ctx, () =>
+        this.send(ids).catch(() => {
+          if (ids.length > 1) for (const id of ids) this.send([id]).catch(() => {});
+        }),
+      );
+    }
   }
 }
 
