@@ -66,8 +66,8 @@ const maxPendingRefusals = 256;
  * which protocol it speaks: an HTTP/2 client always opens with the connection preface.
  *
  * The transport limits live here: connections in all and per peer, connections that stay
- * idle, requests in progress over the whole process, header blocks, and HTTP/2 streams reset
- * before the server could answer them (the "rapid reset" attack), per connection and overall.
+ * idle, requests in progress over the whole process, header blocks, and HTTP/2 streams the
+ * client resets (the "rapid reset" attack), per connection and overall.
  */
 export function createListener(
   handler: NodeHandler,
@@ -248,11 +248,14 @@ function guardRequests(
   };
 }
 
-/** Header list size as HTTP/2 defines it (RFC 9113, 6.5.2): name + value + 32 per field. */
+/**
+ * Header list size as HTTP/2 defines it (RFC 9113, 6.5.2): name + value + 32 per field.
+ * Node decodes header bytes one to one into characters, so string lengths are byte counts.
+ */
 function headerListSize(rawHeaders: string[]): number {
   let size = 0;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    size += Buffer.byteLength(rawHeaders[i]!) + Buffer.byteLength(rawHeaders[i + 1]!) + 32;
+    size += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
   }
   return size;
 }
