@@ -72,6 +72,13 @@ describe("a caller that sends only a traceparent header", () => {
             s.traceId === traceId &&
             s.name === "quartet.broker.v1.BrokerService/Ack" &&
             s.kind === "client",
+        ) &&
+        // Each process exports on its own schedule: the broker's span may come last.
+        all.some(
+          (s) =>
+            s.traceId === traceId &&
+            s.name === "quartet.broker.v1.BrokerService/Enqueue" &&
+            s.kind === "server",
         ),
     );
     const inTrace = spans.filter((s) => s.traceId === traceId);
@@ -98,8 +105,15 @@ describe("a caller that sends only a traceparent header", () => {
       replyTo: "curl.replies",
     });
     const traceId = lastTraceId;
-    const spans = await receiver.waitForSpans((all) =>
-      all.some((s) => s.traceId === traceId && s.name === "process curl.compute"),
+    const spans = await receiver.waitForSpans(
+      (all) =>
+        all.some((s) => s.traceId === traceId && s.name === "process curl.compute") &&
+        all.some(
+          (s) =>
+            s.traceId === traceId &&
+            s.name === "quartet.broker.v1.BrokerService/Publish" &&
+            s.kind === "server",
+        ),
     );
     const publish = spans.find(
       (s) =>
@@ -125,8 +139,16 @@ describe("a caller that sends only a traceparent header", () => {
     const { reply } = (await res.json()) as { reply: { headers?: Record<string, string> } };
     expect(reply.headers?.["quartet-error-code"]).toBeUndefined();
     const traceId = lastTraceId;
-    const spans = await receiver.waitForSpans((all) =>
-      all.some((s) => s.traceId === traceId && s.name === "process curl.compute"),
+    // The broker's Request span ends after the reply it waited for, so wait for both.
+    const spans = await receiver.waitForSpans(
+      (all) =>
+        all.some((s) => s.traceId === traceId && s.name === "process curl.compute") &&
+        all.some(
+          (s) =>
+            s.traceId === traceId &&
+            s.name === "quartet.broker.v1.BrokerService/Request" &&
+            s.kind === "server",
+        ),
     );
     const request = spans.find(
       (s) =>
