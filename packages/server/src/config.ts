@@ -123,7 +123,7 @@ export const serverSettings = {
   },
   maxTimeoutMs: {
     schema: int(1, 24 * 3600 * 1000).default(300_000),
-    help: "Largest deadline a client may ask for.",
+    help: "Largest deadline a client may ask for; also the deadline of a unary call that asks for none.",
   },
   maxConcurrentStreams: {
     schema: int(1, 1 << 20).default(256),

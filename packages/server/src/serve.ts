@@ -8,6 +8,7 @@ import { createServerInterceptors, type Telemetry } from "@quartet/telemetry";
 import { type AuthOptions, createAuthGate } from "./auth.ts";
 import type { ConfigOf, serverSettings } from "./config.ts";
 import { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
+import { applyDefaultTimeout } from "./default-timeout.ts";
 import { HealthRegistry } from "./health.ts";
 import { InFlightCalls } from "./in-flight-calls.ts";
 import { createLimitLog } from "./limit-log.ts";
@@ -70,6 +71,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   let health: HealthRegistry | undefined;
   // Paths of the methods whose request is one message (unary, server-streaming).
   const singleMessagePaths = new Set<string>();
+  // Paths of unary methods: they get the server's max timeout when they come without one.
+  const unaryPaths = new Set<string>();
 
   const interceptors = [...serverInterceptors(limits), ...(options.interceptors ?? [])];
   const rpc = connectNodeAdapter({
@@ -82,6 +85,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       for (const h of router.handlers) {
         const kind = h.method.methodKind;
         if (kind === "unary" || kind === "server_streaming") singleMessagePaths.add(h.requestPath);
+        if (kind === "unary") unaryPaths.add(h.requestPath);
       }
     },
     interceptors,
@@ -103,6 +107,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     if (cors(req, res)) return;
     if (metrics && req.url === "/metrics" && req.method === "GET") return metrics(req, res);
     inFlight.track(req, res);
+    if (unaryPaths.has(pathOf(req.url))) applyDefaultTimeout(req.headers, limits.maxTimeoutMs);
     arrival(req, res, rpcHandler);
   };
   const listener = createListener(handle, limits, options.tls, logger);
@@ -224,6 +229,13 @@ export function serveOptionsFrom(config: ConfigOf<typeof serverSettings>): Parti
     },
     drainTimeoutMs: config.drainTimeoutMs,
   };
+}
+
+/** The path of a request target, without its query (Connect GET requests carry one). */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return "";
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
 }
 
 function uniqueServices(services: DescService[]): DescService[] {

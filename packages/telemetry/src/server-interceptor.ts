@@ -5,6 +5,7 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { context, SpanKind } from "@opentelemetry/api";
 import { callerContext, ensureContextManager, HandlerCallContext } from "./call-context.ts";
 import { noSpan, spansOn } from "./instruments.ts";
@@ -74,7 +75,11 @@ async function handleServerCall(
   let res: UnaryResponse | StreamResponse;
   try {
     res = await context.with(ctx, next, undefined, req);
-  } catch (error) {
+  } catch (thrown) {
+    // A handler ended by its deadline (or a cancel) rejects with whatever its await threw,
+    // an AbortError say; the caller is owed the reason the call was ended for.
+    const reason: unknown = req.signal.aborted ? req.signal.reason : undefined;
+    const error = reason instanceof ConnectError ? reason : thrown;
     admission?.release();
     finishRpc(span, true, info, system, startMs, serverErrorCode(error), errorMessage(error));
     throw error;
