@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 
-/** Origins browsers may call from: exact origins, or with `*` standing for any port or label. */
+/**
+ * Origins browsers may call from: exact origins, or with `*` standing for any port (`:*`,
+ * digits only) or for one host label (`*.example.com`, letters, digits and hyphens only).
+ */
 export type AllowedOrigins = readonly string[];
 
 /** By default only pages served from this machine may call. */
@@ -77,7 +80,12 @@ export function createCors(origins: AllowedOrigins): (req: Req, res: Res) => boo
   };
 }
 
+// A wildcard never spans a dot or a colon: `http://localhost:*` must not take
+// `http://localhost:3000.evil.example`, nor `https://*.example.com` take `a.evil.test/.example.com`.
 function toPattern(origin: string): RegExp {
-  const escaped = origin.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*");
+  const escaped = origin
+    .replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+    .replace(/:\*$/, ":[0-9]{1,5}")
+    .replace(/\*/g, "[a-z0-9-]+");
   return new RegExp(`^${escaped}$`, "i");
 }

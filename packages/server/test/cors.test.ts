@@ -47,4 +47,24 @@ describe("CORS", () => {
     expect(refused.status).toBe(403);
     expect(refused.body).toMatch(/not allowed/);
   });
+
+  it("takes only a port for a port wildcard: http://localhost:* refuses localhost:3000.evil.example", async () => {
+    for (const origin of [
+      "http://localhost:3000.evil.example",
+      "http://localhost:3000@evil.example",
+      "http://localhost:",
+      "http://[::1]:80.evil.example",
+    ]) {
+      const refused = await request(localhostOrigins, { origin });
+      expect(refused.status, origin).toBe(403);
+      server?.close();
+    }
+    expect((await request(localhostOrigins, { origin: "http://[::1]:5173" })).body).toBe("handled");
+  });
+
+  it("takes one host label for a label wildcard", async () => {
+    const origins = ["https://*.preview.example.com"];
+    const refused = await request(origins, { origin: "https://a.evil.test/.preview.example.com" });
+    expect(refused.status).toBe(403);
+  });
 });
