@@ -25,12 +25,12 @@ export interface StateMachine {
 /** A proposal or read this node could not take: `leaderId` (if known) can. */
 export class NotLeaderError extends Error {
   override name = "NotLeaderError";
-  constructor(
-    readonly reason: RefusalReason,
-    readonly leaderId: NodeId,
-    message: string,
-  ) {
+  readonly reason: RefusalReason;
+  readonly leaderId: NodeId;
+  constructor(reason: RefusalReason, leaderId: NodeId, message: string) {
     super(message);
+    this.reason = reason;
+    this.leaderId = leaderId;
   }
 }
 

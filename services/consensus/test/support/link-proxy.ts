@@ -12,7 +12,10 @@ export class LinkProxy {
   private cutOff = false;
   port = 0;
 
-  private constructor(private readonly target: { host: string; port: number }) {
+  private readonly target: { host: string; port: number };
+
+  private constructor(target: { host: string; port: number }) {
+    this.target = target;
     this.server = createServer((client) => this.accept(client));
   }
 
