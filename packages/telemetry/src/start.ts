@@ -23,6 +23,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { ensureContextManager } from "./call-context.ts";
 import { resetInstruments, setSpansOn } from "./instruments.ts";
+import { instanceAttributes, resourceDetectors } from "./resource.ts";
 import { rpcDurationProducer } from "./rpc-durations.ts";
 
 export interface TelemetryOptions {
@@ -70,12 +71,15 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   });
   const sdk = new NodeSDK({
     serviceName: getStringFromEnv("OTEL_SERVICE_NAME") ?? options.serviceName,
-    resource:
-      options.serviceVersion === undefined
-        ? undefined
-        : defaultResource().merge(
-            resourceFromAttributes({ "service.version": options.serviceVersion }),
-          ),
+    resource: defaultResource().merge(
+      resourceFromAttributes({
+        ...instanceAttributes(),
+        ...(options.serviceVersion === undefined
+          ? {}
+          : { "service.version": options.serviceVersion }),
+      }),
+    ),
+    resourceDetectors,
     // ensureContextManager() registered one already; NodeSDK reads null as "do not
     // register" (its setupContextManager), though its type does not say so.
     contextManager: null as unknown as undefined,

@@ -19,10 +19,15 @@ interface Worker {
 }
 
 /** Starts the fixture on the same Node binary and waits for its {"port":N} line. */
-async function startWorker(serviceName: string, receiver: OtlpReceiver): Promise<Worker> {
-  const child = spawn(process.execPath, [FIXTURE], {
+async function startWorker(
+  serviceName: string,
+  receiver: OtlpReceiver,
+  extra: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<Worker> {
+  const child = spawn(process.execPath, [FIXTURE, ...(extra.args ?? [])], {
     env: {
       ...process.env,
+      ...extra.env,
       OTEL_SERVICE_NAME: serviceName,
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_COMPRESSION: "gzip",
@@ -64,7 +69,10 @@ beforeAll(async () => {
   receiver = await startOtlpReceiver();
   [front, back] = await Promise.all([
     startWorker("fixture-front", receiver),
-    startWorker("fixture-back", receiver),
+    startWorker("fixture-back", receiver, {
+      args: ["--not-a-flag=command-line-secret"],
+      env: { OTEL_RESOURCE_ATTRIBUTES: "service.instance.id=back-1,deployment.environment=test" },
+    }),
   ]);
 }, 30_000);
 
@@ -120,6 +128,26 @@ describe("export over OTLP/HTTP protobuf to a real receiver", () => {
       const serverSpan = computeServers.find((s) => s.parentSpanId === clientSpan.spanId);
       expect(serverSpan).toMatchObject({ serviceName: "fixture-back" });
     }
+  }, 30_000);
+
+  it("tells instances apart by service.instance.id and exports no command line", async () => {
+    const spans = await receiver.waitForSpans(
+      (all) =>
+        all.some((s) => s.serviceName === "fixture-front") &&
+        all.some((s) => s.serviceName === "fixture-back"),
+    );
+    const front = spans.find((s) => s.serviceName === "fixture-front")!.resource;
+    const back = spans.find((s) => s.serviceName === "fixture-back")!.resource;
+    // A random UUID unless OTEL_RESOURCE_ATTRIBUTES names the instance.
+    expect(front["service.instance.id"]).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    expect(back["service.instance.id"]).toBe("back-1");
+    expect(back["deployment.environment"]).toBe("test");
+    expect(back["process.pid"]).toBe(back["process.pid"] as number);
+    expect(back).not.toHaveProperty("process.command_args");
+    expect(back).not.toHaveProperty("process.command_line");
+    expect(JSON.stringify(spans)).not.toContain("command-line-secret");
   }, 30_000);
 
   it("flushes on SIGTERM and exits 0", async () => {

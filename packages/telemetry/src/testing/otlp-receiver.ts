@@ -23,6 +23,8 @@ export interface ReceivedSpan {
   events: { name: string; attributes: Record<string, AttributeValue> }[];
   /** `service.name` of the resource that sent the span. */
   serviceName: string;
+  /** Every attribute of that resource (arrays joined with spaces). */
+  resource: Record<string, AttributeValue>;
   links: { traceId: string; spanId: string; attributes: Record<string, AttributeValue> }[];
 }
 
@@ -122,6 +124,7 @@ interface PbAnyValue {
   intValue?: number | { toString(): string } | null;
   doubleValue?: number | null;
   bytesValue?: Uint8Array | null;
+  arrayValue?: { values: PbAnyValue[] } | null;
 }
 interface PbKeyValue {
   key: string;
@@ -184,6 +187,7 @@ function decodeTraces(body: Uint8Array): ReceivedSpan[] {
             attributes: attributesOf(event.attributes),
           })),
           serviceName,
+          resource,
           links: span.links.map((link) => ({
             traceId: hex(link.traceId),
             spanId: hex(link.spanId),
@@ -203,12 +207,18 @@ function hex(bytes: Uint8Array | null | undefined): string {
 function attributesOf(keyValues: PbKeyValue[]): Record<string, AttributeValue> {
   const attributes: Record<string, AttributeValue> = {};
   for (const { key, value } of keyValues) {
-    if (value == null) continue;
-    if (value.stringValue != null) attributes[key] = value.stringValue;
-    else if (value.boolValue != null) attributes[key] = value.boolValue;
-    else if (value.intValue != null) attributes[key] = Number(value.intValue.toString());
-    else if (value.doubleValue != null) attributes[key] = value.doubleValue;
-    else if (value.bytesValue != null) attributes[key] = hex(value.bytesValue);
+    const scalar = value == null ? undefined : scalarOf(value);
+    if (scalar !== undefined) attributes[key] = scalar;
   }
   return attributes;
+}
+
+function scalarOf(value: PbAnyValue): AttributeValue | undefined {
+  if (value.stringValue != null) return value.stringValue;
+  if (value.boolValue != null) return value.boolValue;
+  if (value.intValue != null) return Number(value.intValue.toString());
+  if (value.doubleValue != null) return value.doubleValue;
+  if (value.bytesValue != null) return hex(value.bytesValue);
+  if (value.arrayValue != null) return value.arrayValue.values.map(scalarOf).join(" ");
+  return undefined;
 }
