@@ -1,0 +1,131 @@
+import { mkdirSync } from "node:fs";
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { NodeId, RaftConfig, Status } from "@quartet/raft";
+import type { Logger, ServeOptions, Server } from "@quartet/server";
+import { serve } from "@quartet/server";
+import { DurableRaftStorage } from "../storage/raft-storage.ts";
+import { PeerTransport, raftTransportRoutes } from "../transport/peer-transport.ts";
+import { RaftNode, type StateMachine } from "./raft-node.ts";
+
+/** What a member replicates and serves: its state machine, and the RPCs in front of it. */
+export interface ReplicatedService {
+  stateMachine: StateMachine;
+  /** Registers the public services; they reach the cluster through `node`. */
+  routes(router: ConnectRouter, node: RaftNode): void;
+  /** Procedures (`/package.Service/Method`) that need the cluster credential. */
+  protects?(procedure: string): boolean;
+  /** Called after every role or leader change (e.g. to start or stop leader-only work). */
+  onRoleChange?(status: Status, node: RaftNode): void;
+  /** Called when the member stops. */
+  close?(): void;
+}
+
+export interface MemberOptions {
+  id: NodeId;
+  clusterId: bigint;
+  /** Every member's id and base URL, this one's included. */
+  peers: ReadonlyMap<NodeId, string>;
+  dataDir: string;
+  /** A member added to a running cluster: it starts empty and waits for a snapshot. */
+  join?: boolean;
+  token: string;
+  service: ReplicatedService;
+  logger: Logger;
+  /** serve() options (host, port, limits, TLS, CORS, telemetry...). */
+  serve: Partial<ServeOptions>;
+  tickMs?: number;
+  snapshotEntries?: number;
+  keepEntries?: number;
+  raft?: Omit<RaftConfig, "id" | "storage" | "applied">;
+  /** Peer reconnect backoff (tests shorten it). */
+  peerBackoff?: (attempt: number) => number;
+}
+
+export interface Member {
+  readonly node: RaftNode;
+  readonly server: Server;
+  readonly storage: DurableRaftStorage;
+  readonly transport: PeerTransport;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one consensus member: opens (and checks) its storage, bootstraps a founding member
+ * of a new cluster, starts the Raft node with the peer transport, and serves the peer
+ * protocol behind the cluster credential beside the service's own RPCs on one port.
+ */
+export async function startMember(options: MemberOptions): Promise<Member> {
+  const { id, clusterId, service, logger } = options;
+  mkdirSync(options.dataDir, { recursive: true });
+  const storage = DurableRaftStorage.open(options.dataDir);
+  if (storage.isEmpty() && !options.join) {
+    await storage.bootstrap({ voters: [...options.peers.keys()].sort((a, b) => a - b) });
+    logger.info({ voters: [...options.peers.keys()] }, "bootstrapped a new cluster");
+  }
+  let node: RaftNode | undefined;
+  const transport = new PeerTransport({
+    clusterId,
+    self: id,
+    peers: options.peers,
+    token: options.token,
+    unreachable: (peer) => node?.reportUnreachable(peer),
+    ...(options.peerBackoff ? { backoff: options.peerBackoff } : {}),
+  });
+  node = new RaftNode({
+    id,
+    storage,
+    stateMachine: service.stateMachine,
+    send: (messages) => transport.send(messages),
+    ...(options.tickMs ? { tickMs: options.tickMs } : {}),
+    ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
+    ...(options.keepEntries !== undefined ? { keepEntries: options.keepEntries } : {}),
+    ...(options.raft ? { raft: options.raft } : {}),
+    onFatal: (error) => {
+      logger.fatal({ err: error }, "storage failed: this member stops serving");
+      process.exitCode = 1;
+    },
+    onRoleChange: (status) => {
+      logger.info(
+        { term: status.term, state: status.state, leader: status.leaderId },
+        "raft role changed",
+      );
+      service.onRoleChange?.(status, started);
+    },
+  });
+  const started = node;
+  const peerService = "/quartet.raft.v1.RaftTransportService/";
+  let server: Server;
+  try {
+    server = await serve({
+      ...options.serve,
+      name: "quartet-consensus",
+      logger,
+      auth: {
+        token: options.token,
+        protects: (p) => p.startsWith(peerService) || (service.protects?.(p) ?? false),
+      },
+      routes: (router) => {
+        raftTransportRoutes(router, { clusterId, self: id, step: (m) => started.step(m) });
+        service.routes(router, started);
+      },
+    });
+  } catch (e) {
+    started.stop();
+    transport.close();
+    await storage.close();
+    throw e;
+  }
+  return {
+    node: started,
+    server,
+    storage,
+    transport,
+    async close() {
+      await server.close();
+      started.stop();
+      transport.close();
+      service.close?.();
+      await storage.close();
+    },
+  };
+}
