@@ -236,17 +236,8 @@ const core = await startNats([]);
 const jetstream = await startNats(["-js", "-sd", join(storeRoot, "jetstream")]);
 const broker: ServiceProcess = await startServiceProcess(
   brokerEntry,
-  [
-    "--port",
-    "0",
-    "--cluster-token",
-    TOKEN,
-    "--data-dir",
-    join(storeRoot, "quartet"),
-    "--max-buffer-size",
-    "1000000",
-  ],
-  { env: { OTEL_TRACES_SAMPLER: "always_off" } },
+  ["--port", "0", "--data-dir", join(storeRoot, "quartet"), "--max-buffer-size", "1000000"],
+  { env: { OTEL_TRACES_SAMPLER: "always_off", QUARTET_CLUSTER_TOKEN: TOKEN } },
 );
 
 const natsCore = await Promise.all([0, 1, 2, 3].map(() => connect({ servers: core.url })));

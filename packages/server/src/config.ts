@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { secretFlagMessage } from "./cluster-token.ts";
 import { defaultLimits } from "./limits.ts";
 
 /** One setting: a flag `--kebab-name` and an env var `QUARTET_SNAKE_NAME`, validated by zod. */
@@ -8,6 +9,8 @@ export interface Setting<T> {
   help: string;
   /** Shown in --help; the schema supplies the value itself. */
   example?: string;
+  /** A secret: from the environment only, never a flag, and never shown in messages. */
+  secret?: boolean;
 }
 
 export type Settings = Record<string, Setting<unknown>>;
@@ -37,7 +40,13 @@ export function parseConfig<S extends Settings>(
   env: NodeJS.ProcessEnv = process.env,
 ): ConfigOf<S> {
   const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const key of Object.keys(spec.settings)) options[kebab(key)] = { type: "string" };
+  for (const [key, setting] of Object.entries(spec.settings)) {
+    const flag = `--${kebab(key)}`;
+    if (!setting.secret) options[kebab(key)] = { type: "string" };
+    else if (argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`))) {
+      throw new ConfigError(secretFlagMessage(flag, envName(key)));
+    }
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -50,12 +59,16 @@ export function parseConfig<S extends Settings>(
   }
   const result: Record<string, unknown> = {};
   for (const [key, setting] of Object.entries(spec.settings)) {
-    const raw = (parsed.values[kebab(key)] as string | undefined) ?? env[envName(key)];
+    const raw = setting.secret
+      ? env[envName(key)]
+      : ((parsed.values[kebab(key)] as string | undefined) ?? env[envName(key)]);
     const checked = setting.schema.safeParse(raw);
     if (!checked.success) {
       const why = checked.error.issues.map((i) => i.message).join("; ");
       throw new ConfigError(
-        `invalid --${kebab(key)} / ${envName(key)} (${JSON.stringify(raw)}): ${why}`,
+        setting.secret
+          ? `invalid ${envName(key)}: ${why}`
+          : `invalid --${kebab(key)} / ${envName(key)} (${JSON.stringify(raw)}): ${why}`,
       );
     }
     result[key] = checked.data;
@@ -86,7 +99,8 @@ function helpText<S extends Settings>(spec: ConfigSpec<S>): string {
       fallback.success && fallback.data !== undefined
         ? ` (default ${JSON.stringify(fallback.data)})`
         : "";
-    lines.push(`  --${kebab(key)}, ${envName(key)}${shown}`, `      ${setting.help}`);
+    const names = setting.secret ? envName(key) : `--${kebab(key)}, ${envName(key)}`;
+    lines.push(`  ${names}${shown}`, `      ${setting.help}`);
   }
   lines.push("  --help", "      Print this text and exit.", "");
   return lines.join("\n");
@@ -115,7 +129,12 @@ export const serverSettings = {
   },
   clusterToken: {
     schema: z.string().min(16, "use at least 16 characters").optional(),
-    help: "Shared secret that internal and admin methods require as a bearer token.",
+    secret: true,
+    help: "Shared secret that internal and admin methods require as a bearer token. Environment only (never a flag), or use --cluster-token-file.",
+  },
+  clusterTokenFile: {
+    schema: z.string().optional(),
+    help: "File holding the cluster token (instead of QUARTET_CLUSTER_TOKEN); a trailing newline is dropped.",
   },
   maxRequestBytes: {
     schema: int(1, 1 << 30).default(4 * 1024 * 1024),

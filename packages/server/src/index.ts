@@ -1,5 +1,11 @@
 export { type AuthOptions, createAuthGate } from "./auth.ts";
 export {
+  ClusterTokenError,
+  type ClusterTokenSources,
+  loadClusterToken,
+  readClusterToken,
+} from "./cluster-token.ts";
+export {
   ConfigError,
   type ConfigOf,
   type ConfigSpec,

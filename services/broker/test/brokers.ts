@@ -32,11 +32,10 @@ export function startBroker(
   args: string[] = [],
   options: StartOptions = {},
 ): Promise<ServiceProcess> {
-  return startServiceProcess(
-    brokerEntry,
-    ["--port", "0", "--cluster-token", TOKEN, ...args],
-    options,
-  );
+  return startServiceProcess(brokerEntry, ["--port", "0", ...args], {
+    ...options,
+    env: { QUARTET_CLUSTER_TOKEN: TOKEN, ...options.env },
+  });
 }
 
 /** Starts a real worker process in its consumer role against `brokerUrl`. */

@@ -30,11 +30,10 @@ export function startBroker(
 ): Promise<ServiceProcess> {
   const dir = mkdtempSync(join(tmpdir(), "quartet-broker-"));
   dirs.push(dir);
-  return startServiceProcess(
-    brokerEntry,
-    ["--port", String(port), "--cluster-token", TOKEN, "--data-dir", dir, ...args],
-    options,
-  );
+  return startServiceProcess(brokerEntry, ["--port", String(port), "--data-dir", dir, ...args], {
+    ...options,
+    env: { QUARTET_CLUSTER_TOKEN: TOKEN, ...options.env },
+  });
 }
 
 /** Starts a worker consuming `queue` and waits until it is attached. */
