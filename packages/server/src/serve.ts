@@ -6,13 +6,14 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@quartet/proto/health/v1/health_pb";
 import { createServerInterceptors, type Telemetry } from "@quartet/telemetry";
 import { type AuthOptions, createAuthGate } from "./auth.ts";
+import { createCallBudgets } from "./call-budgets.ts";
 import type { ConfigOf, serverSettings } from "./config.ts";
 import { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
 import { applyDefaultTimeout } from "./default-timeout.ts";
 import { HealthRegistry } from "./health.ts";
 import { InFlightCalls } from "./in-flight-calls.ts";
 import { createLimitLog } from "./limit-log.ts";
-import { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
+import { defaultLimits, type Limits } from "./limits.ts";
 import { createListener, type NodeHandler, type TlsOptions } from "./listener.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { registerReflection } from "./reflection.ts";
@@ -62,7 +63,8 @@ export interface Server {
  * (spans, durations, call context) applying the concurrency limit.
  */
 export function serverInterceptors(limits: Pick<Limits, "maxConcurrentCalls">): Interceptor[] {
-  return createServerInterceptors({ admission: createConcurrencyLimit(limits.maxConcurrentCalls) });
+  // Health and reflection have a budget of their own: never starved by application calls.
+  return createServerInterceptors({ admission: createCallBudgets(limits.maxConcurrentCalls) });
 }
 
 export async function serve(options: ServeOptions): Promise<Server> {

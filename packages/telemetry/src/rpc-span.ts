@@ -161,7 +161,7 @@ export class TracedStream<T> implements AsyncIterableIterator<T> {
     if (this.#ended) return;
     this.#ended = true;
     this.#signal.removeEventListener("abort", this);
-    this.#admission?.release();
+    this.#admission?.release(this.#info.procedure);
     finishRpc(this.#span, this.#isServer, this.#info, this.#system, this.#startMs, code, message);
   }
 }

@@ -21,10 +21,14 @@ type Next = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | Strea
  * layer of its own, and refused calls still show in spans and metrics.
  */
 export interface CallAdmission {
-  /** Takes the call, or throws the ConnectError that refuses it. */
-  admit(): void;
+  /**
+   * Takes a call to `procedure` (`package.Service/Method`), or throws the ConnectError that
+   * refuses it. The procedure lets an admission keep separate budgets, so that health checks
+   * are never starved by application calls.
+   */
+  admit(procedure: string): void;
   /** A call that admit() took has ended, however it ended. */
-  release(): void;
+  release(procedure: string): void;
 }
 
 export interface ServerInterceptorOptions {
@@ -66,7 +70,7 @@ async function handleServerCall(
     span === noSpan ? undefined : span,
   );
   try {
-    admission?.admit();
+    admission?.admit(info.procedure);
   } catch (error) {
     finishRpc(span, true, info, system, startMs, serverErrorCode(error), errorMessage(error));
     throw error;
@@ -80,12 +84,12 @@ async function handleServerCall(
     // an AbortError say; the caller is owed the reason the call was ended for.
     const reason: unknown = req.signal.aborted ? req.signal.reason : undefined;
     const error = reason instanceof ConnectError ? reason : thrown;
-    admission?.release();
+    admission?.release(info.procedure);
     finishRpc(span, true, info, system, startMs, serverErrorCode(error), errorMessage(error));
     throw error;
   }
   if (!res.stream) {
-    admission?.release();
+    admission?.release(info.procedure);
     finishRpc(span, true, info, system, startMs, 0, undefined);
     return res;
   }
