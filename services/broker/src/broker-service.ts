@@ -24,7 +24,10 @@ import {
   RequestResultSchema,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
 import type { Logger } from "@quartet/server";
+import { covers } from "./authz.ts";
 import { callerTrace } from "./caller-trace.ts";
+import { DeliveryIds } from "./delivery-ids.ts";
+import { type Identities, type Identity, openIdentities } from "./identity.ts";
 import {
   type BrokerLimits,
   checkBatch,
@@ -34,6 +37,7 @@ import {
   MAX_SUBSCRIBE_BATCH_BYTES,
   toConnectError,
 } from "./limits.ts";
+import { isInbox, ReplyInboxes } from "./reply-inboxes.ts";
 import { codeName, Outbox, untilAborted } from "./streams.ts";
 import { SubscriptionBuffers } from "./subscription-buffers.ts";
 
@@ -46,6 +50,15 @@ export interface BrokerDeps {
   closing?: AbortSignal;
   /** Byte budgets of subscription buffers; made from `limits` when not given. */
   buffers?: SubscriptionBuffers;
+  /** Who callers are and what they may do; everyone is an open anonymous client when absent. */
+  identities?: Identities;
+}
+
+function denied(what: string, who: Identity): ConnectError {
+  return new ConnectError(
+    `${who.name} may not ${what}; ask the broker's operator for a credential that allows it`,
+    Code.PermissionDenied,
+  );
 }
 
 const MESSAGE = "quartet.broker.v1.Message" as const;
@@ -77,6 +90,62 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   const { pubsub, queues, limits, logger } = deps;
   const subscriptionsByClient = new Map<string, number>();
   const buffers = deps.buffers ?? new SubscriptionBuffers(limits, logger);
+  const identities = deps.identities ?? openIdentities();
+  const deliveryIds = new DeliveryIds();
+  const replies = new ReplyInboxes();
+
+  /**
+   * Authorizes one message to publish and returns it as routed: a reply to a reply alias goes
+   * to the requester's inbox (once); `_INBOX.` reply_to subjects belong to the broker.
+   */
+  function authorize(field: string, m: Message, tokens: readonly string[], who: Identity): Message {
+    if (m.replyTo !== "" && isInbox(m.replyTo)) {
+      throw new ConnectError(
+        `${field}.reply_to: _INBOX. subjects are the broker's reply inboxes; use Request, or a reply subject of your own`,
+        Code.PermissionDenied,
+      );
+    }
+    if (isInbox(m.subject)) {
+      return { ...m, subject: replies.resolve(`${field}.subject`, m.subject, who.key) };
+    }
+    if (!who.permissions.canPublish(tokens))
+      throw denied(`publish to ${JSON.stringify(m.subject)}`, who);
+    return m;
+  }
+
+  /**
+   * What one subscription is shown of a batch: reply inboxes' traffic only with explicit
+   * `_INBOX` permission; a request's reply subject as an alias bound to this identity, and
+   * none at all to a subscription whose filter starts with a wildcard (`>` is not a
+   * responder); nothing on subjects the identity's subscribe deny list covers.
+   */
+  function deliveryFilter(
+    who: Identity,
+    filter: readonly string[],
+  ): (batch: Message[]) => Message[] {
+    const seesInboxes = who.permissions.seesInboxes();
+    const responder = filter[0] !== ">" && filter[0] !== "*";
+    const denials = who.permissions.subscribeDenials(filter);
+    return (batch) => {
+      const shown: Message[] = [];
+      for (const m of batch) {
+        if (isInbox(m.subject) && !seesInboxes) continue;
+        if (denials.length > 0) {
+          const tokens = m.subject.split(".");
+          if (denials.some((d) => covers(d, tokens))) continue;
+        }
+        if (m.replyTo !== "" && isInbox(m.replyTo)) {
+          shown.push({ ...m, replyTo: responder ? replies.alias(m.replyTo, who.key) : "" });
+        } else shown.push(m);
+      }
+      return shown;
+    };
+  }
+
+  function checkQueue(who: Identity, queue: string): void {
+    if (!who.permissions.canUseQueue(queue))
+      throw denied(`use queue ${JSON.stringify(queue)}`, who);
+  }
 
   /** Checks one message to publish; returns its subject's tokens. */
   function check(m: PublishRequest | Message, field = "message"): readonly string[] {
@@ -91,14 +160,19 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
    * `traced` gives messages without trace context the call's (see callerTrace).
    */
   function publishAll(
+    who: Identity,
     messages: Message[],
     traced?: (headers: { [k: string]: string }) => { [k: string]: string },
   ): number {
     checkBatch("messages", messages.length);
     const tokens = new Array<readonly string[]>(messages.length);
+    const routed = new Array<Message>(messages.length);
     for (let i = 0; i < messages.length; i++) {
       try {
         tokens[i] = check(messages[i]!);
+        routed[i] = authorize("message", messages[i]!, tokens[i]!, who);
+        if (routed[i] !== messages[i])
+          tokens[i] = literalSubject("message.subject", routed[i]!.subject);
       } catch (e) {
         // Named here rather than per message: building field names is not free at 10,000.
         const err = ConnectError.from(e);
@@ -107,7 +181,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     }
     let delivered = 0;
     for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
+      const m = routed[i]!;
       delivered += pubsub.publish(
         toMessage(m.subject, m.payload, traced ? traced(m.headers) : m.headers, m.replyTo),
         tokens[i]!,
@@ -131,10 +205,13 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     return deps.closing ? AbortSignal.any([ctx.signal, deps.closing]) : ctx.signal;
   }
 
-  function checkRequests(requests: RequestRequest[]): void {
+  function checkRequests(who: Identity, requests: RequestRequest[]): void {
     checkBatch("requests", requests.length, 1000);
     for (const [i, r] of requests.entries()) {
-      literalSubject(`requests[${i}].subject`, r.subject);
+      const tokens = literalSubject(`requests[${i}].subject`, r.subject);
+      if (isInbox(r.subject) || !who.permissions.canPublish(tokens)) {
+        throw denied(`send requests to ${JSON.stringify(r.subject)}`, who);
+      }
       checkMessage(`requests[${i}]`, r.payload, r.headers, limits);
       if (r.timeoutMs > MAX_REQUEST_TIMEOUT_MS) {
         throw invalid(
@@ -147,12 +224,13 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
 
   /** Runs one request of a batch; its failure becomes an error code and message. */
   function settle(
+    who: Identity,
     r: RequestRequest,
     index: number,
     ctx: HandlerContext,
   ): Promise<{ reply: Message } | { errorCode: string; errorMessage: string }> {
     const signal = requestTimeout(`requests[${index}].timeout_ms`, r.timeoutMs, ctx);
-    return requestOne(`requests[${index}]`, r, signal).then(
+    return requestOne(who, `requests[${index}]`, r, signal).then(
       (reply) => ({ reply }),
       (e: unknown) => {
         const err = ConnectError.from(e);
@@ -162,11 +240,15 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   }
 
   async function requestOne(
+    who: Identity,
     field: string,
     r: RequestRequest,
     signal: AbortSignal,
   ): Promise<Message> {
     const tokens = literalSubject(`${field}.subject`, r.subject);
+    if (isInbox(r.subject) || !who.permissions.canPublish(tokens)) {
+      throw denied(`send requests to ${JSON.stringify(r.subject)}`, who);
+    }
     checkMessage(field, r.payload, r.headers, limits);
     return connectErrors(() =>
       pubsub.request(
@@ -178,21 +260,26 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   }
 
   return {
-    publish(req) {
-      const tokens = check(req);
-      return {
-        delivered: pubsub.publish(
-          toMessage(req.subject, req.payload, callerTrace()(req.headers), req.replyTo),
-          tokens,
-        ),
-      };
+    publish(req, ctx) {
+      const who = identities.of(ctx);
+      let tokens = check(req);
+      const m = authorize(
+        "message",
+        toMessage(req.subject, req.payload, callerTrace()(req.headers), req.replyTo),
+        tokens,
+        who,
+      );
+      if (m.subject !== req.subject) tokens = literalSubject("subject", m.subject);
+      return { delivered: pubsub.publish(m, tokens) };
     },
 
-    publishBatch(req) {
-      return { delivered: BigInt(publishAll(req.messages, callerTrace())) };
+    publishBatch(req, ctx) {
+      const who = identities.of(ctx);
+      return { delivered: BigInt(publishAll(who, req.messages, callerTrace())) };
     },
 
     async *subscribe(req, ctx) {
+      const who = identities.of(ctx);
       if (req.queueGroup !== "" && !/^[A-Za-z0-9_-]{1,64}$/.test(req.queueGroup)) {
         throw invalid(
           "queue_group",
@@ -207,11 +294,27 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       }
       if (req.maxBatch > 10_000)
         throw invalid("max_batch", `${req.maxBatch} is above the limit of 10000`);
-      const client = ctx.requestHeader.get("quartet-client-id") ?? "anonymous";
+      let filter: readonly string[];
+      try {
+        filter = parseSubject(req.subject, { wildcards: true });
+      } catch (e) {
+        throw invalid("subject", (e as Error).message);
+      }
+      const inboxFilter = filter[0] === "_INBOX";
+      if (
+        !who.permissions.canSubscribe(filter) ||
+        (inboxFilter && !who.permissions.seesInboxes())
+      ) {
+        throw denied(`subscribe to ${JSON.stringify(req.subject)}`, who);
+      }
+      const deliver = deliveryFilter(who, filter);
+      // Limits are per authenticated identity: the quartet-client-id header is only a label,
+      // and all anonymous clients share one budget (see Identities).
+      const client = who.key;
       const open = subscriptionsByClient.get(client) ?? 0;
       if (open >= limits.maxSubscriptionsPerClient) {
         throw new ConnectError(
-          `client ${JSON.stringify(client)} already has ${open} subscriptions, the broker's limit per client; close some first`,
+          `${who.name} already has ${open} subscriptions, the broker's limit per client; close some first`,
           Code.ResourceExhausted,
         );
       }
@@ -238,7 +341,8 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
         for (;;) {
           const batch = await sub.next(maxBatch, ended, MAX_SUBSCRIBE_BATCH_BYTES);
           if (!batch) return;
-          yield { messages: batch, dropped: BigInt(sub.dropped) };
+          const shown = deliver(batch);
+          if (shown.length > 0) yield { messages: shown, dropped: BigInt(sub.dropped) };
         }
       } catch (e) {
         // A slow consumer's disconnect was logged when it happened (SubscriptionBuffers).
@@ -254,17 +358,19 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
 
     async request(req, ctx) {
       const signal = requestTimeout("timeout_ms", req.timeoutMs, ctx);
+      const who = identities.of(ctx);
       const headers = callerTrace()(req.headers);
-      return { reply: await requestOne("request", { ...req, headers }, signal) };
+      return { reply: await requestOne(who, "request", { ...req, headers }, signal) };
     },
 
     async *requestMany(req, ctx) {
-      checkRequests(req.requests);
+      const who = identities.of(ctx);
+      checkRequests(who, req.requests);
       const results = new Outbox<RequestManyResponse>();
       const traced = callerTrace();
       req.requests.forEach((r, index) => {
         results.track(
-          settle({ ...r, headers: traced(r.headers) }, index, ctx).then((outcome) =>
+          settle(who, { ...r, headers: traced(r.headers) }, index, ctx).then((outcome) =>
             create(RequestManyResponseSchema, { index, ...outcome }),
           ),
         );
@@ -274,14 +380,16 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     },
 
     publishStream: async (frames, ctx) => {
+      const who = identities.of(ctx);
       let delivered = 0;
       for await (const frame of untilAborted(frames, ending(ctx))) {
-        delivered += publishAll(frame.messages);
+        delivered += publishAll(who, frame.messages);
       }
       return { delivered: BigInt(delivered) };
     },
 
     async *requestStream(frames, ctx) {
+      const who = identities.of(ctx);
       const results = new Outbox<RequestResult>();
       let next = 0;
       const ended = ending(ctx);
@@ -290,7 +398,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       deps.closing?.addEventListener("abort", onClosing, { once: true });
       (async () => {
         for await (const frame of untilAborted(frames, ended)) {
-          checkRequests(frame.requests);
+          checkRequests(who, frame.requests);
           for (const r of frame.requests) {
             const index = next++;
             if (results.outstanding >= MAX_OUTSTANDING_REQUESTS) {
@@ -304,7 +412,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
               continue;
             }
             results.track(
-              settle(r, index, ctx).then((outcome) =>
+              settle(who, r, index, ctx).then((outcome) =>
                 create(RequestResultSchema, { index: BigInt(index), ...outcome }),
               ),
             );
@@ -321,7 +429,8 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       }
     },
 
-    async enqueue(req) {
+    async enqueue(req, ctx) {
+      checkQueue(identities.of(ctx), req.queue);
       checkBatch("messages", req.messages.length);
       for (const [i, m] of req.messages.entries()) {
         checkMessage(`messages[${i}]`, m.payload, m.headers, limits);
@@ -333,11 +442,22 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     },
 
     async *receive(req, ctx) {
+      const who = identities.of(ctx);
+      checkQueue(who, req.queue);
       if (req.maxInFlight > 10_000)
         throw invalid("max_in_flight", `${req.maxInFlight} is above the limit of 10000`);
       if (req.maxBatch > 10_000)
         throw invalid("max_batch", `${req.maxBatch} is above the limit of 10000`);
       const maxBatch = req.maxBatch === 0 ? 256 : req.maxBatch;
+      const maxInFlight = req.maxInFlight === 0 ? 64 : req.maxInFlight;
+      const stream = deliveryIds.open(who.key, maxInFlight);
+      const toDelivery = (d: Delivery): DeliveryMessage =>
+        create(DeliverySchema, {
+          deliveryId: deliveryIds.issue(stream, req.queue, d.deliveryId),
+          sequence: BigInt(d.seq),
+          attempt: d.attempt,
+          message: { payload: d.item.payload, headers: d.item.headers },
+        });
       const pending: Delivery[] = [];
       let wake: (() => void) | undefined;
       let deleted = false;
@@ -345,7 +465,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
         queues.attach(
           req.queue,
           {
-            maxInFlight: req.maxInFlight === 0 ? 64 : req.maxInFlight,
+            maxInFlight,
             deliver(deliveries) {
               for (const d of deliveries) pending.push(d);
               wake?.();
@@ -375,42 +495,43 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       } finally {
         ended.removeEventListener("abort", onAbort);
         if (!deleted) detach();
+        deliveryIds.close(stream);
       }
     },
 
-    async ack(req) {
+    async ack(req, ctx) {
+      const who = identities.of(ctx);
+      checkQueue(who, req.queue);
       checkBatch("delivery_ids", req.deliveryIds.length);
-      await connectErrors(() => queues.ack(req.queue, req.deliveryIds.map(Number)));
+      await connectErrors(() => queues.settings(req.queue)); // NotFound naming a missing queue
+      const ids = deliveryIds.settle(who.key, req.queue, req.deliveryIds, "ack");
+      await connectErrors(() => queues.ack(req.queue, ids));
       return {};
     },
 
-    async nack(req) {
+    async nack(req, ctx) {
+      const who = identities.of(ctx);
+      checkQueue(who, req.queue);
       checkBatch("delivery_ids", req.deliveryIds.length);
       if (req.delayMs > 3_600_000)
         throw invalid("delay_ms", `${req.delayMs} is above the limit of 3600000`);
-      const deadLettered = await connectErrors(() =>
-        queues.nack(req.queue, req.deliveryIds.map(Number), req.delayMs),
-      );
+      await connectErrors(() => queues.settings(req.queue)); // NotFound naming a missing queue
+      const ids = deliveryIds.settle(who.key, req.queue, req.deliveryIds, "nack");
+      const deadLettered = await connectErrors(() => queues.nack(req.queue, ids, req.delayMs));
       return { deadLettered };
     },
 
-    stats(req) {
+    stats(req, ctx) {
+      checkQueue(identities.of(ctx), req.queue);
       return connectErrors(() => ({ stats: statsOf(queues, req.queue) }));
     },
 
-    listQueues() {
-      return { queues: queues.names().map((name) => statsOf(queues, name)) };
+    listQueues(_req, ctx) {
+      const who = identities.of(ctx);
+      const names = queues.names().filter((name) => who.permissions.canUseQueue(name));
+      return { queues: names.map((name) => statsOf(queues, name)) };
     },
   };
-}
-
-function toDelivery(d: Delivery): DeliveryMessage {
-  return create(DeliverySchema, {
-    deliveryId: BigInt(d.deliveryId),
-    sequence: BigInt(d.seq),
-    attempt: d.attempt,
-    message: { payload: d.item.payload, headers: d.item.headers },
-  });
 }
 
 export function statsOf(queues: Queues, name: string): QueueStats {

@@ -21,10 +21,18 @@ import { Channel } from "./streams.ts";
 export interface BrokerClientOptions {
   /** Broker base URL, e.g. "http://127.0.0.1:7100". */
   baseUrl: string;
-  /** Sent as `quartet-client-id`; the broker counts subscriptions per client id. */
+  /** Sent as `quartet-client-id`: a label in the broker's logs (limits follow `credentials`). */
   clientId?: string;
-  /** Cluster token for the admin service. */
+  /**
+   * Cluster token: needed for the admin service, and sent on every call (an admin has every
+   * permission; its `clientId` labels split its limits).
+   */
   token?: string;
+  /**
+   * Bearer token naming this client's identity to the broker (its permissions and limits);
+   * without it the client is anonymous.
+   */
+  credentials?: string;
   /** Replaces the default transport (binary Connect over HTTP/2 with tracing). */
   transport?: Transport;
   /**
@@ -124,8 +132,10 @@ export class BrokerClient {
         interceptors: [
           (next) => (req) => {
             for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
-            if (options.token && req.service.typeName === BrokerAdminService.typeName) {
+            if (options.token) {
               req.header.set("authorization", `Bearer ${options.token}`);
+            } else if (options.credentials) {
+              req.header.set("authorization", `Bearer ${options.credentials}`);
             }
             return next(req);
           },

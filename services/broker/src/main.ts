@@ -5,18 +5,12 @@ import {
   BrokerService,
   type Message,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
-import {
-  createLogger,
-  loadClusterToken,
-  loadConfig,
-  serve,
-  serveOptionsFrom,
-  serverSettings,
-} from "@quartet/server";
+import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { createAdminService } from "./admin-service.ts";
 import { createBrokerService } from "./broker-service.ts";
+import { Identities } from "./identity.ts";
 import { defaultBrokerLimits } from "./limits.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -67,6 +61,14 @@ const config = loadConfig({
       schema: int(1024, 2 ** 40).default(defaultBrokerLimits.maxBufferBytes),
       help: "Bytes all subscription buffers of this broker hold together; past it the largest give way.",
     },
+    credentialsFile: {
+      schema: z.string().min(1).optional(),
+      help: "JSON file mapping bearer tokens to identities and their publish/subscribe/queue permissions (see README, Authorization).",
+    },
+    anonymous: {
+      schema: z.enum(["open", "deny", "restricted"]).default("open"),
+      help: "What clients without a token may do: open (everything; local use only), deny, or restricted (the credentials file's anonymous rules).",
+    },
     slowConsumerLogIntervalMs: {
       schema: int(1, 86_400_000).default(defaultBrokerLimits.slowConsumerLogIntervalMs),
       help: "At most one slow-consumer log line per subscription per this many ms.",
@@ -99,6 +101,11 @@ for (const name of config.queues) {
 const closing = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => closing.abort());
 const deps = {
+  identities: new Identities({
+    ...(config.credentialsFile ? { file: config.credentialsFile } : {}),
+    anonymous: config.anonymous,
+    clusterToken: config.clusterToken,
+  }),
   closing: closing.signal,
   pubsub: new PubSub<Message>(),
   queues,
@@ -119,7 +126,7 @@ const server = await serve({
   logger,
   telemetry,
   auth: {
-    token: loadClusterToken(config, "quartet-broker"),
+    token: config.clusterToken,
     protects: (procedure) => procedure.startsWith(`/${BrokerAdminService.typeName}/`),
   },
   routes: (router) => {

@@ -3,7 +3,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, connect } from "node:h
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { client, startBroker, take, text } from "./brokers.ts";
+import { client, startBroker, TOKEN, take, text } from "./brokers.ts";
 
 const MiB = 1024 * 1024;
 const PAYLOAD = new Uint8Array(64 * 1024).fill(7);
@@ -67,6 +67,8 @@ async function neverReadingSubscriber(
     ":path": "/quartet.broker.v1.BrokerService/Subscribe",
     "content-type": "application/connect+json",
     "quartet-client-id": clientId,
+    // As an admin: its labels have budgets of their own (anonymous clients share one).
+    authorization: `Bearer ${TOKEN}`,
   });
   stream.end(envelope({ subject, bufferSize: 65_536, overflow }));
   let received = Buffer.alloc(0);
