@@ -1,0 +1,90 @@
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { NodeId } from "@quartet/raft";
+import { NotLeaderError, ProposalDroppedError, type RaftNode } from "../node/raft-node.ts";
+
+/** Set on a call one member forwards to another, so it is never forwarded twice. */
+export const forwardedHeader = "quartet-forwarded-by";
+
+/**
+ * Runs writes and linearizable reads where they can run. A write goes through this member's
+ * Raft node when it leads, and is otherwise forwarded to the leader (the client never needs
+ * to know who leads); a forwarded call that reaches a member that no longer leads is not
+ * forwarded again. With no leader (an election), calls wait for one within their deadline
+ * and then fail with Unavailable. A proposal a new leader replaced never happened, so it is
+ * proposed again.
+ */
+export class LeaderRouter {
+  private readonly node: RaftNode;
+  private waiters: (() => void)[] = [];
+
+  constructor(node: RaftNode) {
+    this.node = node;
+  }
+
+  /** Call on every role or leader change. */
+  leaderChanged(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /**
+   * Proposes `data` here when this member leads; otherwise calls `forward(leaderId)` (once).
+   * Resolves with the state machine's result, or the forwarded call's response.
+   */
+  async write<R>(
+    ctx: HandlerContext,
+    data: Uint8Array,
+    fromResult: (result: unknown) => R,
+    forward: (leader: NodeId) => Promise<R>,
+  ): Promise<R> {
+    for (;;) {
+      try {
+        return fromResult(await this.node.propose(data, ctx.signal));
+      } catch (e) {
+        if (e instanceof ProposalDroppedError) continue;
+        if (!(e instanceof NotLeaderError)) throw e;
+        const leader = e.leaderId;
+        if (leader !== 0 && leader !== this.node.id && !ctx.requestHeader.has(forwardedHeader)) {
+          return forward(leader);
+        }
+        await this.leaderOrDeadline(ctx, e);
+      }
+    }
+  }
+
+  /** Resolves once this member reflects every write committed before the call. */
+  async readBarrier(ctx: HandlerContext): Promise<void> {
+    for (;;) {
+      try {
+        await this.node.linearizableBarrier(ctx.signal);
+        return;
+      } catch (e) {
+        if (!(e instanceof NotLeaderError)) throw e;
+        await this.leaderOrDeadline(ctx, e);
+      }
+    }
+  }
+
+  /** Waits for the next leader change; past the call's deadline, Unavailable. */
+  private leaderOrDeadline(ctx: HandlerContext, why: NotLeaderError): Promise<void> {
+    const signal = ctx.signal;
+    if (signal.aborted) return Promise.reject(unavailable(why));
+    // A leader learnt since the refusal: try again at once.
+    const lead = this.node.status().leaderId;
+    if (lead !== 0 && lead !== why.leaderId) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(unavailable(why));
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waiters.push(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
+}
+
+function unavailable(why: NotLeaderError): ConnectError {
+  return new ConnectError(
+    `no leader to take the call before its deadline (${why.message}); the cluster is electing one or has lost its quorum: retry`,
+    Code.Unavailable,
+  );
+}
