@@ -252,3 +252,79 @@ describe("per-identity limits", () => {
     for (const s of subs) s.close();
   });
 });
+
+// The attacks of issue 13 against a broker with no credentials configured (the local
+// default: anonymous clients may do everything, but not to each other).
+describe("attacks between anonymous clients of an open broker", () => {
+  let open: ServiceProcess;
+  beforeAll(async () => {
+    open = await startBroker(["--max-subscriptions-per-client", "2", "--queues", "work"]);
+  });
+  afterAll(async () => {
+    await open?.kill("SIGTERM");
+  });
+
+  it("guessing delivery ids settles nothing: 50 guesses are all NotFound", async () => {
+    const consumer = anonymous(open.url, "consumer");
+    await consumer.enqueue(
+      "work",
+      [1, 2, 3].map((n) => ({ payload: text(`job-${n}`) })),
+    );
+    const abort = new AbortController();
+    const stream = consumer.broker
+      .receive({ queue: "work", maxInFlight: 3 }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
+    expect((await stream.next()).value?.ready).toBe(true);
+    let held = 0;
+    while (held < 3) held += (await nextDeliveries(stream)).length;
+    const thief = anonymous(open.url, "thief");
+    let stolen = 0;
+    for (let guess = 1n; guess <= 50n; guess++) {
+      try {
+        await thief.broker.ack({ queue: "work", deliveryIds: [guess] });
+        stolen++;
+      } catch (e) {
+        expect(ConnectError.from(e).code).toBe(Code.NotFound);
+      }
+    }
+    expect(stolen).toBe(0);
+    expect((await thief.broker.stats({ queue: "work" })).stats).toMatchObject({
+      inFlight: 3n,
+      ackedTotal: 0n,
+    });
+    abort.abort();
+  });
+
+  it("a `>` subscriber cannot see reply inboxes or answer others' requests", async () => {
+    const spy = await anonymous(open.url, "spy").subscribe(">");
+    const responder = await anonymous(open.url, "responder").subscribe("svc.echo");
+    const pending = anonymous(open.url, "requester").request("svc.echo", text("hi"));
+    const seen = await next(spy);
+    expect(seen.replyTo).toBe("");
+    const req = await next(responder);
+    // The spy guesses the inbox in the broker's own form instead.
+    const forged = await refused(() =>
+      anonymous(open.url, "spy").publish(
+        `${req.replyTo.split(".").slice(0, 2).join(".")}.1`,
+        text("forged"),
+      ),
+    );
+    expect(forged.code).toBe(Code.PermissionDenied);
+    await anonymous(open.url, "responder").publish(req.replyTo, text("echo hi"));
+    expect(str((await pending).payload)).toBe("echo hi");
+    await anonymous(open.url, "requester").publish("after.reply", text("marker"));
+    expect((await next(spy)).subject).toBe("after.reply");
+    spy.close();
+    responder.close();
+  });
+
+  it("changing quartet-client-id gets no fresh subscription budget", async () => {
+    const subs = [
+      await anonymous(open.url, "one").subscribe("x.one"),
+      await anonymous(open.url, "two").subscribe("x.two"),
+    ];
+    const err = await refused(() => anonymous(open.url, "three").subscribe("x.three"));
+    expect(err.code).toBe(Code.ResourceExhausted);
+    for (const s of subs) s.close();
+  });
+});
