@@ -30,6 +30,7 @@ const allowedHeaders = [
   "X-Grpc-Web",
   "X-User-Agent",
   "Authorization",
+  "Quartet-Client-Id",
   "Traceparent",
   "Tracestate",
   "Baggage",
