@@ -1,0 +1,62 @@
+import { createLogger, loadClusterToken, loadConfig, serveOptionsFrom } from "@quartet/server";
+import { startTelemetry } from "@quartet/telemetry";
+import { consensusSettings, defaultClusterId, parsePeers } from "./config.ts";
+import { startMember } from "./node/member.ts";
+import { createConsensusService } from "./service/consensus-service.ts";
+
+const config = loadConfig({
+  name: "quartet-consensus",
+  summary:
+    "a consensus member: Raft on durable storage, serving quartet.consensus.v1 (a replicated KV store)",
+  settings: consensusSettings,
+});
+const peers = parsePeers(config.peers);
+const self = peers.get(config.id);
+if (self === undefined) {
+  process.stderr.write(
+    `quartet-consensus: --id ${config.id} is not in --peers; list this member too\n`,
+  );
+  process.exit(2);
+}
+const token = loadClusterToken(config, "quartet-consensus");
+if (token === undefined) {
+  process.stderr.write(
+    "quartet-consensus: members need the cluster credential to talk to each other: set QUARTET_CLUSTER_TOKEN or --cluster-token-file\n",
+  );
+  process.exit(2);
+}
+const clusterId = config.clusterId ?? defaultClusterId(peers);
+const telemetry = startTelemetry({ serviceName: "quartet-consensus" });
+const logger = createLogger("quartet-consensus");
+const member = await startMember({
+  id: config.id,
+  clusterId,
+  peers,
+  dataDir: config.dataDir,
+  join: config.join,
+  token,
+  logger,
+  tickMs: config.tickMs,
+  snapshotEntries: config.snapshotEntries,
+  service: createConsensusService({ clusterId, self: config.id, peers }),
+  serve: {
+    ...serveOptionsFrom({ ...config, port: config.port ?? Number(new URL(self).port) }),
+    telemetry,
+  },
+}).catch((e: unknown) => {
+  logger.fatal({ err: e }, "cannot start");
+  process.stderr.write(`quartet-consensus: ${(e as Error).message}\n`);
+  process.exit(1);
+});
+logger.info(
+  { id: config.id, cluster: String(clusterId), url: member.server.url },
+  "member started",
+);
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    member.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}
