@@ -1,0 +1,234 @@
+import { create } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { type Command, CommandSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb";
+import {
+  Compare_CompareResult,
+  RangeRequestSchema,
+} from "@quartet/proto/quartet/consensus/v1/kv_pb";
+import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
+import { describe, expect, it } from "vitest";
+import { prefixEnd } from "../src/state/keys.ts";
+import { ConsensusStateMachine } from "../src/state/state-machine.ts";
+import {
+  b,
+  cas,
+  compact,
+  del,
+  expire,
+  grant,
+  promote,
+  put,
+  renew,
+  revoke,
+  s,
+} from "./support/commands.ts";
+
+function applyAll(sm: ConsensusStateMachine, cmds: Command[]) {
+  return cmds.map((c) => sm.apply(c));
+}
+
+const range = (key: string, rangeEnd = "", revision = 0n) =>
+  create(RangeRequestSchema, { key: b(key), rangeEnd: b(rangeEnd), revision });
+
+const values = (sm: ConsensusStateMachine, key: string, end = "", rev = 0n) =>
+  sm.range(range(key, end, rev)).kvs.map((kv) => `${s(kv.key)}=${s(kv.value)}`);
+
+describe("ConsensusStateMachine: MVCC", () => {
+  it("bumps the revision once per write and tracks create_revision, mod_revision and version", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [put("a", "1"), put("b", "1"), put("a", "2")]);
+    expect(sm.revision).toBe(3n);
+    const [a] = sm.range(range("a")).kvs;
+    expect([a!.createRevision, a!.modRevision, a!.version]).toEqual([1n, 3n, 2n]);
+    sm.apply(del("a"));
+    sm.apply(put("a", "3"));
+    const [a2] = sm.range(range("a")).kvs;
+    expect([a2!.createRevision, a2!.modRevision, a2!.version]).toEqual([5n, 5n, 1n]);
+  });
+
+  it("reads past revisions, and refuses compacted and future ones with OutOfRange", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [put("a", "1"), put("a", "2"), del("a"), put("b", "1")]);
+    expect(values(sm, "a", "", 1n)).toEqual(["a=1"]);
+    expect(values(sm, "a", "", 2n)).toEqual(["a=2"]);
+    expect(values(sm, "a", "", 3n)).toEqual([]);
+    expect(() => sm.range(range("a", "", 9n))).toThrow(/future revision.*current revision 4/);
+    expect(sm.apply(compact(3n)).result.result.case).toBe("compact");
+    expect(() => sm.range(range("a", "", 2n))).toThrow(/revision 2 has been compacted/);
+    expect(values(sm, "a", "\0", 3n)).toEqual([]);
+    expect(values(sm, "a", "\0", 4n)).toEqual(["b=1"]);
+    const again = sm.apply(compact(3n)).result.result;
+    expect(again.case === "error" && again.value.code).toBe(Code.OutOfRange);
+  });
+
+  it("compaction keeps each key's newest version at or below the compacted revision", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [put("a", "1"), put("b", "1"), put("a", "2"), put("b", "2")]);
+    sm.apply(compact(3n));
+    expect(values(sm, "a", "\0", 3n)).toEqual(["a=2", "b=1"]);
+    expect(values(sm, "a", "\0")).toEqual(["a=2", "b=2"]);
+  });
+
+  it("ranges: single key, prefix, every key from key on, limit, keys_only, count_only", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [put("a", "1"), put("ab", "2"), put("abc", "3"), put("b", "4")]);
+    expect(values(sm, "ab")).toEqual(["ab=2"]);
+    expect(values(sm, "ab", s(prefixEnd(b("ab"))))).toEqual(["ab=2", "abc=3"]);
+    expect(values(sm, "ab", "\0")).toEqual(["ab=2", "abc=3", "b=4"]);
+    const limited = sm.range(
+      create(RangeRequestSchema, { key: b("a"), rangeEnd: b("\0"), limit: 2n }),
+    );
+    expect([limited.kvs.length, limited.more, limited.count]).toEqual([2, true, 4n]);
+    const keysOnly = sm.range(create(RangeRequestSchema, { key: b("a"), keysOnly: true }));
+    expect(keysOnly.kvs[0]!.value).toEqual(new Uint8Array(0));
+    const countOnly = sm.range(
+      create(RangeRequestSchema, { key: b("a"), rangeEnd: b("\0"), countOnly: true }),
+    );
+    expect([countOnly.kvs.length, countOnly.count]).toEqual([0, 4n]);
+  });
+
+  it("a Txn is one revision; compare-and-swap succeeds only on the expected mod_revision", () => {
+    const sm = new ConsensusStateMachine();
+    sm.apply(put("k", "v1"));
+    const lost = sm.apply(cas("k", 0n, "x")).result.result;
+    expect(lost.case === "txn" && lost.value.succeeded).toBe(false);
+    expect(sm.revision).toBe(1n);
+    const won = sm.apply(cas("k", 1n, "v2")).result;
+    expect(won.result.case === "txn" && won.result.value.succeeded).toBe(true);
+    expect(won.revision).toBe(2n);
+    const multi = create(CommandSchema, {
+      op: {
+        case: "txn",
+        value: {
+          success: [
+            { request: { case: "requestPut", value: { key: b("x"), value: b("1") } } },
+            { request: { case: "requestPut", value: { key: b("y"), value: b("1") } } },
+            { request: { case: "requestRange", value: { key: b("x") } } },
+          ],
+        },
+      },
+    });
+    const r = sm.apply(multi);
+    expect(sm.revision).toBe(3n);
+    expect(r.events.map((e) => s(e.kv!.key))).toEqual(["x", "y"]);
+    const read = r.result.result.case === "txn" && r.result.result.value.responses[2]!.response;
+    expect(read && read.case === "responseRange" && s(read.value.kvs[0]!.value)).toBe("1");
+  });
+
+  it("compares a missing key as version 0 and values bytewise", () => {
+    const sm = new ConsensusStateMachine();
+    sm.apply(put("k", "b"));
+    const txn = (result: Compare_CompareResult, value: string) =>
+      create(CommandSchema, {
+        op: {
+          case: "txn",
+          value: {
+            compare: [{ key: b("k"), result, targetUnion: { case: "value", value: b(value) } }],
+          },
+        },
+      });
+    const ok = (c: Command) => {
+      const r = sm.apply(c).result.result;
+      return r.case === "txn" && r.value.succeeded;
+    };
+    expect(ok(txn(Compare_CompareResult.GREATER, "a"))).toBe(true);
+    expect(ok(txn(Compare_CompareResult.LESS, "a"))).toBe(false);
+    expect(ok(txn(Compare_CompareResult.NOT_EQUAL, "b"))).toBe(false);
+  });
+
+  it("emits watch events in revision order with prev_kv; deleting nothing writes nothing", () => {
+    const sm = new ConsensusStateMachine();
+    sm.apply(put("a", "1"));
+    const p = sm.apply(put("a", "2"));
+    expect(p.events[0]!.type).toBe(Event_EventType.PUT);
+    expect(s(p.events[0]!.prevKv!.value)).toBe("1");
+    const d = sm.apply(del("a", "\0", true));
+    expect(d.events.map((e) => [e.type, e.kv!.modRevision])).toEqual([
+      [Event_EventType.DELETE, 3n],
+    ]);
+    const none = sm.apply(del("zzz"));
+    expect([none.events.length, sm.revision]).toEqual([0, 3n]);
+  });
+});
+
+describe("ConsensusStateMachine: leases", () => {
+  it("revoking a lease deletes its keys in one revision; an unknown lease is NotFound", () => {
+    const sm = new ConsensusStateMachine();
+    const g = sm.apply(grant(10n, 1000n)).result.result;
+    const id = g.case === "leaseGrant" ? g.value.id : -1n;
+    expect(id).toBe(1n);
+    applyAll(sm, [put("a", "1", id), put("b", "1", id), put("c", "1")]);
+    expect(sm.leaseKeysOf(id).map(s)).toEqual(["a", "b"]);
+    const r = sm.apply(revoke(id));
+    expect(r.events.map((e) => s(e.kv!.key))).toEqual(["a", "b"]);
+    expect(sm.revision).toBe(4n);
+    expect(values(sm, "a", "\0")).toEqual(["c=1"]);
+    const bad = sm.apply(put("d", "1", id)).result.result;
+    expect(bad.case === "error" && bad.value.code).toBe(Code.NotFound);
+    expect(sm.revision).toBe(4n);
+  });
+
+  it("re-putting a key without a lease detaches it", () => {
+    const sm = new ConsensusStateMachine();
+    sm.apply(grant(10n, 0n, 7n));
+    applyAll(sm, [put("a", "1", 7n), put("a", "2")]);
+    sm.apply(revoke(7n));
+    expect(values(sm, "a")).toEqual(["a=2"]);
+  });
+
+  it("expires the leases due at the proposed time, each in its own revision, in id order", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [grant(5n, 0n, 2n), grant(1n, 0n, 1n), grant(60n, 0n, 3n)]);
+    applyAll(sm, [put("one", "x", 1n), put("two", "x", 2n), put("three", "x", 3n)]);
+    expect(sm.timeToLive(2n, 1n)).toBe(5n);
+    const r = sm.apply(expire(5000n));
+    expect(r.result.result.case === "expireLeases" && r.result.result.value.ids).toEqual([1n, 2n]);
+    expect(r.events.map((e) => [s(e.kv!.key), e.kv!.modRevision])).toEqual([
+      ["one", 4n],
+      ["two", 5n],
+    ]);
+    expect(sm.leases().map((l) => l.id)).toEqual([3n]);
+  });
+
+  it("renewal and a new leader's promotion give a full TTL from the proposed time", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [grant(10n, 0n, 1n), grant(10n, 0n, 2n)]);
+    sm.apply(renew(1n, 8000n));
+    expect(sm.apply(expire(10_000n)).result.result).toMatchObject({ value: { ids: [2n] } });
+    sm.apply(promote(15_000n));
+    expect(sm.timeToLive(1n, 15_000n)).toBe(10n);
+    expect(sm.apply(expire(24_999n)).result.result).toMatchObject({ value: { ids: [] } });
+  });
+
+  it("refuses a grant of an id in use with AlreadyExists and chooses unused ids for 0", () => {
+    const sm = new ConsensusStateMachine();
+    sm.apply(grant(10n, 0n, 1n));
+    const dup = sm.apply(grant(10n, 0n, 1n)).result.result;
+    expect(dup.case === "error" && dup.value.code).toBe(Code.AlreadyExists);
+    const auto = sm.apply(grant(10n, 0n)).result.result;
+    expect(auto.case === "leaseGrant" && auto.value.id).toBe(2n);
+  });
+});
+
+describe("ConsensusStateMachine: snapshots", () => {
+  it("restores an identical state that continues with identical revisions and results", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [
+      grant(10n, 0n),
+      put("a", "1", 1n),
+      put("b", "1"),
+      put("a", "2", 1n),
+      del("b"),
+      compact(3n),
+      put("c", "1"),
+    ]);
+    const bytes = sm.encode();
+    const copy = ConsensusStateMachine.restore(bytes);
+    expect(copy.encode()).toEqual(bytes);
+    expect(copy.revision).toBe(sm.revision);
+    expect(() => copy.range(range("a", "", 2n))).toThrow(/compacted/);
+    const next = [put("d", "1"), revoke(1n), grant(5n, 0n), cas("c", 6n, "2")];
+    expect(applyAll(copy, next)).toEqual(applyAll(sm, next));
+    expect(copy.encode()).toEqual(sm.encode());
+  });
+});
