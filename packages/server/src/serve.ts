@@ -18,6 +18,12 @@ import { createListener, type NodeHandler, type TlsOptions } from "./listener.ts
 import { createLogger, type Logger } from "./logger.ts";
 import { registerReflection } from "./reflection.ts";
 import { createRequestArrival } from "./request-arrival.ts";
+import {
+  createDecodeErrorGate,
+  refuseResponseFlags,
+  requestCompressions,
+  strictJson,
+} from "./request-errors.ts";
 
 export interface ServeOptions {
   /** Service name for logs, e.g. "quartet-worker". */
@@ -77,6 +83,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const unaryPaths = new Set<string>();
 
   const interceptors = [...serverInterceptors(limits), ...(options.interceptors ?? [])];
+  const decodeErrors = createDecodeErrorGate(options.auth && createAuthGate(options.auth));
   const rpc = connectNodeAdapter({
     routes: (router) => {
       options.routes(router);
@@ -89,7 +96,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
         if (kind === "unary" || kind === "server_streaming") singleMessagePaths.add(h.requestPath);
         if (kind === "unary") unaryPaths.add(h.requestPath);
       }
+      decodeErrors.learn(services);
+      refuseResponseFlags(router);
     },
+    jsonOptions: strictJson,
+    acceptCompression: requestCompressions,
     interceptors,
     readMaxBytes: limits.maxRequestBytes,
     writeMaxBytes: limits.maxResponseBytes,
@@ -97,7 +108,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     // No shutdownSignal: connect would link every call's signal to it (a listener and an
     // abort per call). Destroying the connections at the drain deadline aborts the calls
     // still running just as well.
-    ...(options.auth ? { requestGate: createAuthGate(options.auth) } : {}),
+    requestGate: decodeErrors.gate,
   });
   const registry = health!;
   const cors = createCors(options.corsOrigins ?? localhostOrigins);
