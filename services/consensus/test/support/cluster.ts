@@ -1,0 +1,128 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
+import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { LinkProxy } from "./link-proxy.ts";
+
+const mainTs = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
+export const clusterToken = "consensus-test-token-0123456789";
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A cluster of real member processes on loopback, each member reaching each other one
+ * through its own LinkProxy, so a test can cut and heal any link, and kill (SIGKILL) and
+ * restart any member on its data directory.
+ */
+export class TestCluster {
+  readonly ids: number[];
+  readonly ports = new Map<number, number>();
+  /** `${from}>${to}`: the proxy `from` reaches `to` through. */
+  readonly links = new Map<string, LinkProxy>();
+  readonly members = new Map<number, ServiceProcess>();
+  readonly dataDir: string;
+  private readonly clients = new Map<number, Client<typeof KVService>>();
+  private readonly extraArgs: string[];
+
+  private constructor(ids: number[], extraArgs: string[]) {
+    this.ids = ids;
+    this.extraArgs = extraArgs;
+    this.dataDir = mkdtempSync(join(tmpdir(), "quartet-consensus-"));
+  }
+
+  static async start(size = 3, extraArgs: string[] = []): Promise<TestCluster> {
+    const ids = Array.from({ length: size }, (_, i) => i + 1);
+    const c = new TestCluster(ids, extraArgs);
+    for (const id of ids) c.ports.set(id, await freePort());
+    for (const from of ids) {
+      for (const to of ids) {
+        if (from === to) continue;
+        c.links.set(
+          `${from}>${to}`,
+          await LinkProxy.start({ host: "127.0.0.1", port: c.ports.get(to)! }),
+        );
+      }
+    }
+    await Promise.all(ids.map((id) => c.startMember(id)));
+    return c;
+  }
+
+  /** Starts (or restarts) member `id` on its data directory. */
+  async startMember(id: number): Promise<ServiceProcess> {
+    const peers = this.ids
+      .map((other) =>
+        other === id
+          ? `${id}=http://127.0.0.1:${this.ports.get(id)}`
+          : `${other}=${this.links.get(`${id}>${other}`)!.url}`,
+      )
+      .join(",");
+    const member = await startServiceProcess(
+      mainTs,
+      [
+        "--id",
+        String(id),
+        "--peers",
+        peers,
+        "--data-dir",
+        join(this.dataDir, String(id)),
+        "--tick-ms",
+        "20",
+        ...this.extraArgs,
+      ],
+      { env: { QUARTET_CLUSTER_TOKEN: clusterToken, OTEL_SDK_DISABLED: "true" } },
+    );
+    this.members.set(id, member);
+    return member;
+  }
+
+  async kill(id: number): Promise<void> {
+    await this.members.get(id)?.kill("SIGKILL");
+    this.members.delete(id);
+  }
+
+  /** Cuts every link between the two groups (both directions). */
+  partition(a: number[], b: number[]): void {
+    for (const x of a) {
+      for (const y of b) {
+        this.links.get(`${x}>${y}`)?.cut();
+        this.links.get(`${y}>${x}`)?.cut();
+      }
+    }
+  }
+
+  heal(): void {
+    for (const link of this.links.values()) link.heal();
+  }
+
+  /** A client of member `id`'s KV service (gRPC over h2c, as other services call it). */
+  kv(id: number): Client<typeof KVService> {
+    let client = this.clients.get(id);
+    if (!client) {
+      client = createClient(
+        KVService,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${this.ports.get(id)}` }),
+      );
+      this.clients.set(id, client);
+    }
+    return client;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.members.values()].map((m) => m.kill("SIGKILL")));
+    this.members.clear();
+    await Promise.all([...this.links.values()].map((l) => l.close()));
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}
