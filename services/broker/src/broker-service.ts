@@ -95,10 +95,17 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   const replies = new ReplyInboxes();
 
   /**
-   * Authorizes one message to publish and returns it as routed: a reply to a reply alias goes
-   * to the requester's inbox (once); `_INBOX.` reply_to subjects belong to the broker.
+   * Authorizes one message to publish: a reply must go to a reply alias shown to `who` (see
+   * ReplyInboxes; `route` then sends it on); `_INBOX.` reply_to subjects belong to the broker.
+   * `replying` collects a batch's aliases, so one alias is answered once per batch too.
    */
-  function authorize(field: string, m: Message, tokens: readonly string[], who: Identity): Message {
+  function authorize(
+    field: string,
+    m: Message,
+    tokens: readonly string[],
+    who: Identity,
+    replying?: Set<string>,
+  ): void {
     if (m.replyTo !== "" && isInbox(m.replyTo)) {
       throw new ConnectError(
         `${field}.reply_to: _INBOX. subjects are the broker's reply inboxes; use Request, or a reply subject of your own`,
@@ -106,11 +113,20 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
       );
     }
     if (isInbox(m.subject)) {
-      return { ...m, subject: replies.resolve(`${field}.subject`, m.subject, who.key) };
-    }
-    if (!who.permissions.canPublish(tokens))
+      if (replying?.has(m.subject)) replies.refuse(`${field}.subject`, m.subject);
+      replies.check(`${field}.subject`, m.subject, who.key);
+      replying?.add(m.subject);
+    } else if (!who.permissions.canPublish(tokens)) {
       throw denied(`publish to ${JSON.stringify(m.subject)}`, who);
-    return m;
+    }
+  }
+
+  /** Publishes an authorized message: a reply goes to its requester's inbox, retiring the alias. */
+  function route(m: Message, tokens: readonly string[], who: Identity): number {
+    if (!isInbox(m.subject)) return pubsub.publish(m, tokens);
+    const inbox = replies.take(m.subject, who.key);
+    if (inbox === undefined) return 0;
+    return pubsub.publish({ ...m, subject: inbox }, literalSubject("message.subject", inbox));
   }
 
   /**
@@ -166,13 +182,11 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   ): number {
     checkBatch("messages", messages.length);
     const tokens = new Array<readonly string[]>(messages.length);
-    const routed = new Array<Message>(messages.length);
+    const replying = new Set<string>();
     for (let i = 0; i < messages.length; i++) {
       try {
         tokens[i] = check(messages[i]!);
-        routed[i] = authorize("message", messages[i]!, tokens[i]!, who);
-        if (routed[i] !== messages[i])
-          tokens[i] = literalSubject("message.subject", routed[i]!.subject);
+        authorize("message", messages[i]!, tokens[i]!, who, replying);
       } catch (e) {
         // Named here rather than per message: building field names is not free at 10,000.
         const err = ConnectError.from(e);
@@ -181,10 +195,11 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     }
     let delivered = 0;
     for (let i = 0; i < messages.length; i++) {
-      const m = routed[i]!;
-      delivered += pubsub.publish(
+      const m = messages[i]!;
+      delivered += route(
         toMessage(m.subject, m.payload, traced ? traced(m.headers) : m.headers, m.replyTo),
         tokens[i]!,
+        who,
       );
     }
     return delivered;
@@ -262,15 +277,10 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   return {
     publish(req, ctx) {
       const who = identities.of(ctx);
-      let tokens = check(req);
-      const m = authorize(
-        "message",
-        toMessage(req.subject, req.payload, callerTrace()(req.headers), req.replyTo),
-        tokens,
-        who,
-      );
-      if (m.subject !== req.subject) tokens = literalSubject("subject", m.subject);
-      return { delivered: pubsub.publish(m, tokens) };
+      const tokens = check(req);
+      const m = toMessage(req.subject, req.payload, callerTrace()(req.headers), req.replyTo);
+      authorize("message", m, tokens, who);
+      return { delivered: route(m, tokens, who) };
     },
 
     publishBatch(req, ctx) {

@@ -53,12 +53,22 @@ export class Identities {
   }) {
     let anonymousRules: PermissionRules | undefined;
     if (options.file) {
-      const parsed = credentialsFile.safeParse(JSON.parse(readFileSync(options.file, "utf8")));
+      const file = options.file;
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(file, "utf8"));
+      } catch (e) {
+        throw new Error(`credentials file ${file}: ${(e as Error).message}`);
+      }
+      const parsed = credentialsFile.safeParse(json);
       if (!parsed.success) {
-        throw new Error(`credentials file ${options.file}: ${z.prettifyError(parsed.error)}`);
+        throw new Error(`credentials file ${file}: ${z.prettifyError(parsed.error)}`);
       }
       for (const [i, entry] of parsed.data.identities.entries()) {
-        const permissions = new Permissions(entry.permissions, `identities[${i}].permissions`);
+        const permissions = new Permissions(
+          entry.permissions,
+          `credentials file ${file}: identities[${i}].permissions`,
+        );
         this.byDigest.push({
           digest: digest(entry.token),
           identity: { key: `id:${entry.name}`, name: entry.name, permissions, anonymous: false },
@@ -79,7 +89,7 @@ export class Identities {
       options.anonymous === "open"
         ? anon(Permissions.all())
         : options.anonymous === "restricted"
-          ? anon(new Permissions(anonymousRules!, "anonymous"))
+          ? anon(new Permissions(anonymousRules!, "credentials file: anonymous"))
           : undefined;
     this.admin = { key: "admin", name: "admin", permissions: Permissions.all(), anonymous: false };
     this.clusterDigest = options.clusterToken ? digest(options.clusterToken) : undefined;
@@ -117,6 +127,19 @@ export class Identities {
       "authorization: the bearer token is not one of this broker's credentials",
       Code.Unauthenticated,
     );
+  }
+}
+
+/** Identities for a broker process: a bad credentials file ends it with a message (exit 2). */
+export function loadIdentities(
+  options: ConstructorParameters<typeof Identities>[0],
+  name: string,
+): Identities {
+  try {
+    return new Identities(options);
+  } catch (e) {
+    process.stderr.write(`${name}: ${(e as Error).message}\n`);
+    process.exit(2);
   }
 }
 

@@ -10,7 +10,7 @@ import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { createAdminService } from "./admin-service.ts";
 import { createBrokerService } from "./broker-service.ts";
-import { Identities } from "./identity.ts";
+import { loadIdentities } from "./identity.ts";
 import { defaultBrokerLimits } from "./limits.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -101,11 +101,14 @@ for (const name of config.queues) {
 const closing = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => closing.abort());
 const deps = {
-  identities: new Identities({
+  identities: loadIdentities(
+    {
     ...(config.credentialsFile ? { file: config.credentialsFile } : {}),
     anonymous: config.anonymous,
     clusterToken: config.clusterToken,
-  }),
+    },
+    "quartet-broker",
+  ),
   closing: closing.signal,
   pubsub: new PubSub<Message>(),
   queues,

@@ -42,15 +42,27 @@ export class ReplyInboxes {
     return alias;
   }
 
-  /** The inbox a reply from `sender` to `subject` goes to; consumes the request's aliases. */
-  resolve(field: string, subject: string, sender: string): string {
+  /** Throws PermissionDenied unless `sender` may reply to `subject` now. */
+  check(field: string, subject: string, sender: string): void {
     const found = this.byAlias.get(subject);
-    if (!found || found.receiver !== sender) {
-      throw new ConnectError(
-        `${field}: ${JSON.stringify(subject.slice(0, 80))} is a reply inbox you were not delivered a request for, or its request was already answered; reply only to the reply_to of a request you received`,
-        Code.PermissionDenied,
-      );
-    }
+    if (!found || found.receiver !== sender) this.refuse(field, subject);
+  }
+
+  refuse(field: string, subject: string): never {
+    throw new ConnectError(
+      `${field}: ${JSON.stringify(subject.slice(0, 80))} is a reply inbox you were not delivered a request for, or its request was already answered; reply only once, to the reply_to of a request you received`,
+      Code.PermissionDenied,
+    );
+  }
+
+  /**
+   * The inbox a checked reply from `sender` to `subject` goes to, retiring the request's
+   * aliases; undefined when another alias of the request was answered since (one batch
+   * answering a request twice: the first reply wins).
+   */
+  take(subject: string, sender: string): string | undefined {
+    const found = this.byAlias.get(subject);
+    if (!found || found.receiver !== sender) return undefined;
     this.retire(found.request);
     return found.request.inbox;
   }

@@ -107,6 +107,37 @@ describe("identities from bearer tokens", () => {
     expect(await as(BOB, denyingBroker.url).publish("orders.x", text("x"))).toBe(0);
   });
 
+  it("--anonymous restricted gives clients without a token the file's anonymous rules", async () => {
+    const restricted = await startBroker([
+      "--credentials-file",
+      credentialsFile(),
+      "--anonymous",
+      "restricted",
+    ]);
+    try {
+      const anon = anonymous(restricted.url, "visitor");
+      const sub = await anon.subscribe("public.news");
+      sub.close();
+      expect((await refused(() => anon.subscribe("orders.>"))).code).toBe(Code.PermissionDenied);
+      const err = await refused(() => anon.publish("public.news", text("x")));
+      expect(err.code).toBe(Code.PermissionDenied);
+      expect(err.rawMessage).toContain('anonymous may not publish to "public.news"');
+    } finally {
+      await restricted.kill("SIGTERM");
+    }
+  });
+
+  it("a bad credentials file stops the broker at start with a message naming the field", async () => {
+    const file = join(dataDir(), "bad.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ identities: [{ name: "x", token: "short", permissions: {} }] }),
+    );
+    await expect(startBroker(["--credentials-file", file])).rejects.toThrow(
+      /credentials file .*bad\.json[\s\S]*identities\[0\]\.token/,
+    );
+  });
+
   it("publish and subscribe follow allow and deny lists (deny wins)", async () => {
     const alice = as(ALICE);
     for (const subject of ["orders.secret", "billing.x"]) {
@@ -230,6 +261,15 @@ describe("reply inboxes", () => {
     );
     expect(err.code).toBe(Code.PermissionDenied);
 
+    // Two replies in one batch: refused whole, and the alias stays good for one reply.
+    const twice = await refused(() =>
+      as(BOB).publishBatch([
+        { subject: req.replyTo, payload: text("paid") },
+        { subject: req.replyTo, payload: text("paid again") },
+      ]),
+    );
+    expect(twice.code).toBe(Code.PermissionDenied);
+    expect(twice.rawMessage).toMatch(/^messages\[1\]\.subject: /);
     await as(BOB).publish(req.replyTo, text("paid"));
     expect(str((await pending).payload)).toBe("paid");
     const again = await refused(() => as(BOB).publish(req.replyTo, text("paid twice")));
