@@ -35,16 +35,23 @@ export class TestCluster {
   readonly dataDir: string;
   private readonly clients = new Map<number, Client<typeof KVService>>();
   private readonly extraArgs: string[];
+  private readonly env: Record<string, string>;
 
-  private constructor(ids: number[], extraArgs: string[]) {
+  private constructor(ids: number[], extraArgs: string[], env: Record<string, string>) {
     this.ids = ids;
     this.extraArgs = extraArgs;
+    this.env = env;
     this.dataDir = mkdtempSync(join(tmpdir(), "quartet-consensus-"));
   }
 
-  static async start(size = 3, extraArgs: string[] = []): Promise<TestCluster> {
+  /** `env` is added to each member's (telemetry is off unless it says otherwise). */
+  static async start(
+    size = 3,
+    extraArgs: string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<TestCluster> {
     const ids = Array.from({ length: size }, (_, i) => i + 1);
-    const c = new TestCluster(ids, extraArgs);
+    const c = new TestCluster(ids, extraArgs, env);
     for (const id of ids) c.ports.set(id, await freePort());
     for (const from of ids) {
       for (const to of ids) {
@@ -81,7 +88,7 @@ export class TestCluster {
         "20",
         ...this.extraArgs,
       ],
-      { env: { QUARTET_CLUSTER_TOKEN: clusterToken, OTEL_SDK_DISABLED: "true" } },
+      { env: { QUARTET_CLUSTER_TOKEN: clusterToken, OTEL_SDK_DISABLED: "true", ...this.env } },
     );
     this.members.set(id, member);
     return member;
