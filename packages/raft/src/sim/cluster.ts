@@ -5,6 +5,7 @@ import { RawNode } from "../rawnode.ts";
 import { MemoryStorage } from "../storage.ts";
 import type {
   ConfChange,
+  Entry,
   Message,
   NodeId,
   ProposeResult,
@@ -29,8 +30,21 @@ export interface NetworkOptions {
 /** Raft settings the simulator passes to every node (ids and storage are its own). */
 export type SimRaftOptions = Omit<RaftConfig, "id" | "storage" | "rng" | "applied">;
 
+/**
+ * The replicated state machine a simulated node applies committed entries to. `hash` must be
+ * the rolling {@link hashEntry} over every applied entry (the safety checker compares it).
+ */
+export interface SimStateMachine {
+  /** Index of the last applied entry. */
+  applied: number;
+  hash: number;
+  apply(e: Entry): void;
+  /** The state as snapshot data. */
+  encode(): Uint8Array;
+}
+
 /** Options of a {@link Simulator}. */
-export interface SimOptions {
+export interface SimOptions<SM extends SimStateMachine = KvStateMachine> {
   /** Seeds every random choice: the same seed and calls replay the same run. */
   seed: number;
   /** Initial voters are nodes 1..nodes. Default 3. */
@@ -45,14 +59,19 @@ export interface SimOptions {
   snapshotEvery?: number;
   /** Entries kept before the snapshot index when compacting. Default 2. */
   keepEntries?: number;
+  /**
+   * Builds a node's state machine from snapshot data at `index` (empty data: the initial
+   * state). Default: the toy {@link KvStateMachine}.
+   */
+  stateMachine?: (index: number, data: Uint8Array) => SM;
 }
 
 /** One simulated server: durable storage, a RawNode while it runs, and its state machine. */
-export interface SimNode {
+export interface SimNode<SM extends SimStateMachine = KvStateMachine> {
   readonly id: NodeId;
   readonly storage: MemoryStorage;
   raw: RawNode | undefined;
-  kv: KvStateMachine;
+  kv: SM;
   up: boolean;
   incarnation: number;
   readyScheduled: boolean;
@@ -76,8 +95,8 @@ interface SimEvent {
  * and a seeded, faulty network. Every step is checked by a {@link SafetyChecker}; a broken
  * guarantee throws {@link SafetyViolation}.
  */
-export class Simulator {
-  readonly nodes = new Map<NodeId, SimNode>();
+export class Simulator<SM extends SimStateMachine = KvStateMachine> {
+  readonly nodes = new Map<NodeId, SimNode<SM>>();
   readonly checker = new SafetyChecker();
   readonly rng: Random;
   readonly seed: number;
@@ -99,8 +118,9 @@ export class Simulator {
   private readonly diskDelay: [number, number];
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
+  private readonly restoreStateMachine: (index: number, data: Uint8Array) => SM;
 
-  constructor(opts: SimOptions) {
+  constructor(opts: SimOptions<SM>) {
     this.seed = opts.seed;
     this.rng = seededRandom(opts.seed);
     this.raftOptions = opts.raft ?? {};
@@ -108,6 +128,9 @@ export class Simulator {
     this.diskDelay = opts.diskDelay ?? [0, 2];
     this.snapshotEvery = opts.snapshotEvery ?? 0;
     this.keepEntries = opts.keepEntries ?? 2;
+    this.restoreStateMachine =
+      opts.stateMachine ??
+      (KvStateMachine.restore as unknown as (index: number, data: Uint8Array) => SM);
     this.network = { dropRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: 5, ...opts.network };
     const n = opts.nodes ?? 3;
     const voters = Array.from({ length: n }, (_, i) => i + 1);
@@ -169,12 +192,12 @@ export class Simulator {
   }
 
   /** Adds a node with empty storage (not a member until a conf change adds it). */
-  addNode(id: NodeId): SimNode {
+  addNode(id: NodeId): SimNode<SM> {
     if (this.nodes.has(id)) return this.node(id);
     return this.createNode(id, new MemoryStorage());
   }
 
-  node(id: NodeId): SimNode {
+  node(id: NodeId): SimNode<SM> {
     const n = this.nodes.get(id);
     if (n === undefined) throw new Error(`no node ${id}`);
     return n;
@@ -189,7 +212,7 @@ export class Simulator {
 
   /** The running leader with the highest term, if any. */
   leader(): NodeId | undefined {
-    let best: SimNode | undefined;
+    let best: SimNode<SM> | undefined;
     for (const n of this.nodes.values()) {
       const r = n.raw?.raft;
       if (r === undefined || r.state !== "leader") continue;
@@ -307,12 +330,12 @@ export class Simulator {
 
   // ---- internals ----
 
-  private createNode(id: NodeId, storage: MemoryStorage): SimNode {
-    const n: SimNode = {
+  private createNode(id: NodeId, storage: MemoryStorage): SimNode<SM> {
+    const n: SimNode<SM> = {
       id,
       storage,
       raw: undefined,
-      kv: new KvStateMachine(),
+      kv: this.restoreStateMachine(0, new Uint8Array(0)),
       up: false,
       incarnation: 0,
       readyScheduled: false,
@@ -323,9 +346,9 @@ export class Simulator {
     return n;
   }
 
-  private start(n: SimNode): void {
+  private start(n: SimNode<SM>): void {
     const snap = n.storage.snapshot();
-    n.kv = KvStateMachine.restore(snap.metadata.index, snap.data);
+    n.kv = this.restoreStateMachine(snap.metadata.index, snap.data);
     n.raw = new RawNode({
       ...this.raftOptions,
       id: n.id,
@@ -349,7 +372,7 @@ export class Simulator {
   }
 
   /** Runs `fn` on node `n`, then checks it and schedules its Ready. */
-  private guard(n: SimNode, fn: () => void): void {
+  private guard(n: SimNode<SM>, fn: () => void): void {
     try {
       fn();
     } catch (err) {
@@ -359,7 +382,7 @@ export class Simulator {
     this.afterEvent(n);
   }
 
-  private afterEvent(n: SimNode): void {
+  private afterEvent(n: SimNode<SM>): void {
     if (!n.up || n.raw === undefined) return;
     this.checker.checkNode(n.id, n.raw.raft);
     if (!n.readyScheduled && n.raw.hasReady()) {
@@ -376,13 +399,13 @@ export class Simulator {
   }
 
   /** Persist, then send, then apply: the contract of a Ready. */
-  private handleReady(n: SimNode): void {
+  private handleReady(n: SimNode<SM>): void {
     const raw = n.raw!;
     const rd = raw.ready();
     const st = n.storage;
     if (rd.snapshot !== undefined) {
       st.applySnapshot(rd.snapshot);
-      n.kv = KvStateMachine.restore(rd.snapshot.metadata.index, rd.snapshot.data);
+      n.kv = this.restoreStateMachine(rd.snapshot.metadata.index, rd.snapshot.data);
       this.checker.onRestore(n.id, rd.snapshot.metadata.index, n.kv.hash);
     }
     if (rd.entries.length > 0) {
@@ -408,7 +431,7 @@ export class Simulator {
     this.maybeSnapshot(n);
   }
 
-  private maybeSnapshot(n: SimNode): void {
+  private maybeSnapshot(n: SimNode<SM>): void {
     if (this.snapshotEvery <= 0) return;
     const st = n.storage;
     const applied = n.kv.applied;

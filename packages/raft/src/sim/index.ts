@@ -10,6 +10,7 @@ export {
   type SimNode,
   type SimOptions,
   type SimRaftOptions,
+  type SimStateMachine,
   Simulator,
 } from "./cluster.ts";
 export { EventQueue } from "./event-queue.ts";
