@@ -38,7 +38,7 @@ const member = await startMember({
   logger,
   tickMs: config.tickMs,
   snapshotEntries: config.snapshotEntries,
-  service: createConsensusService({ clusterId, self: config.id, peers }),
+  service: createConsensusService({ clusterId, self: config.id, peers, logger }),
   serve: {
     ...serveOptionsFrom({ ...config, port: config.port ?? Number(new URL(self).port) }),
     telemetry,

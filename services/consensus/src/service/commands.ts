@@ -1,0 +1,100 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import {
+  type Command,
+  type CommandResult,
+  CommandSchema,
+} from "@quartet/proto/quartet/consensus/v1/internal_pb";
+import {
+  type ResponseHeader,
+  ResponseHeaderSchema,
+} from "@quartet/proto/quartet/consensus/v1/kv_pb";
+import type { RaftNode } from "../node/raft-node.ts";
+import { StateError } from "../state/errors.ts";
+import type { LeaderRouter } from "./leader-router.ts";
+
+type Op = NonNullable<Command["op"]["case"]>;
+
+/**
+ * Turns a request into a Command in the Raft log and the state machine's result back into
+ * the response, with the header every response carries. Time enters commands here, as the
+ * proposing member's clock (`now_ms`), so applying them stays deterministic.
+ */
+export class CommandWriter {
+  private readonly clusterId: bigint;
+  private readonly node: RaftNode;
+  private readonly router: LeaderRouter;
+  private readonly nowMs: () => number;
+
+  constructor(options: {
+    clusterId: bigint;
+    node: RaftNode;
+    router: LeaderRouter;
+    nowMs?: () => number;
+  }) {
+    this.clusterId = options.clusterId;
+    this.node = options.node;
+    this.router = options.router;
+    this.nowMs = options.nowMs ?? Date.now;
+  }
+
+  header(revision: bigint): ResponseHeader {
+    return create(ResponseHeaderSchema, {
+      clusterId: this.clusterId,
+      memberId: BigInt(this.node.id),
+      revision,
+      raftTerm: BigInt(this.node.status().term),
+    });
+  }
+
+  /**
+   * Proposes `value` as the `op` command and answers with the state machine's result (and a
+   * header); a member that does not lead forwards the call with `forward` instead.
+   */
+  write<R>(
+    ctx: HandlerContext,
+    op: Op,
+    value: unknown,
+    forward: (leader: number) => Promise<R>,
+  ): Promise<R> {
+    return this.router.write(
+      ctx,
+      this.encode(op, value),
+      (r) => {
+        const { value: res, revision } = resultOf(r as CommandResult, op);
+        return { ...(res as object), header: this.header(revision) } as R;
+      },
+      forward,
+    );
+  }
+
+  /** A command of the member's own (lease expiry, promotion): proposed only if it leads. */
+  async propose(op: Op, value: unknown): Promise<CommandResult> {
+    return (await this.node.propose(this.encode(op, value))) as CommandResult;
+  }
+
+  private encode(op: Op, value: unknown): Uint8Array {
+    const command = create(CommandSchema, {
+      nowMs: BigInt(this.nowMs()),
+      op: { case: op, value } as Command["op"],
+    });
+    return toBinary(CommandSchema, command);
+  }
+}
+
+/** The value of the result's `op` case, or the refusal the state machine recorded. */
+function resultOf(r: CommandResult, op: Op): { value: unknown; revision: bigint } {
+  const result = r.result;
+  if (result.case === "error") {
+    throw new ConnectError(result.value.message, result.value.code as Code);
+  }
+  if (result.case !== op) {
+    throw new ConnectError(`the state machine answered ${result.case} to ${op}`, Code.Internal);
+  }
+  return { value: result.value, revision: r.revision };
+}
+
+/** A read refused by the state machine, as the Connect error the caller gets. */
+export function asConnectError(e: unknown): unknown {
+  return e instanceof StateError ? new ConnectError(e.message, e.code) : e;
+}

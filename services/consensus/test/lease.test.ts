@@ -1,0 +1,77 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
+import { afterEach, describe, expect, it } from "vitest";
+import { TestCluster } from "./support/cluster.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+function leases(c: TestCluster, id: number) {
+  return createClient(
+    LeaseService,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
+  );
+}
+
+async function eventually<T>(fn: () => Promise<T>, attempts = 300): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
+const exists = async (c: TestCluster, via: number, key: string) =>
+  (await c.kv(via).range({ key: enc(key) }, { timeoutMs: 2000 })).kvs.length === 1;
+
+describe("leases", () => {
+  it("keep their keys while kept alive, and delete them when they expire", async () => {
+    cluster = await TestCluster.start();
+    const c = cluster;
+    const { id } = await eventually(() =>
+      leases(c, 1).leaseGrant({ ttl: 1n }, { timeoutMs: 2000 }),
+    );
+    await c.kv(2).put({ key: enc("session"), value: enc("alive"), lease: id });
+    // Renewed through several TTLs, the key stays.
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      await leases(c, 3).leaseKeepAliveOnce({ id });
+    }
+    expect(await exists(c, 1, "session")).toBe(true);
+    // No more renewals: the leader expires the lease through the log, the key goes.
+    while (await exists(c, 2, "session")) await new Promise((r) => setTimeout(r, 100));
+    const ttl = await leases(c, 1).leaseTimeToLive({ id });
+    expect(ttl.ttl).toBe(-1n);
+  }, 60_000);
+
+  it("survive an election: the new leader gives every lease a full TTL again", async () => {
+    cluster = await TestCluster.start();
+    const c = cluster;
+    const { id } = await eventually(() =>
+      leases(c, 1).leaseGrant({ ttl: 2n }, { timeoutMs: 2000 }),
+    );
+    const put = await c.kv(1).put({ key: enc("owned"), value: enc("x"), lease: id });
+    const leader = Number(put.header?.memberId);
+    await leases(c, 1).leaseKeepAliveOnce({ id });
+    const renewedAt = performance.now();
+    // The leader dies and the other two cannot elect one until 1.5 s after the last renewal.
+    await c.kill(leader);
+    const [a, b] = c.ids.filter((m) => m !== leader) as [number, number];
+    c.partition([a], [b]);
+    await new Promise((r) => setTimeout(r, 1500 - (performance.now() - renewedAt)));
+    c.heal();
+    // 2.6 s after the last renewal the lease's old deadline has passed; the new leader gave
+    // it a full 2 s from its election (at >= 1.5 s), so the key is still there.
+    await new Promise((r) => setTimeout(r, 2600 - (performance.now() - renewedAt)));
+    expect(await eventually(() => exists(c, a, "owned"))).toBe(true);
+  }, 60_000);
+});
