@@ -3,7 +3,7 @@ import { CommandSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import type { Entry } from "@quartet/raft";
 import { hashEntry, type SimStateMachine } from "@quartet/raft/sim";
 import { ConsensusStateMachine } from "../../src/state/state-machine.ts";
-import { summarize } from "./summary.ts";
+import { kvText, plainKv, summarize } from "./summary.ts";
 
 /** What the first replica to apply an index produced; later replicas must produce the same. */
 export interface AppliedRecord {
@@ -11,6 +11,8 @@ export interface AppliedRecord {
   data: Uint8Array;
   /** The summarized result (normal entries with a command only). */
   result: string | undefined;
+  /** The summarized watch events the entry produced. */
+  events: string;
   /** The state machine's snapshot bytes after the entry. */
   state: Uint8Array;
 }
@@ -27,6 +29,8 @@ export class AppliedLog {
     }
     if (first.result !== rec.result)
       throw new Error(`${node} index ${index}: result ${rec.result} != ${first.result}`);
+    if (first.events !== rec.events)
+      throw new Error(`${node} index ${index}: events ${rec.events} != ${first.events}`);
     if (Buffer.compare(first.state, rec.state) !== 0)
       throw new Error(`${node} index ${index}: state differs from the first replica's`);
   }
@@ -72,12 +76,22 @@ export class SimConsensusStateMachine implements SimStateMachine {
     this.applied = e.index;
     this.hash = hashEntry(this.hash, e);
     let result: string | undefined;
-    if (e.type === "normal" && e.data.byteLength > 0)
-      result = summarize(this.sm.apply(fromBinary(CommandSchema, e.data)).result);
+    let events = "";
+    if (e.type === "normal" && e.data.byteLength > 0) {
+      const applied = this.sm.apply(fromBinary(CommandSchema, e.data));
+      result = summarize(applied.result);
+      events = applied.events
+        .map(
+          (ev) =>
+            `${ev.type} ${kvText(ev.kv && plainKv(ev.kv))} ${kvText(ev.prevKv && plainKv(ev.prevKv))}`,
+        )
+        .join(";");
+    }
     this.log.check("a replica", e.index, {
       term: e.term,
       data: e.data,
       result,
+      events,
       state: this.sm.encode(),
     });
   }
