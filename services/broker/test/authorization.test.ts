@@ -5,7 +5,7 @@ import type { Message, ReceiveResponse } from "@quartet/proto/quartet/broker/v1/
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BrokerClient } from "../src/client.ts";
-import { dataDir, startBroker, str, text } from "./brokers.ts";
+import { dataDir, refused, startBroker, str, text } from "./brokers.ts";
 
 const ALICE = "alice-token-0123456789abcdef";
 const BOB = "bob-token-0123456789abcdef0";
@@ -78,15 +78,6 @@ async function next(sub: { messages: AsyncIterable<Message> }): Promise<Message>
   const result = await sub.messages[Symbol.asyncIterator]().next();
   if (result.done) throw new Error("the subscription ended");
   return result.value;
-}
-
-async function refused(call: () => Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call();
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error("the call was accepted");
 }
 
 async function nextDeliveries(stream: AsyncIterator<ReceiveResponse>) {

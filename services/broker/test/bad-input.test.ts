@@ -1,8 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BrokerClient } from "../src/client.ts";
-import { client, dataDir, startBroker, take, text } from "./brokers.ts";
+import { client, dataDir, refused, startBroker, take, text } from "./brokers.ts";
 
 let broker: ServiceProcess;
 beforeAll(async () => {
@@ -20,15 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker?.kill("SIGTERM");
 });
-
-async function refused(call: () => Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call();
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  throw new Error("the call was accepted");
-}
 
 describe("bad input gets the right code and message, and changes nothing", () => {
   it("empty and invalid subjects are InvalidArgument naming the token", async () => {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ConnectError } from "@connectrpc/connect";
 import {
   type ServiceProcess,
   type StartOptions,
@@ -68,4 +69,14 @@ export async function take<T>(iterable: AsyncIterable<T>, n: number): Promise<T[
     if (out.length >= n) break;
   }
   return out;
+}
+
+/** The error a call that must be refused failed with; fails the test if it was accepted. */
+export async function refused(call: () => Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call();
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  throw new Error("the call was accepted");
 }
