@@ -5,7 +5,14 @@ import {
   BrokerService,
   type Message,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
-import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
+import {
+  createLogger,
+  loadClusterToken,
+  loadConfig,
+  serve,
+  serveOptionsFrom,
+  serverSettings,
+} from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { createAdminService } from "./admin-service.ts";
@@ -100,12 +107,13 @@ for (const name of config.queues) {
 // clients reconnect elsewhere.
 const closing = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => closing.abort());
+const clusterToken = loadClusterToken(config, "quartet-broker");
 const deps = {
   identities: loadIdentities(
     {
-    ...(config.credentialsFile ? { file: config.credentialsFile } : {}),
-    anonymous: config.anonymous,
-    clusterToken: config.clusterToken,
+      ...(config.credentialsFile ? { file: config.credentialsFile } : {}),
+      anonymous: config.anonymous,
+      clusterToken,
     },
     "quartet-broker",
   ),
@@ -129,7 +137,7 @@ const server = await serve({
   logger,
   telemetry,
   auth: {
-    token: config.clusterToken,
+    token: clusterToken,
     protects: (procedure) => procedure.startsWith(`/${BrokerAdminService.typeName}/`),
   },
   routes: (router) => {
