@@ -1,4 +1,5 @@
 export { type AuthOptions, createAuthGate } from "./auth.ts";
+export { endCallWithError } from "./call-error.ts";
 export {
   ClusterTokenError,
   type ClusterTokenSources,
@@ -18,7 +19,7 @@ export {
 export { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
 export { HealthRegistry, ServingStatus } from "./health.ts";
 export { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
-export type { TlsOptions } from "./listener.ts";
+export type { NodeHandler, TlsOptions } from "./listener.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { registerReflection } from "./reflection.ts";
 export {
@@ -28,3 +29,4 @@ export {
   serveOptionsFrom,
   serverInterceptors,
 } from "./serve.ts";
+export { TokenBucket } from "./token-bucket.ts";

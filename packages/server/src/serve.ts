@@ -46,6 +46,11 @@ export interface ServeOptions {
   logger?: Logger;
   /** Extra interceptors, inside the tracing interceptor (which applies the call limit too). */
   interceptors?: Interceptor[];
+  /**
+   * Answers requests for paths no registered procedure serves (a gateway proxies them);
+   * they still pass the listener's limits, CORS and /metrics. Default: 404.
+   */
+  fallback?: NodeHandler;
 }
 
 export interface Server {
@@ -109,6 +114,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     // abort per call). Destroying the connections at the drain deadline aborts the calls
     // still running just as well.
     requestGate: decodeErrors.gate,
+    ...(options.fallback ? { fallback: options.fallback as never } : {}),
   });
   const registry = health!;
   const cors = createCors(options.corsOrigins ?? localhostOrigins);

@@ -1,0 +1,93 @@
+import { type PickerKind, pickerKinds } from "@quartet/balancer";
+import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
+import { startTelemetry } from "@quartet/telemetry";
+import { z } from "zod";
+import { methodCatalog } from "./methods.ts";
+import { createProxy } from "./proxy.ts";
+import { Route } from "./route.ts";
+import { parseRoutes } from "./routes-config.ts";
+
+const config = loadConfig({
+  name: "quartet-balancer",
+  summary: "the gateway: proxies Connect, gRPC and gRPC-Web calls to the services' endpoints",
+  settings: {
+    ...serverSettings,
+    port: {
+      schema: z.coerce.number().int().min(0).max(65535).default(8080),
+      help: "TCP port; 0 picks a free one.",
+    },
+    route: {
+      schema: z.string().optional(),
+      help: "Static routes: service=url[,url...], several separated by ';'.",
+      example: "quartet.worker.v1.WorkerService=http://127.0.0.1:7201,http://127.0.0.1:7202",
+    },
+    routesFile: {
+      schema: z.string().optional(),
+      help: 'JSON file of routes: [{"service","endpoints":[url],"picker"?,"hashHeader"?,"timeoutMs"?,"healthCheck"?}].',
+    },
+    picker: {
+      schema: z.enum(pickerKinds as [PickerKind, ...PickerKind[]]).default("round_robin"),
+      help: "Default picker of each route.",
+    },
+    hashHeader: {
+      schema: z.string().min(1).optional(),
+      help: "Request header keying ring_hash and maglev picks.",
+    },
+    routeTimeoutMs: {
+      schema: z.coerce.number().int().min(1).default(30_000),
+      help: "Cap on any call's duration through a route, whatever deadline the caller set.",
+    },
+    maxAttempts: {
+      schema: z.coerce.number().int().min(1).max(10).default(3),
+      help: "Endpoints one call may try (retries only when safe).",
+    },
+    rateLimit: {
+      schema: z.coerce.number().min(0).default(0),
+      help: "Calls per second each client may make (0: unlimited); past it, ResourceExhausted.",
+    },
+    rateBurst: {
+      schema: z.coerce.number().int().min(1).optional(),
+      help: "Token bucket size per client (default: one second's worth of --rate-limit).",
+    },
+    rateKeyHeader: {
+      schema: z.string().min(1).optional(),
+      help: "Key clients by this request header instead of their address.",
+    },
+  },
+});
+
+const telemetry = startTelemetry({ serviceName: "quartet-balancer" });
+const logger = createLogger("quartet-balancer");
+const routes = new Map<string, Route>();
+for (const r of parseRoutes(config.route, config.routesFile, {
+  picker: config.picker,
+  timeoutMs: config.routeTimeoutMs,
+  ...(config.hashHeader ? { hashHeader: config.hashHeader } : {}),
+})) {
+  routes.set(r.service, new Route(r));
+}
+const proxy = createProxy({
+  routes,
+  methods: methodCatalog(),
+  maxRequestBytes: config.maxRequestBytes,
+  maxAttempts: config.maxAttempts,
+  ...(config.rateLimit > 0
+    ? {
+        rateLimit: {
+          perSecond: config.rateLimit,
+          burst: config.rateBurst ?? Math.max(1, Math.ceil(config.rateLimit)),
+          ...(config.rateKeyHeader ? { keyHeader: config.rateKeyHeader.toLowerCase() } : {}),
+        },
+      }
+    : {}),
+});
+const server = await serve({
+  ...serveOptionsFrom(config),
+  name: "quartet-balancer",
+  logger,
+  telemetry,
+  routes: () => {},
+  fallback: proxy,
+});
+logger.info({ routes: [...routes.keys()] }, "routes");
+server.closeOnSignals();

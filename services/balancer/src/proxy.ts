@@ -1,0 +1,424 @@
+import type http from "node:http";
+import http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeFromHttpStatus, codeFromString } from "@connectrpc/connect/protocol-connect";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { hashString, type Lease } from "@quartet/balancer";
+import { endCallWithError, type NodeHandler, TokenBucket } from "@quartet/server";
+import type { MethodInfo } from "./methods.ts";
+import type { Route } from "./route.ts";
+
+type Request = http.IncomingMessage | http2.Http2ServerRequest;
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+
+export interface ProxyOptions {
+  routes: ReadonlyMap<string, Route>;
+  methods: ReadonlyMap<string, MethodInfo>;
+  /** Largest request the gateway holds to be able to retry it. */
+  maxRequestBytes: number;
+  maxAttempts: number;
+  rateLimit?: { perSecond: number; burst: number; keyHeader?: string };
+}
+
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "http2-settings",
+  "te",
+]);
+
+const tracer = trace.getTracer("@quartet/balancer-service");
+
+/** What one attempt on one endpoint came to. */
+type Outcome =
+  | { kind: "answered"; error: ConnectError | undefined }
+  | { kind: "failed"; error: ConnectError; retryable: boolean };
+
+/**
+ * The gateway's proxy: picks an endpoint of the route named by the path's service, forwards
+ * the request (headers rewritten, body as bytes) over h2c and streams the answer back.
+ */
+export function createProxy(options: ProxyOptions): NodeHandler {
+  const buckets = new Map<string, TokenBucket>();
+  const limited = (req: Request): boolean => {
+    const limit = options.rateLimit;
+    if (!limit) return false;
+    const header = limit.keyHeader && req.headers[limit.keyHeader];
+    const key = typeof header === "string" ? `h:${header}` : `a:${req.socket?.remoteAddress}`;
+    let bucket = buckets.get(key);
+    if (!bucket) {
+      if (buckets.size > 100_000) buckets.clear();
+      buckets.set(
+        key,
+        (bucket = new TokenBucket(limit.burst, (limit.burst / limit.perSecond) * 1000)),
+      );
+    }
+    return !bucket.take();
+  };
+
+  return (req, res) => {
+    const url = req.url ?? "/";
+    const path = url.split("?", 1)[0]!;
+    const match = /^\/([A-Za-z_][\w.]*)\/([A-Za-z_]\w*)$/.exec(path);
+    const route = match ? options.routes.get(match[1]!) : undefined;
+    if (!route) {
+      const known = [...options.routes.keys()].join(", ") || "none";
+      endCallWithError(
+        req,
+        res,
+        new ConnectError(
+          match
+            ? `the gateway has no route for service ${match[1]}; known routes: ${known}`
+            : `${path} is not a procedure path (/package.Service/Method); known routes: ${known}`,
+          Code.Unimplemented,
+        ),
+      );
+      return;
+    }
+    if (limited(req)) {
+      endCallWithError(
+        req,
+        res,
+        new ConnectError(
+          "rate limit of this client spent at the gateway; slow down and retry",
+          Code.ResourceExhausted,
+        ),
+      );
+      return;
+    }
+    const parent = propagation.extract(context.active(), req.headers);
+    const span = tracer.startSpan(
+      `gateway ${path.slice(1)}`,
+      { kind: SpanKind.SERVER, attributes: { "rpc.service": route.config.service } },
+      parent,
+    );
+    void forward(
+      req,
+      res,
+      route,
+      options.methods.get(path),
+      options,
+      trace.setSpan(parent, span),
+    ).then((error) => {
+      if (error) span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      span.end();
+    });
+  };
+}
+
+async function forward(
+  req: Request,
+  res: Response,
+  route: Route,
+  method: MethodInfo | undefined,
+  options: ProxyOptions,
+  ctx: ReturnType<typeof context.active>,
+): Promise<ConnectError | undefined> {
+  const start = performance.now();
+  const timeoutMs = Math.min(requestedTimeoutMs(req) ?? Infinity, route.config.timeoutMs);
+  const deadline = start + timeoutMs;
+  const aborted = new AbortController();
+  res.once("close", () => aborted.abort());
+  const timer = setTimeout(() => aborted.abort("deadline"), timeoutMs);
+  const fail = (error: ConnectError) => {
+    clearTimeout(timer);
+    endCallWithError(req, res, error);
+    return error;
+  };
+
+  // A single-message request (or a GET) is held whole, so it can be sent again.
+  let body: Buffer | undefined;
+  if (req.method === "GET") body = Buffer.alloc(0);
+  else if (method?.singleRequest) {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > options.maxRequestBytes + 5)
+          return fail(
+            new ConnectError(
+              `request body is larger than ${options.maxRequestBytes} bytes`,
+              Code.ResourceExhausted,
+            ),
+          );
+        chunks.push(chunk);
+      }
+    } catch {
+      return fail(new ConnectError("the request ended before its body arrived", Code.Canceled));
+    }
+    body = Buffer.concat(chunks);
+  }
+
+  const keyHeader = route.config.hashHeader && req.headers[route.config.hashHeader];
+  const hash = typeof keyHeader === "string" ? hashString(keyHeader) : undefined;
+  const tried = new Set<Lease["endpoint"]>();
+  let last: ConnectError | undefined;
+  for (let attempt = 0; attempt < options.maxAttempts; attempt++) {
+    if (aborted.signal.aborted) break;
+    const lease = route.pool.pick(hash, tried);
+    if (!lease) break;
+    tried.add(lease.endpoint);
+    const upstream = route.upstream(lease.endpoint);
+    const leaseStart = performance.now();
+    const finish = (error: ConnectError | undefined) => {
+      route.pool.release(lease, error);
+      route
+        .figures(lease.endpoint.id)
+        .record(
+          performance.now() - leaseStart,
+          error !== undefined && error.code !== Code.Canceled,
+          Date.now(),
+        );
+    };
+    let session: http2.ClientHttp2Session;
+    try {
+      if (!upstream) throw new Error("endpoint removed");
+      session = await upstream.session();
+    } catch (e) {
+      // Nothing was sent: any call may go to another endpoint.
+      last = new ConnectError(
+        `backend ${lease.endpoint.address} of ${route.config.service} cannot be reached: ${(e as Error).message}`,
+        Code.Unavailable,
+      );
+      finish(last);
+      continue;
+    }
+    const outcome = await exchange(
+      req,
+      res,
+      session,
+      lease.endpoint.address,
+      body,
+      method,
+      deadline,
+      aborted.signal,
+      ctx,
+    );
+    if (outcome.kind === "answered") {
+      finish(outcome.error);
+      clearTimeout(timer);
+      return outcome.error;
+    }
+    finish(outcome.error);
+    last = outcome.error;
+    if (!outcome.retryable) break;
+  }
+  if (aborted.signal.aborted) {
+    return fail(
+      aborted.signal.reason === "deadline"
+        ? new ConnectError(
+            `deadline of ${Math.round(timeoutMs)} ms passed at the gateway (caller's deadline or the route's cap of ${route.config.timeoutMs} ms)`,
+            Code.DeadlineExceeded,
+          )
+        : new ConnectError("the caller cancelled", Code.Canceled),
+    );
+  }
+  return fail(
+    last ??
+      new ConnectError(
+        `no healthy endpoint for ${route.config.service} (${route.pool.endpoints().length} known, all unhealthy, ejected, drained or already tried)`,
+        Code.Unavailable,
+      ),
+  );
+}
+
+/**
+ * Sends the call to one backend and relays its answer. A unary answer is held whole before
+ * it is relayed, so a backend lost under it leaves the call free to go elsewhere.
+ */
+function exchange(
+  req: Request,
+  res: Response,
+  session: http2.ClientHttp2Session,
+  address: string,
+  body: Buffer | undefined,
+  method: MethodInfo | undefined,
+  deadline: number,
+  signal: AbortSignal,
+  ctx: ReturnType<typeof context.active>,
+): Promise<Outcome> {
+  const headers = requestHeaders(req, deadline, ctx);
+  const holdAnswer =
+    method?.method.methodKind === "unary" || (req.method === "GET" && method !== undefined);
+  // Retrying is safe when the method has no side effects and the request is held.
+  const idempotent = body !== undefined && method?.idempotent === true;
+  return new Promise<Outcome>((resolve) => {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: body !== undefined && body.length === 0 });
+    } catch (e) {
+      resolve({
+        kind: "failed",
+        error: new ConnectError(`backend ${address}: ${(e as Error).message}`, Code.Unavailable),
+        retryable: body !== undefined,
+      });
+      return;
+    }
+    let responseHeaders: http2.IncomingHttpHeaders | undefined;
+    let trailers: http2.IncomingHttpHeaders = {};
+    let ended = false;
+    let committed = false;
+    const held: Buffer[] = [];
+    const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
+    signal.addEventListener("abort", onAbort, { once: true });
+    stream.on("error", () => {});
+    if (body !== undefined) {
+      if (body.length > 0) stream.end(body);
+    } else {
+      (req as NodeJS.ReadableStream).pipe(stream);
+      req.on("error", () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    }
+    const commit = () => {
+      committed = true;
+      writeHead(res, Number(responseHeaders![":status"]), clean(responseHeaders!));
+    };
+    stream.on("response", (h) => {
+      responseHeaders = h;
+      if (!holdAnswer) commit();
+    });
+    stream.on("data", (chunk: Buffer) => {
+      if (committed) (res as http.ServerResponse).write(chunk);
+      else held.push(chunk);
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+    });
+    stream.on("end", () => {
+      ended = true;
+    });
+    stream.on("close", () => {
+      signal.removeEventListener("abort", onAbort);
+      if (signal.aborted && !ended) {
+        resolve({
+          kind: "failed",
+          error: new ConnectError("aborted", Code.DeadlineExceeded),
+          retryable: false,
+        });
+        return;
+      }
+      if (ended && responseHeaders) {
+        const error = statusOf(responseHeaders, trailers, held);
+        if (!committed && idempotent && error?.code === Code.Unavailable) {
+          resolve({ kind: "failed", error, retryable: true });
+          return;
+        }
+        if (!committed) commit();
+        for (const chunk of held) (res as http.ServerResponse).write(chunk);
+        const t = clean(trailers);
+        if (Object.keys(t).length > 0) res.addTrailers(t);
+        res.end();
+        resolve({ kind: "answered", error });
+        return;
+      }
+      const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+      const error = new ConnectError(
+        `backend ${address} ${responseHeaders ? "reset the stream mid-response" : "closed the stream before answering"} (HTTP/2 code ${stream.rstCode})`,
+        Code.Unavailable,
+      );
+      if (committed) {
+        endCallWithError(req, res, error);
+        resolve({ kind: "answered", error });
+        return;
+      }
+      resolve({ kind: "failed", error, retryable: body !== undefined && (refused || idempotent) });
+    });
+  });
+}
+
+function requestHeaders(
+  req: Request,
+  deadline: number,
+  ctx: ReturnType<typeof context.active>,
+): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {
+    ":method": req.method ?? "POST",
+    ":path": req.url ?? "/",
+  };
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;
+    out[name] = value;
+  }
+  const type = String(req.headers["content-type"] ?? "");
+  if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web"))
+    out.te = "trailers";
+  const remaining = Math.max(1, Math.floor(deadline - performance.now()));
+  if (Number.isFinite(deadline)) {
+    if (type.startsWith("application/grpc")) out["grpc-timeout"] = `${remaining}m`;
+    else {
+      delete out["grpc-timeout"];
+      out["connect-timeout-ms"] = String(remaining);
+    }
+  }
+  const forwardedFor = req.socket?.remoteAddress;
+  if (forwardedFor) out["x-forwarded-for"] = forwardedFor;
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  Object.assign(out, carrier);
+  return out;
+}
+
+/** The call's outcome as the backend told it, for the endpoint's breaker and figures. */
+function statusOf(
+  headers: http2.IncomingHttpHeaders,
+  trailers: http2.IncomingHttpHeaders,
+  body: Buffer[],
+): ConnectError | undefined {
+  const grpc = trailers["grpc-status"] ?? headers["grpc-status"];
+  if (grpc !== undefined) {
+    const code = Number(grpc);
+    return code === 0
+      ? undefined
+      : new ConnectError(
+          String(trailers["grpc-message"] ?? headers["grpc-message"] ?? ""),
+          code as Code,
+        );
+  }
+  const status = Number(headers[":status"]);
+  if (status === 200) return undefined;
+  let code = codeFromHttpStatus(status);
+  try {
+    const parsed = JSON.parse(Buffer.concat(body).toString()) as {
+      code?: string;
+      message?: string;
+    };
+    code = (parsed.code && codeFromString(parsed.code)) || code;
+    return new ConnectError(parsed.message ?? "", code);
+  } catch {
+    return new ConnectError(`HTTP ${status}`, code);
+  }
+}
+
+function clean(headers: http2.IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function writeHead(
+  res: Response,
+  status: number,
+  headers: Record<string, string | string[]>,
+): void {
+  (res as http.ServerResponse).writeHead(status, headers);
+}
+
+function requestedTimeoutMs(req: Request): number | undefined {
+  const grpc = req.headers["grpc-timeout"];
+  if (typeof grpc === "string") {
+    const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
+    if (!m) return undefined;
+    const unit = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[m[2] as "H"];
+    return Number(m[1]) * unit;
+  }
+  const connect = req.headers["connect-timeout-ms"];
+  if (typeof connect === "string" && /^\d{1,10}$/.test(connect)) return Number(connect);
+  return undefined;
+}

@@ -1,0 +1,140 @@
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  ActiveHealthCheck,
+  createPicker,
+  type Endpoint,
+  type EndpointAddress,
+  EndpointPool,
+  type PickerKind,
+  type Resolver,
+  systemClock,
+} from "@quartet/balancer";
+import { Upstream } from "./upstream.ts";
+
+/** How one service is reached: set from flags or a JSON file (a registry resolver later). */
+export interface RouteConfig {
+  /** Fully qualified service name, e.g. quartet.worker.v1.WorkerService. */
+  service: string;
+  /** Where its endpoints come from: a static list now, the consensus registry later. */
+  resolver: Resolver;
+  picker: PickerKind;
+  /** Request header whose value keys ring_hash / maglev picks. */
+  hashHeader?: string;
+  /** No call through this route lasts longer than this, whatever deadline the caller set. */
+  timeoutMs: number;
+  /** Active grpc.health.v1 checks of each endpoint (default true). */
+  healthCheck?: boolean;
+}
+
+const windowMs = 10_000;
+const latencySamples = 1024;
+
+/** Per-endpoint figures the gateway keeps beside the pool's: recent latencies and rate. */
+class EndpointFigures {
+  readonly latencies = new Float64Array(latencySamples);
+  count = 0;
+  errors = 0;
+  readonly finishedAt: number[] = [];
+
+  record(ms: number, failed: boolean, now: number): void {
+    this.latencies[this.count % latencySamples] = ms;
+    this.count++;
+    if (failed) this.errors++;
+    this.finishedAt.push(now);
+    while (this.finishedAt.length > 0 && this.finishedAt[0]! < now - windowMs)
+      this.finishedAt.shift();
+  }
+
+  rps(now: number): number {
+    return this.finishedAt.filter((t) => t >= now - windowMs).length / (windowMs / 1000);
+  }
+
+  percentile(p: number): number {
+    const n = Math.min(this.count, latencySamples);
+    if (n === 0) return 0;
+    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    return sorted[Math.min(n - 1, Math.floor(p * n))]!;
+  }
+}
+
+/** One service's endpoints: pool (picker, health, one breaker each), connections, figures. */
+export class Route {
+  readonly config: RouteConfig;
+  readonly pool: EndpointPool;
+  readonly #upstreams = new Map<Endpoint, Upstream>();
+  readonly #checks = new Map<Endpoint, ActiveHealthCheck>();
+  readonly #figures = new Map<string, EndpointFigures>();
+  readonly #drained = new Set<string>();
+  #resolved: readonly EndpointAddress[] = [];
+  readonly #unsubscribe: () => void;
+
+  constructor(config: RouteConfig) {
+    this.config = config;
+    this.pool = new EndpointPool({
+      picker: createPicker(config.picker),
+      onAdded: (endpoint) => {
+        this.#upstreams.set(endpoint, new Upstream(endpoint.address));
+        if (config.healthCheck === false) return;
+        const transport = createGrpcTransport({ baseUrl: endpoint.address });
+        const check = new ActiveHealthCheck(transport, {}, systemClock, (serving, reason) =>
+          this.pool.setServing(endpoint, serving, reason),
+        );
+        this.#checks.set(endpoint, check);
+        check.start();
+      },
+      onRemoved: (endpoint) => {
+        void this.#checks.get(endpoint)?.stop();
+        this.#checks.delete(endpoint);
+        const upstream = this.#upstreams.get(endpoint);
+        this.#upstreams.delete(endpoint);
+        // Calls still running finish on their connection: close() lets them end.
+        upstream?.close();
+      },
+    });
+    this.#unsubscribe = config.resolver.subscribe((list) => {
+      this.#resolved = list;
+      this.#apply();
+    });
+  }
+
+  upstream(endpoint: Endpoint): Upstream | undefined {
+    return this.#upstreams.get(endpoint);
+  }
+
+  figures(id: string): EndpointFigures {
+    let f = this.#figures.get(id);
+    if (!f) {
+      f = new EndpointFigures();
+      this.#figures.set(id, f);
+    }
+    return f;
+  }
+
+  /** Stops new calls to an endpoint; its running calls finish. False when it is unknown. */
+  drain(id: string, drained: boolean): boolean {
+    if (!this.#resolved.some((a) => (a.id ?? a.address) === id)) return false;
+    if (drained) this.#drained.add(id);
+    else this.#drained.delete(id);
+    this.#apply();
+    return true;
+  }
+
+  isDrained(id: string): boolean {
+    return this.#drained.has(id);
+  }
+
+  resolved(): readonly EndpointAddress[] {
+    return this.#resolved;
+  }
+
+  #apply(): void {
+    this.pool.setEndpoints(this.#resolved.filter((a) => !this.#drained.has(a.id ?? a.address)));
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    await Promise.all([...this.#checks.values()].map((c) => c.stop()));
+    for (const u of this.#upstreams.values()) u.close();
+    this.pool.close();
+  }
+}
