@@ -52,10 +52,9 @@ export function createProxy(options: ProxyOptions): NodeHandler {
     let bucket = buckets.get(key);
     if (!bucket) {
       if (buckets.size > 100_000) buckets.clear();
-      buckets.set(
-        key,
-        (bucket = new TokenBucket(limit.burst, (limit.burst / limit.perSecond) * 1000)),
-      );
+      // Bounded above: a crowd of addresses cannot grow the table without end.
+      bucket = new TokenBucket(limit.burst, (limit.burst / limit.perSecond) * 1000);
+      buckets.set(key, bucket);
     }
     return !bucket.take();
   };
