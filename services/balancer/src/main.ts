@@ -1,9 +1,13 @@
+import { readFileSync } from "node:fs";
 import { type PickerKind, pickerKinds } from "@quartet/balancer";
 import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { methodCatalog } from "./methods.ts";
+import { openApiPage } from "./openapi-page.ts";
 import { createProxy } from "./proxy.ts";
+import { createRestHandler, sendRestNotFound } from "./rest.ts";
+import { restRules } from "./rest-rules.ts";
 import { Route } from "./route.ts";
 import { parseRoutes } from "./routes-config.ts";
 
@@ -66,9 +70,39 @@ for (const r of parseRoutes(config.route, config.routesFile, {
 })) {
   routes.set(r.service, new Route(r));
 }
+const methods = methodCatalog();
+const rules = restRules(methods);
+const rest = createRestHandler({
+  rules,
+  routes,
+  maxRequestBytes: config.maxRequestBytes,
+  maxAttempts: config.maxAttempts,
+});
+// Generated at build time by scripts/openapi.ts (npm run generate), committed.
+const openApiJson = readFileSync(new URL("./openapi.json", import.meta.url));
 const proxy = createProxy({
   routes,
-  methods: methodCatalog(),
+  methods,
+  rest: (req, res) => {
+    const path = req.url?.split("?", 1)[0];
+    if (req.method === "GET" && path === "/openapi.json") {
+      (res as import("node:http").ServerResponse).writeHead(200, {
+        "content-type": "application/json",
+      });
+      res.end(openApiJson);
+      return true;
+    }
+    if (req.method === "GET" && (path === "/openapi" || path === "/openapi.html")) {
+      (res as import("node:http").ServerResponse).writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+      });
+      res.end(openApiPage);
+      return true;
+    }
+    return rest(req, res);
+  },
+  notFound: (req, res) =>
+    sendRestNotFound(res, req.method ?? "", req.url?.split("?", 1)[0] ?? "/", rules),
   maxRequestBytes: config.maxRequestBytes,
   maxAttempts: config.maxAttempts,
   ...(config.rateLimit > 0

@@ -18,6 +18,10 @@ export interface ProxyOptions {
   maxRequestBytes: number;
   maxAttempts: number;
   rateLimit?: { perSecond: number; burst: number; keyHeader?: string };
+  /** The REST tier: true when it took the request. */
+  rest?: (req: Request, res: Response) => boolean;
+  /** Answers a path that is neither REST nor RPC (404 naming the REST routes). */
+  notFound?: (req: Request, res: Response) => void;
 }
 
 const hopByHop = new Set([
@@ -62,7 +66,21 @@ export function createProxy(options: ProxyOptions): NodeHandler {
   return (req, res) => {
     const url = req.url ?? "/";
     const path = url.split("?", 1)[0]!;
-    const match = /^\/([A-Za-z_][\w.]*)\/([A-Za-z_]\w*)$/.exec(path);
+    // A procedure path's service is fully qualified (has a dot); /v1/compute is REST.
+    const match = /^\/([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\/([A-Za-z_]\w*)$/.exec(path);
+    if (!match && limited(req)) {
+      endCallWithError(
+        req,
+        res,
+        new ConnectError(
+          "rate limit of this client spent at the gateway; slow down and retry",
+          Code.ResourceExhausted,
+        ),
+      );
+      return;
+    }
+    if (!match && options.rest?.(req, res)) return;
+    if (!match && options.notFound) return options.notFound(req, res);
     const route = match ? options.routes.get(match[1]!) : undefined;
     if (!route) {
       const known = [...options.routes.keys()].join(", ") || "none";

@@ -1,4 +1,6 @@
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import {
   ActiveHealthCheck,
   createPicker,
@@ -62,6 +64,7 @@ export class Route {
   readonly config: RouteConfig;
   readonly pool: EndpointPool;
   readonly #upstreams = new Map<Endpoint, Upstream>();
+  readonly #transports = new Map<Endpoint, Transport>();
   readonly #checks = new Map<Endpoint, ActiveHealthCheck>();
   readonly #figures = new Map<string, EndpointFigures>();
   readonly #drained = new Set<string>();
@@ -87,6 +90,7 @@ export class Route {
         this.#checks.delete(endpoint);
         const upstream = this.#upstreams.get(endpoint);
         this.#upstreams.delete(endpoint);
+        this.#transports.delete(endpoint);
         // Calls still running finish on their connection: close() lets them end.
         upstream?.close();
       },
@@ -99,6 +103,54 @@ export class Route {
 
   upstream(endpoint: Endpoint): Upstream | undefined {
     return this.#upstreams.get(endpoint);
+  }
+
+  /**
+   * One unary call (for the REST tier) on an endpoint of this route, retried elsewhere when
+   * the method is idempotent and the endpoint is Unavailable.
+   */
+  async unary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    message: MessageShape<I>,
+    headers: Headers,
+    signal: AbortSignal,
+    maxAttempts: number,
+    idempotent: boolean,
+  ): Promise<MessageShape<O>> {
+    const tried = new Set<Endpoint>();
+    let last: ConnectError | undefined;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const lease = this.pool.pick(undefined, tried);
+      if (!lease) break;
+      tried.add(lease.endpoint);
+      let transport = this.#transports.get(lease.endpoint);
+      if (!transport) {
+        transport = createConnectTransport({ baseUrl: lease.endpoint.address, httpVersion: "2" });
+        this.#transports.set(lease.endpoint, transport);
+      }
+      const started = performance.now();
+      try {
+        const res = await transport.unary(
+          method,
+          signal,
+          this.config.timeoutMs,
+          headers,
+          message,
+          undefined,
+        );
+        this.pool.release(lease);
+        this.figures(lease.endpoint.id).record(performance.now() - started, false, Date.now());
+        return res.message;
+      } catch (e) {
+        last = ConnectError.from(e);
+        this.pool.release(lease, last);
+        this.figures(lease.endpoint.id).record(performance.now() - started, true, Date.now());
+        if (!(idempotent && last.code === Code.Unavailable)) throw last;
+      }
+    }
+    throw (
+      last ?? new ConnectError(`no healthy endpoint for ${this.config.service}`, Code.Unavailable)
+    );
   }
 
   figures(id: string): EndpointFigures {
