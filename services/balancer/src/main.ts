@@ -1,8 +1,17 @@
 import { readFileSync } from "node:fs";
 import { type PickerKind, pickerKinds } from "@quartet/balancer";
-import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
+import { BalancerAdminService } from "@quartet/proto/quartet/balancer/v1/admin_pb";
+import {
+  createLogger,
+  loadClusterToken,
+  loadConfig,
+  serve,
+  serveOptionsFrom,
+  serverSettings,
+} from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
+import { createAdminService } from "./admin-service.ts";
 import { methodCatalog } from "./methods.ts";
 import { openApiPage } from "./openapi-page.ts";
 import { createProxy } from "./proxy.ts";
@@ -62,6 +71,7 @@ const config = loadConfig({
 
 const telemetry = startTelemetry({ serviceName: "quartet-balancer" });
 const logger = createLogger("quartet-balancer");
+const clusterToken = loadClusterToken(config, "quartet-balancer");
 const routes = new Map<string, Route>();
 for (const r of parseRoutes(config.route, config.routesFile, {
   picker: config.picker,
@@ -120,7 +130,11 @@ const server = await serve({
   name: "quartet-balancer",
   logger,
   telemetry,
-  routes: () => {},
+  routes: (router) => router.service(BalancerAdminService, createAdminService(routes)),
+  auth: {
+    token: clusterToken,
+    protects: (procedure) => procedure.startsWith(`/${BalancerAdminService.typeName}/`),
+  },
   fallback: proxy,
 });
 logger.info({ routes: [...routes.keys()] }, "routes");

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 
 const workerEntry = fileURLToPath(new URL("../../worker/src/main.ts", import.meta.url));
-const gatewayEntry = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+export const gatewayEntry = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 
 /** A real worker process on a free loopback port. */
 export function startWorker(id: string, args: string[] = []): Promise<ServiceProcess> {
