@@ -13,3 +13,12 @@ export function startWorker(id: string, args: string[] = []): Promise<ServicePro
 export function startGateway(args: string[]): Promise<ServiceProcess> {
   return startServiceProcess(gatewayEntry, ["--port", "0", ...args]);
 }
+
+const brokerEntry = fileURLToPath(new URL("../../broker/src/main.ts", import.meta.url));
+
+/** A real broker process (in-memory) on a free loopback port. */
+export function startBroker(): Promise<ServiceProcess> {
+  return startServiceProcess(brokerEntry, ["--port", "0"], {
+    env: { QUARTET_CLUSTER_TOKEN: "streaming-test-token-0123456789" },
+  });
+}
