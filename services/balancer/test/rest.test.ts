@@ -60,6 +60,25 @@ describe("the REST tier", () => {
     expect(JSON.parse(typed.body).message).toContain("iterations");
   });
 
+  it("GET /v1/compute/{input} takes the path variable and query parameters", async () => {
+    const res = await curl([`${gateway.url}/v1/compute/hello%20world?iterations=0`]);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).digest).toBe(
+      createHash("sha256").update("hello world").digest("hex"),
+    );
+    const more = await curl([`${gateway.url}/v1/compute/x?iterations=2`]);
+    expect(JSON.parse(more.body).iterations).toBe(2);
+  });
+
+  it("a query parameter of the wrong type or unknown is 400 naming it", async () => {
+    const typed = await curl([`${gateway.url}/v1/compute/x?iterations=lots`]);
+    expect(typed.status).toBe(400);
+    expect(JSON.parse(typed.body).message).toContain("iterations");
+    const unknown = await curl([`${gateway.url}/v1/compute/x?speed=fast`]);
+    expect(unknown.status).toBe(400);
+    expect(JSON.parse(unknown.body).message).toContain('"speed"');
+  });
+
   it("an unknown path is 404 naming the REST routes", async () => {
     const res = await curl([`${gateway.url}/v1/nothing`]);
     expect(res.status).toBe(404);

@@ -400,7 +400,8 @@ export declare const WorkerService: GenService<{
    * Compute hashes `input` with SHA-256 and re-hashes the digest `iterations` more times,
    * after any injected fault.
    * Free of side effects, so it can also be called with HTTP GET.
-   * REST: POST /v1/compute with the request as the JSON body.
+   * REST: POST /v1/compute with the request as the JSON body, or
+   * GET /v1/compute/{input}?iterations=N.
    *
    * @generated from rpc quartet.worker.v1.WorkerService.Compute
    */
