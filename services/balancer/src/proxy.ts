@@ -236,7 +236,11 @@ async function forward(
     );
   }
   return fail(
-    last ??
+    (last &&
+      new ConnectError(
+        `${route.config.service}: ${last.rawMessage} (tried ${tried.size} endpoint(s))`,
+        last.code,
+      )) ??
       new ConnectError(
         `no healthy endpoint for ${route.config.service} (${route.pool.endpoints().length} known, all unhealthy, ejected, drained or already tried)`,
         Code.Unavailable,
@@ -318,7 +322,9 @@ function exchange(
         });
         return;
       }
-      if (ended && responseHeaders) {
+      // Node may end a stream the peer reset; only a clean close is a whole answer.
+      const wholeAnswer = ended && (stream.rstCode ?? 0) === http2.constants.NGHTTP2_NO_ERROR;
+      if (wholeAnswer && responseHeaders) {
         const error = statusOf(responseHeaders, trailers, held);
         if (!committed && idempotent && error?.code === Code.Unavailable) {
           resolve({ kind: "failed", error, retryable: true });
