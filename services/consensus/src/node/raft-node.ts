@@ -193,6 +193,11 @@ export class RaftNode {
     this.schedule();
   }
 
+  /** Whether this member leads now (cheaper than status()). */
+  isLeader(): boolean {
+    return this.raw.raft.state === "leader";
+  }
+
   status(): Status {
     return this.raw.status();
   }

@@ -25,16 +25,20 @@ export class CommandWriter {
   private readonly node: RaftNode;
   private readonly router: LeaderRouter;
   private readonly nowMs: () => number;
+  private readonly validate: (command: Command) => void;
 
   constructor(options: {
     clusterId: bigint;
     node: RaftNode;
     router: LeaderRouter;
+    /** Refuses a bad command before it takes a log entry (throws a ConnectError). */
+    validate: (command: Command) => void;
     nowMs?: () => number;
   }) {
     this.clusterId = options.clusterId;
     this.node = options.node;
     this.router = options.router;
+    this.validate = options.validate;
     this.nowMs = options.nowMs ?? Date.now;
   }
 
@@ -57,28 +61,31 @@ export class CommandWriter {
     value: unknown,
     forward: (leader: number) => Promise<R>,
   ): Promise<R> {
+    const command = this.command(op, value);
     return this.router.write(
       ctx,
-      this.encode(op, value),
+      toBinary(CommandSchema, command),
       (r) => {
         const { value: res, revision } = resultOf(r as CommandResult, op);
         return { ...(res as object), header: this.header(revision) } as R;
       },
       forward,
+      () => this.validate(command),
     );
   }
 
   /** A command of the member's own (lease expiry, promotion): proposed only if it leads. */
   async propose(op: Op, value: unknown): Promise<CommandResult> {
-    return (await this.node.propose(this.encode(op, value))) as CommandResult;
+    return (await this.node.propose(
+      toBinary(CommandSchema, this.command(op, value)),
+    )) as CommandResult;
   }
 
-  private encode(op: Op, value: unknown): Uint8Array {
-    const command = create(CommandSchema, {
+  private command(op: Op, value: unknown): Command {
+    return create(CommandSchema, {
       nowMs: BigInt(this.nowMs()),
       op: { case: op, value } as Command["op"],
     });
-    return toBinary(CommandSchema, command);
   }
 }
 

@@ -1,8 +1,10 @@
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
+import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import type { NodeId } from "@quartet/raft";
 import type { Logger } from "@quartet/server";
 import type { ReplicatedService } from "../node/member.ts";
+import { validateCommand } from "../state/validate.ts";
 import { CommandWriter } from "./commands.ts";
 import { ForwardingClients } from "./forwarding.ts";
 import { createKvService } from "./kv-service.ts";
@@ -10,6 +12,8 @@ import { LeaderRouter } from "./leader-router.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 import { createLeaseService } from "./lease-service.ts";
 import { ReplicatedState } from "./replicated-state.ts";
+import { WatchHub } from "./watch-hub.ts";
+import { createWatchService } from "./watch-service.ts";
 
 export interface ConsensusServiceOptions {
   clusterId: bigint;
@@ -21,7 +25,8 @@ export interface ConsensusServiceOptions {
 
 /** The consensus service's replicated state and public RPCs, for startMember. */
 export function createConsensusService(options: ConsensusServiceOptions): ReplicatedService {
-  const state = new ReplicatedState();
+  const hub = new WatchHub();
+  const state = new ReplicatedState(hub);
   const forwarding = new ForwardingClients(options.self, options.peers);
   let router: LeaderRouter | undefined;
   let leases: LeaseKeeper | undefined;
@@ -29,11 +34,17 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
     stateMachine: state,
     routes(r, node) {
       router = new LeaderRouter(node);
-      const writer = new CommandWriter({ clusterId: options.clusterId, node, router });
+      const writer = new CommandWriter({
+        clusterId: options.clusterId,
+        node,
+        router,
+        validate: (command) => validateCommand(command, state.current),
+      });
       leases = new LeaseKeeper({ writer, state, logger: options.logger });
       const deps = { writer, router, state, forwarding };
       r.service(KVService, createKvService(deps));
       r.service(LeaseService, createLeaseService(deps));
+      r.service(WatchService, createWatchService({ writer, state, hub }));
     },
     onRoleChange(status) {
       router?.leaderChanged();

@@ -1,5 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
+import { validateRange } from "../state/validate.ts";
 import { asConnectError, type CommandWriter } from "./commands.ts";
 import type { ForwardingClients } from "./forwarding.ts";
 import type { LeaderRouter } from "./leader-router.ts";
@@ -46,8 +47,10 @@ export function createKvService(deps: KvServiceDeps): ServiceImpl<typeof KVServi
       });
     },
     async range(req, ctx) {
+      // After the barrier: this member's state then holds every revision the leader had.
       if (!req.serializable) await router.readBarrier(ctx);
       const sm = state.current;
+      validateRange(req, sm);
       try {
         const res = sm.range(req);
         return { ...res, header: writer.header(sm.revision) };

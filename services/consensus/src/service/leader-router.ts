@@ -28,16 +28,20 @@ export class LeaderRouter {
 
   /**
    * Proposes `data` here when this member leads; otherwise calls `forward(leaderId)` (once).
-   * Resolves with the state machine's result, or the forwarded call's response.
+   * Resolves with the state machine's result, or the forwarded call's response. `check`
+   * runs before proposing on the leader, whose state holds every acknowledged write (a
+   * follower's may lag, so checks against state belong there).
    */
   async write<R>(
     ctx: HandlerContext,
     data: Uint8Array,
     fromResult: (result: unknown) => R,
     forward: (leader: NodeId) => Promise<R>,
+    check: () => void = () => {},
   ): Promise<R> {
     for (;;) {
       try {
+        if (this.node.isLeader()) check();
         return fromResult(await this.node.propose(data, ctx.signal));
       } catch (e) {
         if (e instanceof ProposalDroppedError) continue;

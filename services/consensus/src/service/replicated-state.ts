@@ -4,17 +4,23 @@ import type { Event } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import type { StateMachine } from "../node/raft-node.ts";
 import { ConsensusStateMachine } from "../state/state-machine.ts";
 
+/** Told of the events each applied command produced, and of a jump to a snapshot. */
+export interface StateListener {
+  publish(events: readonly Event[], revision: bigint): void;
+  reset(revision: bigint): void;
+}
+
 /**
  * Adapts the pure ConsensusStateMachine to the Raft node: log entries are encoded Commands,
  * a snapshot is the state machine's canonical encoding, and the watch events each applied
- * command produces go to `onEvents` (the watch hub) in revision order.
+ * command produces go to the listener (the watch hub) in revision order.
  */
 export class ReplicatedState implements StateMachine {
   private sm = new ConsensusStateMachine();
-  private readonly onEvents: (events: Event[], revision: bigint) => void;
+  private readonly listener: StateListener | undefined;
 
-  constructor(onEvents: (events: Event[], revision: bigint) => void = () => {}) {
-    this.onEvents = onEvents;
+  constructor(listener?: StateListener) {
+    this.listener = listener;
   }
 
   /** The current state, for reads (never mutate it). */
@@ -24,7 +30,7 @@ export class ReplicatedState implements StateMachine {
 
   apply(_index: number, data: Uint8Array): CommandResult {
     const applied = this.sm.apply(fromBinary(CommandSchema, data));
-    if (applied.events.length > 0) this.onEvents(applied.events, this.sm.revision);
+    if (applied.events.length > 0) this.listener?.publish(applied.events, this.sm.revision);
     return applied.result;
   }
 
@@ -35,5 +41,6 @@ export class ReplicatedState implements StateMachine {
   restore(_index: number, data: Uint8Array): void {
     this.sm =
       data.byteLength === 0 ? new ConsensusStateMachine() : ConsensusStateMachine.restore(data);
+    this.listener?.reset(this.sm.revision);
   }
 }

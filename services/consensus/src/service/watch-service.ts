@@ -1,0 +1,30 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
+import type { CommandWriter } from "./commands.ts";
+import type { ReplicatedState } from "./replicated-state.ts";
+import type { WatchHub } from "./watch-hub.ts";
+
+/** How often a watch that asked for progress notifications gets one when nothing changes. */
+const progressMs = 5_000;
+
+/**
+ * quartet.consensus.v1.WatchService: the first response (no events) says the watch is live
+ * and at which revision; then batches of events in revision order, each event once.
+ */
+export function createWatchService(deps: {
+  writer: CommandWriter;
+  state: ReplicatedState;
+  hub: WatchHub;
+}): ServiceImpl<typeof WatchService> {
+  const { writer, state, hub } = deps;
+  return {
+    async *watch(req, ctx) {
+      const sm = state.current;
+      const events = hub.watch(sm, req, ctx.signal, req.progressNotify ? progressMs : undefined);
+      yield { header: writer.header(sm.revision) };
+      for await (const batch of events) {
+        yield { header: writer.header(state.current.revision), events: batch };
+      }
+    },
+  };
+}
