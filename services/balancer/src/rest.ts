@@ -10,8 +10,11 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { matchRule, type RestRule } from "./rest-rules.ts";
 import type { Route } from "./route.ts";
+
+const tracer = trace.getTracer("@quartet/balancer-service");
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -53,9 +56,20 @@ export function createRestHandler(options: RestOptions) {
     const url = new URL(req.url ?? "/", "http://gateway");
     const match = matchRule(options.rules, req.method ?? "", url.pathname);
     if (!match) return false;
-    void transcode(req, res, url, match.rule, match.variables, options).catch((e: unknown) =>
-      sendError(res, ConnectError.from(e)),
+    const parent = propagation.extract(context.active(), req.headers);
+    const span = tracer.startSpan(
+      `gateway ${match.rule.verb} ${match.rule.template}`,
+      { kind: SpanKind.SERVER, attributes: { "rpc.method": match.rule.method.name } },
+      parent,
     );
+    const ctx = trace.setSpan(parent, span);
+    void transcode(req, res, url, match.rule, match.variables, options, ctx)
+      .catch((e: unknown) => {
+        const error = ConnectError.from(e);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+        sendError(res, error);
+      })
+      .finally(() => span.end());
     return true;
   };
 }
@@ -72,6 +86,7 @@ async function transcode(
   rule: RestRule,
   variables: Map<string, string>,
   options: RestOptions,
+  ctx: ReturnType<typeof context.active>,
 ): Promise<void> {
   const input = rule.method.input;
   const json: JsonObject = {};
@@ -128,10 +143,12 @@ async function transcode(
   const controller = new AbortController();
   res.once("close", () => controller.abort());
   const headers = new Headers();
-  for (const name of ["authorization", "traceparent", "tracestate", "baggage"]) {
-    const v = req.headers[name];
-    if (typeof v === "string") headers.set(name, v);
-  }
+  const auth = req.headers.authorization;
+  if (typeof auth === "string") headers.set("authorization", auth);
+  // The backend call is a child of the gateway's span; baggage passes through.
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  for (const [name, value] of Object.entries(carrier)) headers.set(name, value);
   const answer = await route.unary(
     rule.method,
     message,

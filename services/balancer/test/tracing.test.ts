@@ -38,13 +38,19 @@ describe("tracing through the gateway", () => {
     }
     const spans = await receiver.waitForSpans(
       (all) =>
-        all.filter((s) => s.traceId === traceId && s.name.endsWith("/Compute")).length >= 2 &&
-        all.some((s) => s.traceId === traceId && s.name.startsWith("gateway ")),
+        all.filter(
+          (s) => s.traceId === traceId && s.name.endsWith("/Compute") && s.kind === "server",
+        ).length >= 2 &&
+        all.filter((s) => s.traceId === traceId && s.name.startsWith("gateway ")).length >= 2,
     );
     const inTrace = spans.filter((s) => s.traceId === traceId);
-    const gatewaySpan = inTrace.find((s) => s.name.startsWith("gateway "));
-    expect(gatewaySpan?.parentSpanId).toBe(callerSpan);
-    const workerSpans = inTrace.filter((s) => s.name.endsWith("/Compute"));
-    expect(workerSpans.map((s) => s.parentSpanId)).toContain(gatewaySpan!.spanId);
+    // One gateway span for the RPC call, one for the REST call; each is the worker's parent.
+    const gatewaySpans = inTrace.filter((s) => s.name.startsWith("gateway "));
+    expect(gatewaySpans.map((s) => s.parentSpanId)).toEqual([callerSpan, callerSpan]);
+    const workerParents = inTrace
+      .filter((s) => s.name === "quartet.worker.v1.WorkerService/Compute")
+      .map((s) => s.parentSpanId)
+      .sort();
+    expect(workerParents).toEqual(gatewaySpans.map((s) => s.spanId).sort());
   });
 });
