@@ -28,7 +28,7 @@ export interface RouteConfig {
   healthCheck?: boolean;
 }
 
-const windowMs = 10_000;
+const windowSeconds = 10;
 const latencySamples = 1024;
 
 /** Per-endpoint figures the gateway keeps beside the pool's: recent latencies and rate. */
@@ -36,25 +36,36 @@ class EndpointFigures {
   readonly latencies = new Float64Array(latencySamples);
   count = 0;
   errors = 0;
-  readonly finishedAt: number[] = [];
+  // Calls finished per second, for the last windowSeconds seconds (a ring by second).
+  readonly #perSecond = new Float64Array(windowSeconds);
+  readonly #second = new Float64Array(windowSeconds);
 
   record(ms: number, failed: boolean, now: number): void {
     this.latencies[this.count % latencySamples] = ms;
     this.count++;
     if (failed) this.errors++;
-    this.finishedAt.push(now);
-    while (this.finishedAt.length > 0 && this.finishedAt[0]! < now - windowMs)
-      this.finishedAt.shift();
+    const second = Math.floor(now / 1000);
+    const slot = second % windowSeconds;
+    if (this.#second[slot] !== second) {
+      this.#second[slot] = second;
+      this.#perSecond[slot] = 0;
+    }
+    this.#perSecond[slot]!++;
   }
 
   rps(now: number): number {
-    return this.finishedAt.filter((t) => t >= now - windowMs).length / (windowMs / 1000);
+    const current = Math.floor(now / 1000);
+    let calls = 0;
+    for (let i = 0; i < windowSeconds; i++) {
+      if (current - this.#second[i]! < windowSeconds) calls += this.#perSecond[i]!;
+    }
+    return calls / windowSeconds;
   }
 
   percentile(p: number): number {
     const n = Math.min(this.count, latencySamples);
     if (n === 0) return 0;
-    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    const sorted = this.latencies.slice(0, n).sort();
     return sorted[Math.min(n - 1, Math.floor(p * n))]!;
   }
 }

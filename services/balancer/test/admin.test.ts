@@ -47,6 +47,7 @@ describe("the admin API", () => {
       expect(e.errors).toBe(0n);
       expect(e.breakerState).toBe("closed");
       expect(e.p99Ms).toBeGreaterThan(0);
+      expect(e.rps).toBeGreaterThan(0);
     }
   });
 
