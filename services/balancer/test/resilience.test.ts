@@ -117,6 +117,38 @@ describe("gateway resilience against real workers", () => {
     expect((await client.compute({}, as("bob"))).workerId).toBe("rl");
   }, 60_000);
 
+  it("ring_hash keyed by a header sends each key to one endpoint", async () => {
+    const workers = await track(
+      Promise.all([startWorker("h1"), startWorker("h2"), startWorker("h3")]),
+    );
+    const gateway = await track(
+      startGateway([
+        "--route",
+        `${service}=${workers.map((w) => w.url).join(",")}`,
+        "--picker",
+        "ring_hash",
+        "--hash-header",
+        "x-user",
+      ]),
+    );
+    const client = createClient(
+      WorkerService,
+      createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }),
+    );
+    const homes = new Map<string, Set<string>>();
+    for (let round = 0; round < 3; round++) {
+      for (let user = 0; user < 12; user++) {
+        const res = await client.compute({}, { headers: { "x-user": `user-${user}` } });
+        const set = homes.get(`user-${user}`) ?? new Set<string>();
+        set.add(res.workerId);
+        homes.set(`user-${user}`, set);
+      }
+    }
+    for (const set of homes.values()) expect(set.size).toBe(1);
+    // 12 keys over 3 endpoints: more than one endpoint gets keys.
+    expect(new Set([...homes.values()].flatMap((s) => [...s])).size).toBeGreaterThan(1);
+  }, 60_000);
+
   it("no endpoint that can be reached: Unavailable naming the service", async () => {
     const gateway = await track(startGateway(["--route", `${service}=http://127.0.0.1:1`]));
     const client = createClient(
