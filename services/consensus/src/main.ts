@@ -38,7 +38,13 @@ const member = await startMember({
   logger,
   tickMs: config.tickMs,
   snapshotEntries: config.snapshotEntries,
-  service: createConsensusService({ clusterId, self: config.id, peers, logger }),
+  service: createConsensusService({
+    clusterId,
+    self: config.id,
+    peers,
+    logger,
+    dataDir: config.dataDir,
+  }),
   serve: {
     ...serveOptionsFrom({ ...config, port: config.port ?? Number(new URL(self).port) }),
     telemetry,

@@ -1,3 +1,4 @@
+import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
 import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
@@ -11,6 +12,7 @@ import { createKvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 import { createLeaseService } from "./lease-service.ts";
+import { createClusterService, createMaintenanceService } from "./maintenance-service.ts";
 import { ReplicatedState } from "./replicated-state.ts";
 import { WatchHub } from "./watch-hub.ts";
 import { createWatchService } from "./watch-service.ts";
@@ -21,6 +23,8 @@ export interface ConsensusServiceOptions {
   /** Every member's base URL, for calls forwarded to the leader. */
   peers: ReadonlyMap<NodeId, string>;
   logger: Logger;
+  /** The member's data directory (Status reports its size). */
+  dataDir: string;
 }
 
 /** The consensus service's replicated state and public RPCs, for startMember. */
@@ -45,7 +49,13 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
       r.service(KVService, createKvService(deps));
       r.service(LeaseService, createLeaseService(deps));
       r.service(WatchService, createWatchService({ writer, state, hub }));
+      const admin = { ...deps, node, peers: options.peers, dataDir: options.dataDir };
+      r.service(MaintenanceService, createMaintenanceService(admin));
+      r.service(ClusterService, createClusterService(admin));
     },
+    protects: (procedure) =>
+      procedure.startsWith(`/${MaintenanceService.typeName}/`) ||
+      procedure.startsWith(`/${ClusterService.typeName}/`),
     onRoleChange(status) {
       router?.leaderChanged();
       leases?.roleChanged(status.state === "leader");

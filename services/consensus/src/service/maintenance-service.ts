@@ -1,0 +1,121 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type ClusterService,
+  MaintenanceService,
+} from "@quartet/proto/quartet/consensus/v1/cluster_pb";
+import type { NodeId } from "@quartet/raft";
+import { NotLeaderError, type RaftNode } from "../node/raft-node.ts";
+import type { CommandWriter } from "./commands.ts";
+import type { ForwardingClients } from "./forwarding.ts";
+import type { LeaderRouter } from "./leader-router.ts";
+import type { ReplicatedState } from "./replicated-state.ts";
+
+/** Bytes per message of a backup stream. */
+const snapshotChunkBytes = 1024 * 1024;
+
+export interface AdminDeps {
+  node: RaftNode;
+  writer: CommandWriter;
+  router: LeaderRouter;
+  state: ReplicatedState;
+  forwarding: ForwardingClients;
+  /** Every member's URL (its id's entry in --peers). */
+  peers: ReadonlyMap<NodeId, string>;
+  dataDir: string;
+}
+
+/**
+ * quartet.consensus.v1.MaintenanceService (status, leadership transfer, a consistent backup)
+ * and the read side of ClusterService; both behind the cluster credential.
+ */
+export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof MaintenanceService> {
+  const { node, writer, router, state, forwarding } = deps;
+  return {
+    status() {
+      const s = node.status();
+      return {
+        header: writer.header(state.current.revision),
+        leader: BigInt(s.leaderId),
+        raftTerm: BigInt(s.term),
+        raftIndex: BigInt(s.commit),
+        raftAppliedIndex: BigInt(node.appliedIndex()),
+        dbSize: BigInt(dbSize(deps.dataDir)),
+        isLearner: s.config.learners.includes(node.id),
+      };
+    },
+    async moveLeader(req, ctx) {
+      const target = Number(req.targetId);
+      if (!node.status().config.voters.includes(target)) {
+        throw new ConnectError(
+          `member ${target} is not a voter of this cluster; MemberList names the voters`,
+          Code.InvalidArgument,
+        );
+      }
+      try {
+        node.transferLeadership(target);
+      } catch (e) {
+        if (!(e instanceof NotLeaderError) || e.leaderId === 0 || e.leaderId === node.id) throw e;
+        const { client, headers } = forwarding.to(MaintenanceService, e.leaderId);
+        return client.moveLeader(req, { headers, signal: ctx.signal });
+      }
+      // Done once this member follows the target (or the call's deadline says otherwise).
+      while (node.status().leaderId !== target) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        ctx.signal.throwIfAborted();
+      }
+      return { header: writer.header(state.current.revision) };
+    },
+    async *snapshot(_req, ctx) {
+      await router.readBarrier(ctx);
+      const sm = state.current;
+      const blob = sm.encode();
+      const header = writer.header(sm.revision);
+      for (let at = 0; at < blob.byteLength || at === 0; at += snapshotChunkBytes) {
+        const chunk = blob.subarray(at, at + snapshotChunkBytes);
+        yield {
+          header,
+          blob: chunk,
+          remainingBytes: BigInt(blob.byteLength - at - chunk.byteLength),
+        };
+        if (blob.byteLength === 0) break;
+      }
+    },
+  };
+}
+
+/** ClusterService: the membership (changing it is not served yet: Unimplemented). */
+export function createClusterService(deps: AdminDeps): Partial<ServiceImpl<typeof ClusterService>> {
+  const { node, writer, router, state } = deps;
+  return {
+    async memberList(req, ctx) {
+      if (!req.serializable) await router.readBarrier(ctx);
+      const conf = node.status().config;
+      const ids = [...new Set([...conf.voters, ...conf.learners, ...conf.votersOutgoing])].sort(
+        (a, b) => a - b,
+      );
+      return {
+        header: writer.header(state.current.revision),
+        members: ids.map((id) => {
+          const url = deps.peers.get(id);
+          return {
+            id: BigInt(id),
+            name: `member-${id}`,
+            peerUrls: url ? [url] : [],
+            clientUrls: url ? [url] : [],
+            isLearner: conf.learners.includes(id),
+          };
+        }),
+      };
+    },
+  };
+}
+
+function dbSize(dataDir: string): number {
+  try {
+    return statSync(join(dataDir, "data.mdb")).size;
+  } catch {
+    return 0;
+  }
+}
