@@ -116,6 +116,12 @@ export class ConsensusClient {
           { signal },
         );
         for await (const res of stream) {
+          if (res.compactRevision > 0n) {
+            throw new ConnectError(
+              `revision ${from} has been compacted (watchable from ${res.compactRevision}): read the current state, then watch from after it`,
+              Code.OutOfRange,
+            );
+          }
           // The first response says the watch is live at this revision.
           if (from === 0n && res.header) from = res.header.revision + 1n;
           attempt = 0;

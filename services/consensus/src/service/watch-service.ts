@@ -20,6 +20,12 @@ export function createWatchService(deps: {
   return {
     async *watch(req, ctx) {
       const sm = state.current;
+      if (req.startRevision > 0n && req.startRevision <= sm.compactRevision) {
+        // The history is gone: say from where it is kept, and end (the client reads the
+        // current state, then watches from after it).
+        yield { header: writer.header(sm.revision), compactRevision: sm.compactRevision + 1n };
+        return;
+      }
       const events = hub.watch(sm, req, ctx.signal, req.progressNotify ? progressMs : undefined);
       yield { header: writer.header(sm.revision) };
       for await (const batch of events) {
