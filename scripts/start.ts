@@ -1,6 +1,7 @@
 // `npm start`: runs the whole suite on this machine, each service as its own process, restarts
 // any that crash (with backoff), and prints where to click and what to curl.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -15,14 +16,30 @@ interface ServiceSpec {
   url: string;
 }
 
+// QUARTET_PORT_BASE moves the whole suite (broker on base, workers on base+101..103), so a
+// second suite or a test can run beside the default one.
+const base = Number(process.env.QUARTET_PORT_BASE ?? 7100);
+if (!Number.isInteger(base) || base < 1 || base > 65_000) {
+  console.error(
+    `QUARTET_PORT_BASE must be a port number up to 65000, got "${process.env.QUARTET_PORT_BASE}"`,
+  );
+  process.exit(2);
+}
 const broker: ServiceSpec = {
   name: "broker",
   entry: "services/broker/src/main.ts",
-  args: ["--port", "7100", "--data-dir", join(tmpdir(), "quartet-broker"), "--queues", "jobs"],
-  url: "http://127.0.0.1:7100",
+  args: [
+    "--port",
+    String(base),
+    "--data-dir",
+    join(tmpdir(), "quartet-broker"),
+    "--queues",
+    "jobs",
+  ],
+  url: `http://127.0.0.1:${base}`,
 };
 // Each worker also consumes the "jobs" queue and answers requests on "compute.sha".
-const workers: ServiceSpec[] = [7201, 7202, 7203].map((port) => ({
+const workers: ServiceSpec[] = [base + 101, base + 102, base + 103].map((port) => ({
   name: `worker-${port}`,
   entry: "services/worker/src/main.ts",
   args: [
@@ -92,10 +109,10 @@ function summarise(line: string): string {
   }
 }
 
-function stop(signal: NodeJS.Signals): void {
+function stop(reason: string): void {
   if (stopping) return;
   stopping = true;
-  console.log(`\n${signal}: stopping ${children.size} services (they drain in-flight calls first)`);
+  console.log(`\n${reason}: stopping ${children.size} services (they drain in-flight calls first)`);
   for (const child of children.values()) child.kill("SIGTERM");
   const done = () => children.size === 0 && process.exit(0);
   for (const child of children.values()) child.on("exit", done);
@@ -103,6 +120,35 @@ function stop(signal: NodeJS.Signals): void {
 }
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
+
+/**
+ * npm does not pass a SIGTERM sent to its own pid on to this process (a process manager or an
+ * IDE stops `npm start` that way), and `sh -c` may stand between npm and us: so watch the
+ * parent and grandparent, and stop the services when either is gone.
+ */
+function parentOf(pid: number): number | undefined {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+const watched = [process.ppid, parentOf(process.ppid)].filter(
+  (pid): pid is number => pid !== undefined && pid > 1,
+);
+setInterval(() => {
+  if (watched.some((pid) => !alive(pid))) stop("npm (the parent process) exited");
+}, 500).unref();
 
 console.log(`Quartet on node ${process.version}: starting ${services.length} services`);
 for (const spec of services) start(spec);
