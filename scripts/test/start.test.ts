@@ -1,0 +1,92 @@
+// `npm start` as a user (or a process manager) runs it: a real npm in its own process group,
+// on ports this test picked through QUARTET_PORT_BASE.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, expect, test } from "vitest";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const offsets = [0, 101, 102, 103];
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A base whose four ports are free now; seeded walk so a run is reproducible. */
+async function freeBase(): Promise<number> {
+  let seed = 17;
+  for (let tries = 0; tries < 50; tries++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const base = 20_000 + (seed % 30_000);
+    const free = await Promise.all(offsets.map((o) => portFree(base + o)));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error("no free port base found");
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  // Polls with a bound on the count; the test's own timeout is the deadline.
+  for (let i = 0; i < 2_000; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`gave up waiting: ${what}`);
+}
+
+async function healthy(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
+    return res.ok && (await res.json()).status === "SERVING";
+  } catch {
+    return false;
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let npm: ChildProcess | undefined;
+afterEach(() => {
+  if (npm?.pid && groupAlive(npm.pid)) process.kill(-npm.pid, "SIGKILL");
+});
+
+test("SIGTERM to npm's own pid stops the supervisor and every service and frees the ports", async () => {
+  const base = await freeBase();
+  const ports = offsets.map((o) => base + o);
+  npm = spawn("npm", ["start"], {
+    cwd: root,
+    detached: true, // its own process group, as a shell job or a process manager runs it
+    env: { ...process.env, QUARTET_PORT_BASE: String(base) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  npm.stdout!.on("data", (d) => (output += d));
+  npm.stderr!.on("data", (d) => (output += d));
+  const exited = new Promise((r) => npm!.once("exit", r));
+  await until("every service healthy", async () =>
+    (await Promise.all(ports.map(healthy))).every(Boolean),
+  );
+
+  process.kill(npm.pid!, "SIGTERM");
+  await exited;
+  await until("every port released", async () =>
+    (await Promise.all(ports.map(portFree))).every(Boolean),
+  );
+  await until("no process of the tree left", () => !groupAlive(npm!.pid!));
+  expect(output).toContain("stopping");
+}, 120_000);
