@@ -2,6 +2,7 @@
 // any that crash (with backoff), and prints where to click and what to curl.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -151,6 +152,24 @@ setInterval(() => {
 }, 500).unref();
 
 console.log(`Quartet on node ${process.version}: starting ${services.length} services`);
+// A second `npm start` (or anything else on these ports) would make every service fail with
+// EADDRINUSE and restart forever: say which ports are taken instead.
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(true));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(false)));
+  });
+}
+const ports = services.map((s) => Number(new URL(s.url).port));
+const takenFlags = await Promise.all(ports.map(portTaken));
+const taken = ports.filter((_, i) => takenFlags[i]);
+if (taken.length > 0) {
+  console.error(
+    `Ports ${taken.join(", ")} are taken (another \`npm start\`?). Stop it, or move this suite: QUARTET_PORT_BASE=17100 npm start`,
+  );
+  process.exit(1);
+}
 for (const spec of services) start(spec);
 
 const [w1, w2, w3] = workers.map((w) => w.url);

@@ -90,3 +90,25 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
   await until("no process of the tree left", () => !groupAlive(npm!.pid!));
   expect(output).toContain("stopping");
 }, 120_000);
+
+test("a second npm start names the taken ports and exits instead of crash-looping", async () => {
+  const base = await freeBase();
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(base + 102, "127.0.0.1", r));
+  try {
+    npm = spawn("npm", ["start"], {
+      cwd: root,
+      detached: true,
+      env: { ...process.env, QUARTET_PORT_BASE: String(base) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    npm.stdout!.on("data", (d) => (output += d));
+    npm.stderr!.on("data", (d) => (output += d));
+    const code = await new Promise((r) => npm!.once("exit", r));
+    expect(code).not.toBe(0);
+    expect(output).toContain(`Ports ${base + 102} are taken`);
+  } finally {
+    holder.close();
+  }
+}, 60_000);
