@@ -45,7 +45,7 @@ async function healthy(port: number): Promise<boolean> {
       headers: { "Content-Type": "application/json" },
       body: "{}",
     });
-    return res.ok && (await res.json()).status === "SERVING";
+    return res.ok && ((await res.json()) as { status?: string }).status === "SERVING";
   } catch {
     return false;
   }
