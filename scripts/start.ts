@@ -1,7 +1,8 @@
 // `npm start`: runs the whole suite on this machine, each service as its own process, restarts
 // any that crash (with backoff), and prints where to click and what to curl.
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -26,17 +27,23 @@ if (!Number.isInteger(base) || base < 1 || base > 65_000) {
   );
   process.exit(2);
 }
+// All state of `npm start` lives in one directory; `npm start -- --fresh` empties it first.
+const dataDir = process.env.QUARTET_DATA_DIR ?? join(tmpdir(), "quartet");
+if (process.argv.includes("--fresh")) rmSync(dataDir, { recursive: true, force: true });
+mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+// The local cluster credential: made once, kept (mode 0600) so curl examples keep working
+// across restarts, and given to the services through the environment, never argv.
+const tokenFile = join(dataDir, "cluster-token");
+if (!existsSync(tokenFile))
+  writeFileSync(tokenFile, randomBytes(32).toString("base64url"), { mode: 0o600 });
+chmodSync(tokenFile, 0o600);
+const clusterToken = readFileSync(tokenFile, "utf8").trim();
+const serviceEnv = { ...process.env, QUARTET_CLUSTER_TOKEN: clusterToken };
+
 const broker: ServiceSpec = {
   name: "broker",
   entry: "services/broker/src/main.ts",
-  args: [
-    "--port",
-    String(base),
-    "--data-dir",
-    join(tmpdir(), "quartet-broker"),
-    "--queues",
-    "jobs",
-  ],
+  args: ["--port", String(base), "--data-dir", join(dataDir, "broker"), "--queues", "jobs"],
   url: `http://127.0.0.1:${base}`,
 };
 // Each worker also consumes the "jobs" queue and answers requests on "compute.sha".
@@ -58,7 +65,7 @@ const width = Math.max(...services.map((s) => s.name.length));
 function start(spec: ServiceSpec, attempt = 0): void {
   const child = spawn(process.execPath, [join(root, spec.entry), ...spec.args], {
     cwd: root,
-    env: process.env,
+    env: serviceEnv,
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.set(spec.name, child);
@@ -191,5 +198,7 @@ Broker: ${broker.url} (see services/broker/README.md); a request answered by a w
     -d '{"subject": "compute.sha", "payload": "EgVoZWxsbw=="}'
   curl -s ${broker.url}/quartet.broker.v1.BrokerService/Stats -H 'Content-Type: application/json' -d '{"queue": "jobs"}'
 
-Ctrl-C stops everything.
+Cluster credential (admin calls; kept in ${tokenFile}, mode 0600):
+  -H "Authorization: Bearer $(cat ${tokenFile})"
+State: ${dataDir} (npm start -- --fresh starts from empty). Ctrl-C stops everything.
 `);

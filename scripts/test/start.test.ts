@@ -1,7 +1,9 @@
 // `npm start` as a user (or a process manager) runs it: a real npm in its own process group,
 // on ports this test picked through QUARTET_PORT_BASE.
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, statSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, expect, test } from "vitest";
@@ -68,10 +70,11 @@ afterEach(() => {
 test("SIGTERM to npm's own pid stops the supervisor and every service and frees the ports", async () => {
   const base = await freeBase();
   const ports = offsets.map((o) => base + o);
+  const dataDir = mkdtempSync(join(tmpdir(), "quartet-start-"));
   npm = spawn("npm", ["start"], {
     cwd: root,
     detached: true, // its own process group, as a shell job or a process manager runs it
-    env: { ...process.env, QUARTET_PORT_BASE: String(base) },
+    env: { ...process.env, QUARTET_PORT_BASE: String(base), QUARTET_DATA_DIR: dataDir },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -81,6 +84,10 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
   await until("every service healthy", async () =>
     (await Promise.all(ports.map(healthy))).every(Boolean),
   );
+  // The local credential: kept private in the data directory and shown with how to use it.
+  expect(statSync(join(dataDir, "cluster-token")).mode & 0o777).toBe(0o600);
+  await until("the start-up text", () => output.includes("Ctrl-C stops everything"));
+  expect(output).toContain(`-H "Authorization: Bearer $(cat ${join(dataDir, "cluster-token")})"`);
 
   process.kill(npm.pid!, "SIGTERM");
   await exited;
