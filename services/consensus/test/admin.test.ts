@@ -42,8 +42,9 @@ describe("cluster administration", () => {
     expect(list.members.map((m) => Number(m.id))).toEqual([1, 2, 3]);
 
     const target = c.ids.find((id) => BigInt(id) !== leader)!;
-    // Sent to a member that may not lead: it forwards to the leader.
-    await maintenance(c.ids.find((id) => id !== target)!).moveLeader(
+    // Sent to a follower, it is forwarded to the leader with the caller's credential.
+    const follower = c.ids.find((id) => id !== target && BigInt(id) !== leader)!;
+    await maintenance(follower).moveLeader(
       { targetId: BigInt(target) },
       { ...auth, timeoutMs: 10_000 },
     );

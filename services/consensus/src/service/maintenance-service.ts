@@ -58,7 +58,12 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
       } catch (e) {
         if (!(e instanceof NotLeaderError) || e.leaderId === 0 || e.leaderId === node.id) throw e;
         const { client, headers } = forwarding.to(MaintenanceService, e.leaderId);
-        return client.moveLeader(req, { headers, signal: ctx.signal });
+        // The leader checks the caller's credential again.
+        const authorization = ctx.requestHeader.get("authorization") ?? "";
+        return client.moveLeader(req, {
+          headers: { ...headers, authorization },
+          signal: ctx.signal,
+        });
       }
       // Done once this member follows the target (or the call's deadline says otherwise).
       while (node.status().leaderId !== target) {
