@@ -1,0 +1,227 @@
+// bench/kv: the Quartet consensus service beside etcd 3.4, 3 members each, on the same disk,
+// in one run: puts/s and latency at 1/16/64 closed-loop clients, linearizable gets/s with 64
+// clients, watch events/s delivered to 10 watchers of a prefix; then a check that Quartet
+// really fsyncs (strace counts its sync calls under put load). The same load generator in
+// this process drives both sides, over gRPC on one h2c connection to each side's leader.
+//
+// BENCH_PROFILE=1 instead runs Quartet alone under put-64 with `--cpu-prof` and prints the
+// leader's top self-time functions.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Figure, median, report } from "../lib/report.ts";
+import { ensureCommands } from "../lib/tools.ts";
+import { startEtcd } from "./etcd.ts";
+import { closedLoop, countSyncs, type LoadResult, seeded } from "./load.ts";
+import { topSelfTime } from "./profile.ts";
+import { startQuartet } from "./quartet.ts";
+import type { KvSide } from "./side.ts";
+
+ensureCommands({ etcd: "etcd-server" });
+let canStrace = true;
+try {
+  ensureCommands({ strace: "strace" });
+} catch {
+  canStrace = false;
+}
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+const straceSeconds = 3;
+
+const dataRoot = mkdtempSync(join(tmpdir(), "quartet-kv-bench-"));
+const fsType = execFileSync("df", ["-T", dataRoot], { encoding: "utf8" })
+  .trim()
+  .split("\n")
+  .at(-1)!
+  .split(/\s+/)[1]!;
+if (fsType === "tmpfs") {
+  rmSync(dataRoot, { recursive: true, force: true });
+  throw new Error(`${dataRoot} is on tmpfs: set TMPDIR to a directory on a real disk`);
+}
+
+const keys = (prefix: string, n: number) =>
+  Array.from({ length: n }, (_, i) => Buffer.from(`${prefix}${String(i).padStart(6, "0")}`));
+const putKeys = keys("bench/put/", 10_000);
+const getKeys = keys("bench/get/", 1_000);
+const watchPrefix = Buffer.from("bench/watch/");
+const watchKeys = keys("bench/watch/", 1_000);
+
+/** A case run once on one side: warm up, then measure. */
+type Case = (side: KvSide, round: number) => Promise<LoadResult>;
+
+const putCase =
+  (clients: number): Case =>
+  async (side) => {
+    const op = (i: number) => side.put(putKeys[i % putKeys.length]!);
+    await closedLoop(clients, warmupSeconds, op);
+    return closedLoop(clients, seconds, op);
+  };
+
+const getCase: Case = async (side, round) => {
+  const random = seeded(round + 1); // the same key sequence on both sides
+  const op = () => side.get(getKeys[Math.floor(random() * getKeys.length)]!);
+  await closedLoop(64, warmupSeconds, op);
+  return closedLoop(64, seconds, op);
+};
+
+/** 10 watchers of one prefix while 16 writers put under it; events received per second. */
+const watchCase: Case = async (side) => {
+  let events = 0;
+  const cancels = await Promise.all(
+    Array.from({ length: 10 }, () => side.watch(watchPrefix, (n) => (events += n))),
+  );
+  try {
+    const op = (i: number) => side.put(watchKeys[i % watchKeys.length]!);
+    await closedLoop(16, warmupSeconds, op);
+    const before = events;
+    const start = performance.now();
+    const writes = await closedLoop(16, seconds, op);
+    const delivered = events - before;
+    return {
+      opsPerSec: (delivered * 1000) / (performance.now() - start),
+      p50Ms: writes.p50Ms,
+      p99Ms: writes.p99Ms,
+    };
+  } finally {
+    for (const cancel of cancels) cancel();
+  }
+};
+
+const cases: Record<string, [Case, string]> = {
+  "put-1": [putCase(1), "puts/s"],
+  "put-16": [putCase(16), "puts/s"],
+  "put-64": [putCase(64), "puts/s"],
+  "get-64": [getCase, "gets/s"],
+  "watch-10": [watchCase, "events/s"],
+};
+
+async function populate(side: KvSide): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < getKeys.length) await side.put(getKeys[next++]!);
+    }),
+  );
+}
+
+/** Sync calls of the leader per second under put-64 load, beside the puts in that window. */
+async function fsyncCheck(side: KvSide): Promise<{ syncs: number; puts: number; calls: string }> {
+  let done = 0;
+  const op = async (i: number) => {
+    await side.put(putKeys[i % putKeys.length]!);
+    done++;
+  };
+  const load = closedLoop(64, straceSeconds + 2, op);
+  await new Promise((r) => setTimeout(r, 500));
+  const before = done;
+  const start = performance.now();
+  const counted = await countSyncs(side.leaderPid, straceSeconds);
+  const puts = ((done - before) * 1000) / (performance.now() - start);
+  await load;
+  return {
+    syncs: counted.total / straceSeconds,
+    puts,
+    calls: Object.entries(counted.calls)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", "),
+  };
+}
+
+async function profileQuartet(): Promise<void> {
+  const profileDir = mkdtempSync(join(tmpdir(), "quartet-kv-profile-"));
+  const quartet = await startQuartet(join(dataRoot, "quartet"), [
+    "--cpu-prof",
+    "--cpu-prof-dir",
+    profileDir,
+  ]);
+  let result: LoadResult;
+  try {
+    result = await putCase(64)(quartet, 0);
+  } finally {
+    await quartet.stop();
+  }
+  const file = readdirSync(profileDir).find((f) => f.includes(`.${quartet.leaderPid}.`));
+  console.log(
+    `Quartet put-64 under --cpu-prof: ${Math.round(result.opsPerSec)} puts/s, p99 ${result.p99Ms.toFixed(1)} ms`,
+  );
+  if (!file)
+    throw new Error(`no profile of the leader (pid ${quartet.leaderPid}) in ${profileDir}`);
+  console.log(`leader's profile: ${join(profileDir, file)}\ntop self time:`);
+  for (const f of topSelfTime(join(profileDir, file), 25))
+    console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
+}
+
+if (process.env.BENCH_PROFILE) {
+  try {
+    await profileQuartet();
+  } finally {
+    rmSync(dataRoot, { recursive: true, force: true });
+  }
+  process.exit(0);
+}
+
+const figures: Record<string, Figure> = {};
+const ratios: Record<string, number> = {};
+const notes: string[] = [];
+const sides: KvSide[] = [];
+try {
+  sides.push(await startEtcd(join(dataRoot, "etcd")));
+  sides.push(await startQuartet(join(dataRoot, "quartet")));
+  await Promise.all(sides.map(populate));
+  const only = process.env.BENCH_ONLY; // e.g. BENCH_ONLY=put-64 while tuning
+  for (const [name, [run, unit]] of Object.entries(cases)) {
+    if (only && !name.includes(only)) continue;
+    const results: Record<string, LoadResult[]> = { etcd: [], quartet: [] };
+    for (let r = 0; r < rounds; r++) {
+      // Alternate which side goes first, so drift in the machine's speed hits both alike.
+      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+        results[side.name]!.push(await run(side, r));
+      }
+      const line = sides
+        .map((s) => {
+          const x = results[s.name]!.at(-1)!;
+          return `${s.name} ${Math.round(x.opsPerSec)} ${unit} (p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms)`;
+        })
+        .join("  ");
+      console.log(`  ${name} round ${r + 1}: ${line}`);
+    }
+    for (const side of sides) {
+      const rs = results[side.name]!;
+      figures[`${side.name}/${name}`] = { value: median(rs.map((x) => x.opsPerSec)), unit };
+      figures[`${side.name}/${name}-p50`] = { value: median(rs.map((x) => x.p50Ms)), unit: "ms" };
+      figures[`${side.name}/${name}-p99`] = { value: median(rs.map((x) => x.p99Ms)), unit: "ms" };
+    }
+    const q = (k: string) => figures[`quartet/${k}`]!.value;
+    const e = (k: string) => figures[`etcd/${k}`]!.value;
+    ratios[`quartet_vs_etcd/${name}`] = q(name) / e(name);
+    if (name === "put-16" || name === "put-64")
+      ratios[`quartet_vs_etcd/${name}-p99`] = q(`${name}-p99`) / e(`${name}-p99`);
+  }
+  if (canStrace) {
+    for (const side of sides) {
+      const check = await fsyncCheck(side);
+      figures[`${side.name}/fsync-check-syncs`] = { value: check.syncs, unit: "syncs/s" };
+      figures[`${side.name}/fsync-check-puts`] = { value: check.puts, unit: "puts/s" };
+      notes.push(
+        `fsync check (${side.name} leader under put-64, strace attached ${straceSeconds} s): ${Math.round(check.syncs)} syncs/s for ${Math.round(check.puts)} puts/s (${(check.puts / Math.max(check.syncs, 1)).toFixed(1)} puts per sync; calls: ${check.calls || "none"})`,
+      );
+    }
+  } else {
+    notes.push("fsync check skipped: strace could not be installed");
+  }
+} finally {
+  await Promise.all(sides.map((s) => s.stop()));
+  rmSync(dataRoot, { recursive: true, force: true });
+}
+
+report("kv", figures, ratios, [
+  `${seconds} s per case after ${warmupSeconds} s warm-up, ${rounds} rounds, sides alternating; medians`,
+  `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (etcd3 npm client; Connect createGrpcTransport)`,
+  "puts: closed-loop clients over 10,000 keys; gets: linearizable, 64 clients over 1,000 existing keys; watch: 10 watchers of one prefix, 16 writers, events received by all watchers per second (its p50/p99 are the writers' put latencies)",
+  "targets (issue 14): put-16 and put-64 >= 1.0x with p99 <= etcd's; get-64 >= 1.0x",
+  ...notes,
+]);
+process.exit(0);

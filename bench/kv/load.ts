@@ -1,0 +1,95 @@
+// The load generator both sides share: closed-loop clients over one connection, latency
+// percentiles, seeded keys, and the fsync counter (strace).
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+/** 256-byte values, as the brief's comparison asks; the same bytes on both sides. */
+export const value = Buffer.alloc(256, 0x61);
+
+/** mulberry32: a seeded PRNG, so both sides read the same key sequence. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface LoadResult {
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** The q-quantile (0..1) of a sorted list, nearest rank. */
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+/**
+ * `clients` closed-loop clients each call `op(i)` (i counts calls across clients) until
+ * `seconds` have passed; returns ops/s and latency percentiles of the calls that finished.
+ */
+export async function closedLoop(
+  clients: number,
+  seconds: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let next = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        await op(next++);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsed = performance.now() - start;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    opsPerSec: (latencies.length * 1000) / elapsed,
+    p50Ms: quantile(sorted, 0.5),
+    p99Ms: quantile(sorted, 0.99),
+  };
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Counts the sync calls (fsync, fdatasync, msync, sync_file_range) every thread of `pid`
+ * makes during `seconds`, with `strace -c`. strace stops the process at each traced call,
+ * so the process runs slower while it is watched: compare syncs with the ops done in the
+ * same window, not with an unwatched run.
+ */
+export async function countSyncs(
+  pid: number,
+  seconds: number,
+): Promise<{ calls: Record<string, number>; total: number }> {
+  const trace = "fsync,fdatasync,msync,sync_file_range";
+  // SIGINT detaches strace, which then prints its summary table on stderr.
+  const run = execFileAsync(
+    "timeout",
+    ["-s", "INT", String(seconds), "strace", "-f", "-c", "-e", `trace=${trace}`, "-p", String(pid)],
+    { encoding: "utf8" },
+  ).catch((e: { stderr?: string; code?: number }) => {
+    // timeout exits 124 after the signal; the summary is still there.
+    if (typeof e.stderr === "string" && e.stderr.includes("syscall")) return { stderr: e.stderr };
+    throw e;
+  });
+  const { stderr } = await run;
+  const calls: Record<string, number> = {};
+  for (const line of stderr.split("\n")) {
+    // % time  seconds  usecs/call  calls  [errors]  syscall
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
+    if (m && m[2] !== "total") calls[m[2]!] = Number(m[1]);
+  }
+  return { calls, total: Object.values(calls).reduce((a, b) => a + b, 0) };
+}

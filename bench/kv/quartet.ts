@@ -1,0 +1,102 @@
+// Quartet's side: a fresh 3-member consensus cluster (services/consensus/src/main.ts on the
+// pinned Node), driven with Connect's gRPC transport over one h2c connection to the leader.
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
+import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
+import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
+import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { value } from "./load.ts";
+import { freePort, type KvSide, pollUntil } from "./side.ts";
+
+const mainTs = fileURLToPath(new URL("../../services/consensus/src/main.ts", import.meta.url));
+const token = "quartet-kv-bench-token-0123456789";
+
+/** The first key after every key that starts with `prefix` (etcd's rule). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** `nodeArgs` go to every member (e.g. `--cpu-prof`). */
+export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): Promise<KvSide> {
+  const ids = [1, 2, 3];
+  const ports = await Promise.all(ids.map(() => freePort()));
+  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(",");
+  const members: ServiceProcess[] = [];
+  const stopAll = () => Promise.all(members.map((m) => m.kill("SIGTERM")));
+  try {
+    for (const id of ids) {
+      members.push(
+        await startServiceProcess(
+          mainTs,
+          ["--id", String(id), "--peers", peers, "--data-dir", join(dataRoot, `m${id}`)],
+          {
+            env: { QUARTET_CLUSTER_TOKEN: token, OTEL_SDK_DISABLED: "true" },
+            nodeArgs,
+          },
+        ),
+      );
+    }
+    const leaderIndex = await pollUntil("Quartet leader", 30_000, async () => {
+      for (const [i, m] of members.entries()) {
+        const admin = createClient(MaintenanceService, createGrpcTransport({ baseUrl: m.url }));
+        const status = await admin.status({}, { headers: { authorization: `Bearer ${token}` } });
+        if (status.leader !== 0n && status.leader === status.header?.memberId) return i;
+      }
+      return undefined;
+    });
+    const leader = members[leaderIndex]!;
+    const transport = createGrpcTransport({ baseUrl: leader.url });
+    const kv = createClient(KVService, transport);
+    const watch = createClient(WatchService, transport);
+    return {
+      name: "quartet",
+      leaderPid: leader.pid,
+      async put(key) {
+        await kv.put({ key, value });
+      },
+      async get(key) {
+        const res = await kv.range({ key });
+        if (res.kvs.length !== 1) throw new Error(`quartet: key ${key} missing`);
+      },
+      watch(prefix, onEvents) {
+        const stop = new AbortController();
+        return new Promise((resolve, reject) => {
+          void (async () => {
+            try {
+              let live = false;
+              for await (const res of watch.watch(
+                { key: prefix, rangeEnd: prefixEnd(prefix) },
+                { signal: stop.signal },
+              )) {
+                // The first response (no events) says the watch is live.
+                if (!live) {
+                  live = true;
+                  resolve(() => stop.abort());
+                }
+                onEvents(res.events.length);
+              }
+            } catch (e) {
+              if (!stop.signal.aborted) reject(e);
+            }
+          })();
+        });
+      },
+      async stop() {
+        await stopAll();
+      },
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}

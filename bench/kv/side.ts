@@ -1,0 +1,44 @@
+import { createServer } from "node:net";
+
+/** What the load generator needs of a cluster; every call goes to the leader. */
+export interface KvSide {
+  readonly name: "etcd" | "quartet";
+  /** The leader's process id (for strace and the CPU profile). */
+  readonly leaderPid: number;
+  put(key: Buffer): Promise<void>;
+  /** A linearizable read of one existing key (throws if it is missing). */
+  get(key: Buffer): Promise<void>;
+  /** Watches every key under `prefix`; resolves once the watch is live, with its cancel. */
+  watch(prefix: Buffer, onEvents: (count: number) => void): Promise<() => void>;
+  /** Stops every process it started and deletes their data. */
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Calls `probe` every 100 ms until it returns a value, or fails after `timeoutMs`. */
+export async function pollUntil<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  while (performance.now() < deadline) {
+    try {
+      const found = await probe();
+      if (found !== undefined) return found;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms${last ? `: ${String(last)}` : ""}`);
+}
