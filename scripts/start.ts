@@ -1,8 +1,18 @@
 // `npm start`: runs the whole suite on this machine, each service as its own process, restarts
-// any that crash (with backoff), and prints where to click and what to curl.
+// any that crash (with backoff), waits quietly until every one answers its health check, and
+// then prints one table: what runs where, the credential, and what to curl. Service logs go to
+// files in the data directory; only warnings, errors and restarts reach the terminal.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -16,10 +26,13 @@ interface ServiceSpec {
   entry: string;
   args: string[];
   url: string;
+  /** What it is, for the table. */
+  role: string;
 }
 
-// QUARTET_PORT_BASE moves the whole suite (broker on base, workers on base+101..103), so a
-// second suite or a test can run beside the default one.
+// QUARTET_PORT_BASE moves the whole suite (consensus on base-99..-97, broker on base, workers
+// on base+101..103, gateway on base+980: 7001-7003, 7100, 7201-7203 and 8080 by default), so
+// a second suite or a test can run beside the default one.
 const base = Number(process.env.QUARTET_PORT_BASE ?? 7100);
 if (!Number.isInteger(base) || base < 1 || base > 65_000) {
   console.error(
@@ -40,11 +53,22 @@ chmodSync(tokenFile, 0o600);
 const clusterToken = readFileSync(tokenFile, "utf8").trim();
 const serviceEnv = { ...process.env, QUARTET_CLUSTER_TOKEN: clusterToken };
 
+const consensus: ServiceSpec[] = [1, 2, 3].map((id) => {
+  const peers = [1, 2, 3].map((m) => `${m}=http://127.0.0.1:${base - 100 + m}`).join(",");
+  return {
+    name: `consensus-${id}`,
+    entry: "services/consensus/src/main.ts",
+    args: ["--id", String(id), "--peers", peers, "--data-dir", join(dataDir, `consensus-${id}`)],
+    url: `http://127.0.0.1:${base - 100 + id}`,
+    role: "Raft KV store member",
+  };
+});
 const broker: ServiceSpec = {
   name: "broker",
   entry: "services/broker/src/main.ts",
   args: ["--port", String(base), "--data-dir", join(dataDir, "broker"), "--queues", "jobs"],
   url: `http://127.0.0.1:${base}`,
+  role: "pub/sub, request-reply, work queues",
 };
 // Each worker also consumes the "jobs" queue and answers requests on "compute.sha".
 const workers: ServiceSpec[] = [base + 101, base + 102, base + 103].map((port) => ({
@@ -55,8 +79,30 @@ const workers: ServiceSpec[] = [base + 101, base + 102, base + 103].map((port) =
     ...["--queue", "jobs", "--request-subject", "compute.sha"],
   ],
   url: `http://127.0.0.1:${port}`,
+  role: "Compute, Fanout, Watch; consumes jobs",
 }));
-const services = [broker, ...workers];
+const consensusUrls = consensus.map((c) => c.url).join(",");
+const gateway: ServiceSpec = {
+  name: "gateway",
+  entry: "services/balancer/src/main.ts",
+  args: [
+    "--port",
+    String(base + 980),
+    "--route",
+    [
+      `quartet.worker.v1.WorkerService=${workers.map((w) => w.url).join(",")}`,
+      `quartet.broker.v1.BrokerService=${broker.url}`,
+      ...["KVService", "WatchService", "LeaseService"].map(
+        (svc) => `quartet.consensus.v1.${svc}=${consensusUrls}`,
+      ),
+    ].join(";"),
+  ],
+  url: `http://127.0.0.1:${base + 980}`,
+  role: "gateway: one address for every service, REST at /v1",
+};
+const services = [...consensus, broker, ...workers, gateway];
+const logDir = join(dataDir, "logs");
+mkdirSync(logDir, { recursive: true });
 
 const children = new Map<string, ChildProcess>();
 let stopping = false;
@@ -71,11 +117,16 @@ function start(spec: ServiceSpec, attempt = 0): void {
   children.set(spec.name, child);
   const startedAt = Date.now();
   const prefix = `${spec.name.padEnd(width)} |`;
+  const log = createWriteStream(join(logDir, `${spec.name}.log`), { flags: "a" });
   for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on("line", (line) =>
-      console.log(`${prefix} ${summarise(line)}`),
-    );
+    createInterface({ input: stream }).on("line", (line) => {
+      log.write(`${line}\n`);
+      // The terminal gets what needs a person: warnings, errors, and anything not a log line.
+      const level = levelOf(line);
+      if (level === undefined || level >= 40) console.log(`${prefix} ${summarise(line)}`);
+    });
   }
+  child.once("exit", () => log.end());
   child.on("exit", (code, signal) => {
     children.delete(spec.name);
     if (stopping) return;
@@ -85,6 +136,17 @@ function start(spec: ServiceSpec, attempt = 0): void {
     console.log(`${prefix} exited (code ${code}, signal ${signal}); restarting in ${wait} ms`);
     setTimeout(() => start(spec, next), wait).unref();
   });
+}
+
+/** A pino line's level (30 info, 40 warn...), undefined for anything else. */
+function levelOf(line: string): number | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const level = (JSON.parse(line) as { level?: unknown }).level;
+    return typeof level === "number" ? level : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Pino JSON lines become "level msg key=value" for people; anything else passes through. */
@@ -178,27 +240,42 @@ if (taken.length > 0) {
   process.exit(1);
 }
 for (const spec of services) start(spec);
+console.log(`Quartet: starting ${services.length} services (logs in ${logDir})...`);
 
-const [w1, w2, w3] = workers.map((w) => w.url);
-console.log(`
-Workers: ${workers.map((w) => w.url).join("  ")}
+/** Whether a service answers grpc.health.v1 Check with SERVING. */
+async function healthy(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+      signal: AbortSignal.timeout(1000),
+    });
+    return res.ok && ((await res.json()) as { status?: string }).status === "SERVING";
+  } catch {
+    return false;
+  }
+}
+// Quiet until every service answers its health check, then one table.
+while (!stopping && !(await Promise.all(services.map((s) => healthy(s.url)))).every(Boolean)) {
+  await new Promise((resolve) => setTimeout(resolve, 250));
+}
+if (!stopping) {
+  const rows = services.map((s) => `  ${s.name.padEnd(width)}  ${s.url.padEnd(24)}  ${s.role}`);
+  const gw = gateway.url;
+  console.log(`
+All ${services.length} services are ready:
+${rows.join("\n")}
 
-Try:
-  curl -s ${w1}/quartet.worker.v1.WorkerService/Compute \\
-    -H 'Content-Type: application/json' -d '{"iterations": 1000, "input": "hello"}'
-
-  curl -s ${w1}/quartet.worker.v1.WorkerService/Fanout -H 'Content-Type: application/json' \\
-    -d '{"peers": ["${w2}", "${w3}"], "request": {"iterations": 100}}'
-
-  npx buf curl --http2-prior-knowledge --list-methods ${w1}
-  curl -s ${w1}/metrics | head
-
-Broker: ${broker.url} (see services/broker/README.md); a request answered by a worker:
+Try (through the gateway; every service also answers on its own port):
+  curl -s ${gw}/v1/compute -H 'Content-Type: application/json' -d '{"iterations": 1000, "input": "hello"}'
+  curl -s ${gw}/quartet.consensus.v1.KVService/Put -H 'Content-Type: application/json' \\
+    -d '{"key": "Z3JlZXRpbmc=", "value": "aGVsbG8="}'
   curl -s ${broker.url}/quartet.broker.v1.BrokerService/Request -H 'Content-Type: application/json' \\
     -d '{"subject": "compute.sha", "payload": "EgVoZWxsbw=="}'
-  curl -s ${broker.url}/quartet.broker.v1.BrokerService/Stats -H 'Content-Type: application/json' -d '{"queue": "jobs"}'
 
 Cluster credential (admin calls; kept in ${tokenFile}, mode 0600):
   -H "Authorization: Bearer $(cat ${tokenFile})"
 State: ${dataDir} (npm start -- --fresh starts from empty). Ctrl-C stops everything.
 `);
+}

@@ -1,7 +1,7 @@
 // `npm start` as a user (or a process manager) runs it: a real npm in its own process group,
 // on ports this test picked through QUARTET_PORT_BASE.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { afterEach, expect, test } from "vitest";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const offsets = [0, 101, 102, 103];
+// Consensus members, broker, workers, gateway (see scripts/start.ts).
+const offsets = [-99, -98, -97, 0, 101, 102, 103, 980];
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -87,7 +88,24 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
   // The local credential: kept private in the data directory and shown with how to use it.
   expect(statSync(join(dataDir, "cluster-token")).mode & 0o777).toBe(0o600);
   await until("the start-up text", () => output.includes("Ctrl-C stops everything"));
+  expect(output).toContain("All 8 services are ready");
   expect(output).toContain(`-H "Authorization: Bearer $(cat ${join(dataDir, "cluster-token")})"`);
+  // The credential works for admin calls, as the READMEs print them.
+  const token = readFileSync(join(dataDir, "cluster-token"), "utf8").trim();
+  const created = await fetch(
+    `http://127.0.0.1:${base}/quartet.broker.v1.BrokerAdminService/CreateQueue`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ queue: "from-the-test", settings: { durable: true } }),
+    },
+  );
+  expect(created.status).toBe(200);
+  // Info lines go to the log files, not the terminal.
+  expect(output).not.toContain("raft role changed");
+  expect(readFileSync(join(dataDir, "logs", "consensus-1.log"), "utf8")).toContain(
+    "member started",
+  );
 
   process.kill(npm.pid!, "SIGTERM");
   await exited;

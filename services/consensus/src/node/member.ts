@@ -121,10 +121,12 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     storage,
     transport,
     async close() {
-      await server.close();
+      // Peers' streams into this member end only when they close them: close ours first, so
+      // members stopping together do not wait out each other's drain deadline.
       started.stop();
       transport.close();
       service.close?.();
+      await server.close();
       await storage.close();
     },
   };
