@@ -76,6 +76,7 @@ export async function startEtcd(dataRoot: string): Promise<KvSide> {
     return {
       name: "etcd",
       leaderPid: children[leaderIndex]!.pid!,
+      pids: children.map((c) => c.pid!),
       async put(key) {
         await client.kv.put({ key, value });
       },

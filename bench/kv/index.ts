@@ -14,9 +14,9 @@ import { type Figure, median, report } from "../lib/report.ts";
 import { ensureCommands } from "../lib/tools.ts";
 import { startEtcd } from "./etcd.ts";
 import { closedLoop, countSyncs, type LoadResult, seeded } from "./load.ts";
-import { topSelfTime } from "./profile.ts";
+import { selfTimeByPackage, topSelfTime } from "./profile.ts";
 import { startQuartet } from "./quartet.ts";
-import type { KvSide } from "./side.ts";
+import { cpuSeconds, type KvSide } from "./side.ts";
 
 ensureCommands({ etcd: "etcd-server" });
 let canStrace = true;
@@ -49,22 +49,40 @@ const getKeys = keys("bench/get/", 1_000);
 const watchPrefix = Buffer.from("bench/watch/");
 const watchKeys = keys("bench/watch/", 1_000);
 
+/** A case's result; `cpuUsPerOp` is the CPU all three members used per operation. */
+type Measured = LoadResult & { cpuUsPerOp?: number; clientCpuUsPerOp?: number };
+
 /** A case run once on one side: warm up, then measure. */
-type Case = (side: KvSide, round: number) => Promise<LoadResult>;
+type Case = (side: KvSide, round: number) => Promise<Measured>;
+
+/** Runs the measured window, adding the members' and this process's CPU per operation. */
+async function withCpu(side: KvSide, run: () => Promise<LoadResult>): Promise<Measured> {
+  const cluster0 = cpuSeconds(side.pids);
+  const client0 = process.cpuUsage();
+  const start = performance.now();
+  const result = await run();
+  const ops = (result.opsPerSec * (performance.now() - start)) / 1000;
+  const client = process.cpuUsage(client0);
+  return {
+    ...result,
+    cpuUsPerOp: ((cpuSeconds(side.pids) - cluster0) * 1e6) / ops,
+    clientCpuUsPerOp: (client.user + client.system) / ops,
+  };
+}
 
 const putCase =
   (clients: number): Case =>
   async (side) => {
     const op = (i: number) => side.put(putKeys[i % putKeys.length]!);
     await closedLoop(clients, warmupSeconds, op);
-    return closedLoop(clients, seconds, op);
+    return withCpu(side, () => closedLoop(clients, seconds, op));
   };
 
 const getCase: Case = async (side, round) => {
   const random = seeded(round + 1); // the same key sequence on both sides
   const op = () => side.get(getKeys[Math.floor(random() * getKeys.length)]!);
   await closedLoop(64, warmupSeconds, op);
-  return closedLoop(64, seconds, op);
+  return withCpu(side, () => closedLoop(64, seconds, op));
 };
 
 /** 10 watchers of one prefix while 16 writers put under it; events received per second. */
@@ -138,11 +156,23 @@ async function profileQuartet(): Promise<void> {
     profileDir,
   ]);
   let result: LoadResult;
+  const perMember: string[] = [];
   try {
-    result = await putCase(64)(quartet, 0);
+    const op = (i: number) => quartet.put(putKeys[i % putKeys.length]!);
+    await closedLoop(64, warmupSeconds, op);
+    const before = quartet.pids.map((pid) => cpuSeconds([pid]));
+    const client0 = process.cpuUsage();
+    result = await closedLoop(64, seconds, op);
+    const client = process.cpuUsage(client0);
+    quartet.pids.forEach((pid, i) => {
+      const role = pid === quartet.leaderPid ? "leader" : "follower";
+      perMember.push(`${role} ${((cpuSeconds([pid]) - before[i]!) / seconds).toFixed(2)}`);
+    });
+    perMember.push(`load generator ${((client.user + client.system) / 1e6 / seconds).toFixed(2)}`);
   } finally {
     await quartet.stop();
   }
+  console.log(`CPU cores busy during the window: ${perMember.join(", ")}`);
   const file = readdirSync(profileDir).find((f) => f.includes(`.${quartet.leaderPid}.`));
   console.log(
     `Quartet put-64 under --cpu-prof: ${Math.round(result.opsPerSec)} puts/s, p99 ${result.p99Ms.toFixed(1)} ms`,
@@ -150,7 +180,13 @@ async function profileQuartet(): Promise<void> {
   if (!file)
     throw new Error(`no profile of the leader (pid ${quartet.leaderPid}) in ${profileDir}`);
   console.log(`leader's profile: ${join(profileDir, file)}\ntop self time:`);
-  for (const f of topSelfTime(join(profileDir, file), 25))
+  // The last seconds of the profile: the measured window (and the stop), not the start-up.
+  const rows = topSelfTime(join(profileDir, file), Number.POSITIVE_INFINITY, seconds * 1000);
+  console.log("by package:");
+  for (const [pkg, percent] of selfTimeByPackage(rows).slice(0, 15))
+    console.log(`  ${percent.toFixed(1).padStart(5)}%  ${pkg}`);
+  console.log("by function:");
+  for (const f of rows.slice(0, 30))
     console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
 }
 
@@ -174,7 +210,7 @@ try {
   const only = process.env.BENCH_ONLY; // e.g. BENCH_ONLY=put-64 while tuning
   for (const [name, [run, unit]] of Object.entries(cases)) {
     if (only && !name.includes(only)) continue;
-    const results: Record<string, LoadResult[]> = { etcd: [], quartet: [] };
+    const results: Record<string, Measured[]> = { etcd: [], quartet: [] };
     for (let r = 0; r < rounds; r++) {
       // Alternate which side goes first, so drift in the machine's speed hits both alike.
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
@@ -193,6 +229,16 @@ try {
       figures[`${side.name}/${name}`] = { value: median(rs.map((x) => x.opsPerSec)), unit };
       figures[`${side.name}/${name}-p50`] = { value: median(rs.map((x) => x.p50Ms)), unit: "ms" };
       figures[`${side.name}/${name}-p99`] = { value: median(rs.map((x) => x.p99Ms)), unit: "ms" };
+      if (rs[0]!.cpuUsPerOp !== undefined) {
+        figures[`${side.name}/${name}-cpu`] = {
+          value: median(rs.map((x) => x.cpuUsPerOp!)),
+          unit: "us CPU/op (3 members)",
+        };
+        figures[`${side.name}/${name}-client-cpu`] = {
+          value: median(rs.map((x) => x.clientCpuUsPerOp!)),
+          unit: "us CPU/op (load generator)",
+        };
+      }
     }
     const q = (k: string) => figures[`quartet/${k}`]!.value;
     const e = (k: string) => figures[`etcd/${k}`]!.value;

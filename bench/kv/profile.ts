@@ -17,13 +17,24 @@ export interface SelfTime {
   percent: number;
 }
 
-/** The `top` functions by self time, as a share of all samples (idle included). */
-export function topSelfTime(path: string, top = 20): SelfTime[] {
+/**
+ * The `top` functions by self time, as a share of all samples (idle included), counting only
+ * the last `windowMs` of the profile when given.
+ */
+export function topSelfTime(path: string, top = 20, windowMs?: number): SelfTime[] {
   const profile = JSON.parse(readFileSync(path, "utf8")) as CpuProfile;
   const byNode = new Map(profile.nodes.map((n) => [n.id, n]));
   const micros = new Map<string, { name: string; where: string; us: number }>();
+  const times: number[] = [];
+  let t = 0;
+  for (const dt of profile.timeDeltas) {
+    t += dt;
+    times.push(t);
+  }
+  const from = windowMs === undefined ? Number.NEGATIVE_INFINITY : t - windowMs * 1000;
   let total = 0;
   profile.samples.forEach((id, i) => {
+    if (times[i]! < from) return;
     const dt = profile.timeDeltas[i] ?? 0;
     total += dt;
     const frame = byNode.get(id)!.callFrame;
@@ -37,4 +48,15 @@ export function topSelfTime(path: string, top = 20): SelfTime[] {
     .sort((a, b) => b.us - a.us)
     .slice(0, top)
     .map((e) => ({ name: e.name, where: e.where, percent: (100 * e.us) / total }));
+}
+
+/** Self time grouped by package (or Node internals), as shares of the window. */
+export function selfTimeByPackage(rows: SelfTime[]): [string, number][] {
+  const groups = new Map<string, number>();
+  for (const r of rows) {
+    const pkg = /^(@[^/]+\/[^/]+|[^/:]+)\//.exec(r.where)?.[1] ?? r.where.split(":")[0] ?? "";
+    const key = r.where.startsWith("node:") ? "node internals" : pkg || r.name;
+    groups.set(key, (groups.get(key) ?? 0) + r.percent);
+  }
+  return [...groups.entries()].sort((a, b) => b[1] - a[1]);
 }

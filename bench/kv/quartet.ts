@@ -61,6 +61,7 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
     return {
       name: "quartet",
       leaderPid: leader.pid,
+      pids: members.map((m) => m.pid),
       async put(key) {
         await kv.put({ key, value });
       },

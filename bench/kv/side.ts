@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 /** What the load generator needs of a cluster; every call goes to the leader. */
@@ -5,6 +6,8 @@ export interface KvSide {
   readonly name: "etcd" | "quartet";
   /** The leader's process id (for strace and the CPU profile). */
   readonly leaderPid: number;
+  /** Every member's process id, leader included (for CPU accounting). */
+  readonly pids: number[];
   put(key: Buffer): Promise<void>;
   /** A linearizable read of one existing key (throws if it is missing). */
   get(key: Buffer): Promise<void>;
@@ -41,4 +44,16 @@ export async function pollUntil<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${what} not ready after ${timeoutMs} ms${last ? `: ${String(last)}` : ""}`);
+}
+
+/** CPU seconds (user + system) the processes have used so far, from /proc (Linux). */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    // Fields after the command name (which may hold spaces): utime and stime are 12th/13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100; // USER_HZ is 100 on Linux
 }
