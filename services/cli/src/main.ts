@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { registerBrokerCommands } from "./broker.ts";
+import { registerCallCommand } from "./call.ts";
+import { CliError, Exit, fail } from "./output.ts";
+import { registerStatusCommand } from "./status.ts";
+
+/**
+ * `quartet`: each command family is one module with a `register...(program)` function; the
+ * consensus commands (kv, lease, member) slot in the same way.
+ */
+const program = new Command("quartet")
+  .description("Drive a Quartet suite: broker messaging, any method via reflection, status")
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 ok, 1 the call failed (Connect code named), 2 bad arguments, 3 unreachable.\n" +
+      "Admin calls send QUARTET_CLUSTER_TOKEN (or the file QUARTET_CLUSTER_TOKEN_FILE names).",
+  )
+  .showHelpAfterError(false);
+
+registerBrokerCommands(program);
+registerCallCommand(program);
+registerStatusCommand(program);
+
+// Bad arguments become the one-line error and exit code 2 on every subcommand.
+function oneLineErrors(cmd: Command): void {
+  cmd.exitOverride().configureOutput({ writeErr: () => {} });
+  for (const sub of cmd.commands) oneLineErrors(sub);
+}
+oneLineErrors(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    if (e.exitCode === 0 || e.code === "commander.helpDisplayed" || e.code === "commander.version")
+      process.exit(0);
+    if (e.code === "commander.help") process.exit(0);
+    fail(
+      new CliError(
+        e.message.replace(/^error: /, "").split("\n")[0],
+        "invalid_argument",
+        "see quartet --help",
+        Exit.badArguments,
+      ),
+      "",
+    );
+  }
+  fail(e, "");
+}
