@@ -10,10 +10,11 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { randomInt, seededRandom } from "@quartet/determinism";
 import { type Figure, median, report } from "../lib/report.ts";
 import { ensureCommands } from "../lib/tools.ts";
 import { startEtcd } from "./etcd.ts";
-import { closedLoop, countSyncs, type LoadResult, seeded } from "./load.ts";
+import { closedLoop, countSyncs, type LoadResult } from "./load.ts";
 import { selfTimeByPackage, topSelfTime } from "./profile.ts";
 import { startQuartet } from "./quartet.ts";
 import { cpuSeconds, type KvSide } from "./side.ts";
@@ -79,8 +80,8 @@ const putCase =
   };
 
 const getCase: Case = async (side, round) => {
-  const random = seeded(round + 1); // the same key sequence on both sides
-  const op = () => side.get(getKeys[Math.floor(random() * getKeys.length)]!);
+  const random = seededRandom(round + 1); // the same key sequence on both sides
+  const op = () => side.get(getKeys[randomInt(random, getKeys.length)]!);
   await closedLoop(64, warmupSeconds, op);
   return withCpu(side, () => closedLoop(64, seconds, op));
 };

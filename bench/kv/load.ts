@@ -1,22 +1,10 @@
 // The load generator both sides share: closed-loop clients over one connection, latency
-// percentiles, seeded keys, and the fsync counter (strace).
+// percentiles, and the fsync counter (strace).
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 
 /** 256-byte values, as the brief's comparison asks; the same bytes on both sides. */
 export const value = Buffer.alloc(256, 0x61);
-
-/** mulberry32: a seeded PRNG, so both sides read the same key sequence. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface LoadResult {
   opsPerSec: number;
