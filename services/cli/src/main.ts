@@ -31,6 +31,8 @@ oneLineErrors(program);
 
 try {
   await program.parseAsync(process.argv);
+  // An HTTP/2 session stays open (idle) after the last call; the command is done, so leave.
+  process.exit(process.exitCode ?? Exit.ok);
 } catch (e) {
   if (e instanceof CommanderError) {
     if (e.exitCode === 0 || e.code === "commander.helpDisplayed" || e.code === "commander.version")
