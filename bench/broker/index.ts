@@ -4,12 +4,11 @@
 // acks vs a Quartet durable queue, both on normal disk) processed by 2 consumers.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BrokerClient } from "@quartet/broker-service/client";
-import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { freePort, type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { AckPolicy, connect, type NatsConnection, RetentionPolicy, StorageType } from "nats";
 import { type Figure, report } from "../lib/report.ts";
 import { ensureCommands } from "../lib/tools.ts";
@@ -22,14 +21,6 @@ const TOKEN = "bench-cluster-token-0123456789";
 const payload = new Uint8Array(128).fill(7);
 const brokerEntry = fileURLToPath(new URL("../../services/broker/src/main.ts", import.meta.url));
 const storeRoot = mkdtempSync(join(tmpdir(), "quartet-broker-bench-")); // ext4 here, not tmpfs
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 async function startNats(args: string[]): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();

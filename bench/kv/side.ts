@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 
 /** What the load generator needs of a cluster; every call goes to the leader. */
 export interface KvSide {
@@ -17,14 +16,7 @@ export interface KvSide {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from "@quartet/server/testing";
 
 /** Calls `probe` every 100 ms until it returns a value, or fails after `timeoutMs`. */
 export async function pollUntil<T>(

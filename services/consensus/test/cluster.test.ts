@@ -17,29 +17,13 @@ import {
   CompareSchema,
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { TestCluster } from "./support/cluster.ts";
-
-const enc = (s: string) => new TextEncoder().encode(s);
-const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+import { dec, enc, eventually, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
 });
-
-/** Retries `fn` until it succeeds (a cluster electing a leader answers Unavailable meanwhile). */
-async function eventually<T>(fn: () => Promise<T>, attempts = 200): Promise<T> {
-  let last: unknown;
-  for (let i = 0; i < attempts; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw last;
-}
 
 /** The member that leads: a forwarded write is answered by the leader. */
 async function leaderOf(c: TestCluster, via: number): Promise<number> {

@@ -2,9 +2,8 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { TestCluster } from "./support/cluster.ts";
+import { enc, eventually, TestCluster } from "./support/cluster.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
 let cluster: TestCluster | undefined;
 afterEach(async () => {
   await cluster?.stop();
@@ -16,18 +15,6 @@ function leases(c: TestCluster, id: number) {
     LeaseService,
     createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
   );
-}
-
-async function eventually<T>(fn: () => Promise<T>, attempts = 300): Promise<T> {
-  let last: unknown;
-  for (let i = 0; i < attempts; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw last;
 }
 
 const exists = async (c: TestCluster, via: number, key: string) =>

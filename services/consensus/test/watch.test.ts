@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsensusClient } from "../src/client.ts";
-import { TestCluster } from "./support/cluster.ts";
+import { dec, enc, TestCluster } from "./support/cluster.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
-const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 let cluster: TestCluster | undefined;
 afterEach(async () => {
   await cluster?.stop();

@@ -1,18 +1,7 @@
-import { once } from "node:events";
-import { createServer } from "node:net";
+import { freePort } from "@quartet/server/testing";
 import { expect, it } from "vitest";
 import { startBroker } from "./brokered.ts";
 import { startWorker } from "./workers.ts";
-
-/** A loopback port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  await once(probe, "close");
-  return port;
-}
 
 const WARN = 40;
 const roleArgs = (port: number) => [

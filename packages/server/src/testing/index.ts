@@ -1,1 +1,2 @@
+export { freePort } from "./free-port.ts";
 export { type ServiceProcess, type StartOptions, startServiceProcess } from "./service-process.ts";

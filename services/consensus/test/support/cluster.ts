@@ -1,24 +1,33 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
-import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { freePort, type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { LinkProxy } from "./link-proxy.ts";
 
 const mainTs = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
 export const clusterToken = "consensus-test-token-0123456789";
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+export const enc = (s: string) => new TextEncoder().encode(s);
+export const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/**
+ * Retries `fn` until it succeeds, a bounded number of times: a cluster that is electing a
+ * leader answers Unavailable (after waiting within the call's deadline) meanwhile.
+ */
+export async function eventually<T>(fn: () => Promise<T>, attempts = 300): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
 }
 
 /**
