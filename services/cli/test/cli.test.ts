@@ -58,6 +58,8 @@ afterAll(async () => {
 describe("pub and sub", () => {
   it("a subscriber started with --count 1 prints the published message and exits 0", async () => {
     const sub = startCli(["sub", "greet.>", "--count", "1", "--json"], env);
+    // Listened for from the start: the subscriber may exit before the publisher does.
+    const closed = new Promise((r) => sub.on("close", r));
     let stdout = "";
     sub.stdout.on("data", (d) => {
       stdout += d;
@@ -70,7 +72,7 @@ describe("pub and sub", () => {
     const pub = await runCli(["pub", "greet.world", "hello", "--json"], env);
     expect(pub.code).toBe(0);
     expect(jsonLines(pub.stdout)).toEqual([{ subject: "greet.world", delivered: 1 }]);
-    const code = await new Promise((r) => sub.on("close", r));
+    const code = await closed;
     expect(code).toBe(0);
     expect(jsonLines(stdout)).toMatchObject([{ subject: "greet.world", payload: "hello" }]);
   });
