@@ -68,7 +68,8 @@ export function createProxy(options: ProxyOptions): NodeHandler {
     const path = url.split("?", 1)[0]!;
     // A procedure path's service is fully qualified (has a dot); /v1/compute is REST.
     const match = /^\/([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\/([A-Za-z_]\w*)$/.exec(path);
-    if (!match && limited(req)) {
+    // Every call a client makes counts against its rate, REST, RPC or a route that is not there.
+    if (limited(req)) {
       endCallWithError(
         req,
         res,
@@ -92,17 +93,6 @@ export function createProxy(options: ProxyOptions): NodeHandler {
             ? `the gateway has no route for service ${match[1]}; known routes: ${known}`
             : `${path} is not a procedure path (/package.Service/Method); known routes: ${known}`,
           Code.Unimplemented,
-        ),
-      );
-      return;
-    }
-    if (limited(req)) {
-      endCallWithError(
-        req,
-        res,
-        new ConnectError(
-          "rate limit of this client spent at the gateway; slow down and retry",
-          Code.ResourceExhausted,
         ),
       );
       return;
