@@ -220,7 +220,6 @@ setInterval(() => {
   if (watched.some((pid) => !alive(pid))) stop("npm (the parent process) exited");
 }, 500).unref();
 
-console.log(`Quartet on node ${process.version}: starting ${services.length} services`);
 // A second `npm start` (or anything else on these ports) would make every service fail with
 // EADDRINUSE and restart forever: say which ports are taken instead.
 function portTaken(port: number): Promise<boolean> {
@@ -240,7 +239,9 @@ if (taken.length > 0) {
   process.exit(1);
 }
 for (const spec of services) start(spec);
-console.log(`Quartet: starting ${services.length} services (logs in ${logDir})...`);
+console.log(
+  `Quartet on node ${process.version}: starting ${services.length} services (logs in ${logDir})...`,
+);
 
 /** Whether a service answers grpc.health.v1 Check with SERVING. */
 async function healthy(url: string): Promise<boolean> {

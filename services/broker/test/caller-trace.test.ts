@@ -1,5 +1,9 @@
 import type { ServiceProcess } from "@quartet/server/testing";
-import { type OtlpReceiver, startOtlpReceiver } from "@quartet/telemetry/testing";
+import {
+  type OtlpReceiver,
+  type ReceivedSpan,
+  startOtlpReceiver,
+} from "@quartet/telemetry/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { client, dataDir, startBroker, startConsumerWorker } from "./brokers.ts";
 
@@ -32,6 +36,13 @@ afterAll(async () => {
   await broker?.kill("SIGTERM");
   await receiver?.close();
 });
+
+/** Whether `spans` hold one named `name` (of `kind`, if given) in trace `traceId`. */
+function has(spans: ReceivedSpan[], traceId: string, name: string, kind?: ReceivedSpan["kind"]) {
+  return spans.some(
+    (s) => s.traceId === traceId && s.name === name && (kind === undefined || s.kind === kind),
+  );
+}
 
 /** A Connect JSON unary call as curl or a browser makes it: no trace context but `traceparent`. */
 async function callWithTraceparent(method: string, body: unknown): Promise<Response> {
@@ -66,20 +77,10 @@ describe("a caller that sends only a traceparent header", () => {
     const traceId = lastTraceId;
     const spans = await receiver.waitForSpans(
       (all) =>
-        all.some((s) => s.traceId === traceId && s.name === "process curl-jobs") &&
-        all.some(
-          (s) =>
-            s.traceId === traceId &&
-            s.name === "quartet.broker.v1.BrokerService/Ack" &&
-            s.kind === "client",
-        ) &&
+        has(all, traceId, "process curl-jobs") &&
+        has(all, traceId, "quartet.broker.v1.BrokerService/Ack", "client") &&
         // Each process exports on its own schedule: the broker's span may come last.
-        all.some(
-          (s) =>
-            s.traceId === traceId &&
-            s.name === "quartet.broker.v1.BrokerService/Enqueue" &&
-            s.kind === "server",
-        ),
+        has(all, traceId, "quartet.broker.v1.BrokerService/Enqueue", "server"),
     );
     const inTrace = spans.filter((s) => s.traceId === traceId);
     const enqueue = inTrace.find(
@@ -107,13 +108,8 @@ describe("a caller that sends only a traceparent header", () => {
     const traceId = lastTraceId;
     const spans = await receiver.waitForSpans(
       (all) =>
-        all.some((s) => s.traceId === traceId && s.name === "process curl.compute") &&
-        all.some(
-          (s) =>
-            s.traceId === traceId &&
-            s.name === "quartet.broker.v1.BrokerService/Publish" &&
-            s.kind === "server",
-        ),
+        has(all, traceId, "process curl.compute") &&
+        has(all, traceId, "quartet.broker.v1.BrokerService/Publish", "server"),
     );
     const publish = spans.find(
       (s) =>
@@ -142,13 +138,8 @@ describe("a caller that sends only a traceparent header", () => {
     // The broker's Request span ends after the reply it waited for, so wait for both.
     const spans = await receiver.waitForSpans(
       (all) =>
-        all.some((s) => s.traceId === traceId && s.name === "process curl.compute") &&
-        all.some(
-          (s) =>
-            s.traceId === traceId &&
-            s.name === "quartet.broker.v1.BrokerService/Request" &&
-            s.kind === "server",
-        ),
+        has(all, traceId, "process curl.compute") &&
+        has(all, traceId, "quartet.broker.v1.BrokerService/Request", "server"),
     );
     const request = spans.find(
       (s) =>

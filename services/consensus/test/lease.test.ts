@@ -1,7 +1,9 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
+import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { afterEach, describe, expect, it } from "vitest";
+import { ConsensusClient } from "../src/client.ts";
 import { enc, eventually, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
@@ -27,15 +29,24 @@ describe("leases", () => {
     const { id } = await eventually(() =>
       leases(c, 1).leaseGrant({ ttl: 1n }, { timeoutMs: 2000 }),
     );
-    await c.kv(2).put({ key: enc("session"), value: enc("alive"), lease: id });
+    const put = await c.kv(2).put({ key: enc("session"), value: enc("alive"), lease: id });
     // Renewed through several TTLs, the key stays.
     for (let i = 0; i < 6; i++) {
       await new Promise((r) => setTimeout(r, 300));
       await leases(c, 3).leaseKeepAliveOnce({ id });
     }
     expect(await exists(c, 1, "session")).toBe(true);
-    // No more renewals: the leader expires the lease through the log, the key goes.
-    while (await exists(c, 2, "session")) await new Promise((r) => setTimeout(r, 100));
+    // No more renewals: the leader expires the lease through the log, and the key's deletion
+    // arrives as a watch event.
+    const client = new ConsensusClient({ endpoints: [`http://127.0.0.1:${c.ports.get(2)}`] });
+    const stop = new AbortController();
+    // From the put on, so a deletion that came before the watch started is replayed.
+    const from = put.header!.revision + 1n;
+    for await (const e of client.watch({ key: enc("session"), startRevision: from }, stop.signal)) {
+      if (e.type === Event_EventType.DELETE) break;
+    }
+    stop.abort();
+    expect(await exists(c, 2, "session")).toBe(false);
     const ttl = await leases(c, 1).leaseTimeToLive({ id });
     expect(ttl.ttl).toBe(-1n);
   }, 60_000);

@@ -47,7 +47,7 @@ export class CommandWriter {
       clusterId: this.clusterId,
       memberId: BigInt(this.node.id),
       revision,
-      raftTerm: BigInt(this.node.status().term),
+      raftTerm: BigInt(this.node.term()),
     });
   }
 

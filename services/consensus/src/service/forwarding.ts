@@ -20,11 +20,6 @@ export class ForwardingClients {
     this.urls = urls;
   }
 
-  setUrls(urls: ReadonlyMap<NodeId, string>): void {
-    this.urls = urls;
-    this.clients.clear();
-  }
-
   /** A client of `service` on member `id`, and the headers a forwarded call carries. */
   to<S extends DescService>(
     service: S,

@@ -68,6 +68,21 @@ export class LeaderRouter {
     }
   }
 
+  /** Resolves once this member follows (or is) `leader`; rejects when `signal` aborts. */
+  async until(leader: NodeId, signal: AbortSignal): Promise<void> {
+    while (this.node.status().leaderId !== leader) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        this.waiters.push(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        });
+      });
+    }
+  }
+
   /** Waits for the next leader change; past the call's deadline, Unavailable. */
   private leaderOrDeadline(ctx: HandlerContext, why: NotLeaderError): Promise<void> {
     const signal = ctx.signal;

@@ -53,10 +53,19 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
           Code.InvalidArgument,
         );
       }
+      // Already there (an election may have done it since the caller last looked).
+      if (node.status().leaderId === target)
+        return { header: writer.header(state.current.revision) };
       try {
         node.transferLeadership(target);
       } catch (e) {
-        if (!(e instanceof NotLeaderError) || e.leaderId === 0 || e.leaderId === node.id) throw e;
+        if (!(e instanceof NotLeaderError)) throw e;
+        if (e.leaderId === 0 || e.leaderId === node.id) {
+          throw new ConnectError(
+            `cannot move leadership now (${e.message}); retry once the cluster has a leader`,
+            Code.Unavailable,
+          );
+        }
         const { client, headers } = forwarding.to(MaintenanceService, e.leaderId);
         // The leader checks the caller's credential again.
         const authorization = ctx.requestHeader.get("authorization") ?? "";
@@ -66,10 +75,7 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
         });
       }
       // Done once this member follows the target (or the call's deadline says otherwise).
-      while (node.status().leaderId !== target) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        ctx.signal.throwIfAborted();
-      }
+      await router.until(target, ctx.signal);
       return { header: writer.header(state.current.revision) };
     },
     async *snapshot(_req, ctx) {

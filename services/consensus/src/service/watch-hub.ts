@@ -68,8 +68,8 @@ export class WatchHub {
   }
 
   /**
-   * Streams batches of events for `key`/`rangeEnd` from `startRevision` (0: from now). Throws
-   * OutOfRange when the start is compacted.
+   * Streams batches of events for `key`/`rangeEnd` from `startRevision` (0: from now); the
+   * caller has checked that the start is not compacted.
    */
   async *watch(
     sm: ConsensusStateMachine,
@@ -79,12 +79,6 @@ export class WatchHub {
     progressMs?: number,
   ): AsyncGenerator<Event[]> {
     const range = keyRange(req.key, req.rangeEnd);
-    if (req.startRevision > 0n && req.startRevision <= sm.compactRevision) {
-      throw new ConnectError(
-        `revision ${req.startRevision} has been compacted (compacted revision ${sm.compactRevision}): watch from ${sm.compactRevision + 1n} or later, after reading the current state`,
-        Code.OutOfRange,
-      );
-    }
     const history =
       req.startRevision > 0n ? historySince(sm, range, req.startRevision, req.prevKv) : [];
     const w: Watcher = {

@@ -113,9 +113,6 @@ export class DurableRaftStorage implements Storage {
   snapshot(): Snapshot {
     return this.memory.snapshot();
   }
-  hardState(): HardState {
-    return this.memory.getHardState();
-  }
 
   /**
    * Persists a Ready's snapshot, entries (replacing any persisted ones from the first new

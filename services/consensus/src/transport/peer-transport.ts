@@ -59,10 +59,6 @@ export class PeerTransport {
     }
   }
 
-  stats(): Record<number, PeerSender["stats"]> {
-    return Object.fromEntries([...this.senders].map(([id, p]) => [id, p.sender.stats]));
-  }
-
   close(): void {
     for (const { sender } of this.senders.values()) sender.close();
     this.senders.clear();
