@@ -182,6 +182,26 @@ export declare type EndpointStatus = Message<"quartet.balancer.v1.EndpointStatus
    * @generated from field: uint64 errors = 16;
    */
   errors: bigint;
+
+  /**
+   * The breaker's failure share over its window (0 to 1), and the share that opens it
+   * (0 when the failure-rate rule is off).
+   *
+   * @generated from field: double failure_rate = 17;
+   */
+  failureRate: number;
+
+  /**
+   * @generated from field: double failure_threshold = 18;
+   */
+  failureThreshold: number;
+
+  /**
+   * The breaker's last state changes, oldest first (at most 32).
+   *
+   * @generated from field: repeated quartet.balancer.v1.BreakerTransition transitions = 19;
+   */
+  transitions: BreakerTransition[];
 };
 
 /**
@@ -189,6 +209,224 @@ export declare type EndpointStatus = Message<"quartet.balancer.v1.EndpointStatus
  * Use `create(EndpointStatusSchema)` to create a new message.
  */
 export declare const EndpointStatusSchema: GenMessage<EndpointStatus>;
+
+/**
+ * @generated from message quartet.balancer.v1.BreakerTransition
+ */
+export declare type BreakerTransition = Message<"quartet.balancer.v1.BreakerTransition"> & {
+  /**
+   * closed, open or half_open.
+   *
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * @generated from field: string to = 2;
+   */
+  to: string;
+
+  /**
+   * Milliseconds since the Unix epoch.
+   *
+   * @generated from field: int64 at_unix_ms = 3;
+   */
+  atUnixMs: bigint;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.BreakerTransition.
+ * Use `create(BreakerTransitionSchema)` to create a new message.
+ */
+export declare const BreakerTransitionSchema: GenMessage<BreakerTransition>;
+
+/**
+ * @generated from message quartet.balancer.v1.WatchRoutesRequest
+ */
+export declare type WatchRoutesRequest = Message<"quartet.balancer.v1.WatchRoutesRequest"> & {
+  /**
+   * 0 means 1000; 100 to 60000.
+   *
+   * @generated from field: uint32 interval_ms = 1;
+   */
+  intervalMs: number;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.WatchRoutesRequest.
+ * Use `create(WatchRoutesRequestSchema)` to create a new message.
+ */
+export declare const WatchRoutesRequestSchema: GenMessage<WatchRoutesRequest>;
+
+/**
+ * @generated from message quartet.balancer.v1.WatchRoutesResponse
+ */
+export declare type WatchRoutesResponse = Message<"quartet.balancer.v1.WatchRoutesResponse"> & {
+  /**
+   * @generated from field: repeated quartet.balancer.v1.Route routes = 1;
+   */
+  routes: Route[];
+
+  /**
+   * Wall-clock time of this snapshot, milliseconds since the Unix epoch.
+   *
+   * @generated from field: int64 observed_at_unix_ms = 2;
+   */
+  observedAtUnixMs: bigint;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.WatchRoutesResponse.
+ * Use `create(WatchRoutesResponseSchema)` to create a new message.
+ */
+export declare const WatchRoutesResponseSchema: GenMessage<WatchRoutesResponse>;
+
+/**
+ * @generated from message quartet.balancer.v1.SetPickerRequest
+ */
+export declare type SetPickerRequest = Message<"quartet.balancer.v1.SetPickerRequest"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * round_robin, weighted_round_robin, least_connections, least_request, ring_hash, maglev
+   * or bounded_load.
+   *
+   * @generated from field: string picker = 2;
+   */
+  picker: string;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.SetPickerRequest.
+ * Use `create(SetPickerRequestSchema)` to create a new message.
+ */
+export declare const SetPickerRequestSchema: GenMessage<SetPickerRequest>;
+
+/**
+ * @generated from message quartet.balancer.v1.SetPickerResponse
+ */
+export declare type SetPickerResponse = Message<"quartet.balancer.v1.SetPickerResponse"> & {
+  /**
+   * @generated from field: quartet.balancer.v1.Route route = 1;
+   */
+  route?: Route | undefined;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.SetPickerResponse.
+ * Use `create(SetPickerResponseSchema)` to create a new message.
+ */
+export declare const SetPickerResponseSchema: GenMessage<SetPickerResponse>;
+
+/**
+ * @generated from message quartet.balancer.v1.KeyOwnershipRequest
+ */
+export declare type KeyOwnershipRequest = Message<"quartet.balancer.v1.KeyOwnershipRequest"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+
+  /**
+   * Keys (values of the route's hash header) to place; at most 1000.
+   *
+   * @generated from field: repeated string keys = 2;
+   */
+  keys: string[];
+
+  /**
+   * Also place this many generated keys "key-0".."key-<n-1>" to measure shares; 0 means
+   * 10000, at most 100000.
+   *
+   * @generated from field: uint32 samples = 3;
+   */
+  samples: number;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.KeyOwnershipRequest.
+ * Use `create(KeyOwnershipRequestSchema)` to create a new message.
+ */
+export declare const KeyOwnershipRequestSchema: GenMessage<KeyOwnershipRequest>;
+
+/**
+ * @generated from message quartet.balancer.v1.KeyOwnershipResponse
+ */
+export declare type KeyOwnershipResponse = Message<"quartet.balancer.v1.KeyOwnershipResponse"> & {
+  /**
+   * @generated from field: string picker = 1;
+   */
+  picker: string;
+
+  /**
+   * One per endpoint that owns a share, by id.
+   *
+   * @generated from field: repeated quartet.balancer.v1.EndpointShare shares = 2;
+   */
+  shares: EndpointShare[];
+
+  /**
+   * One per requested key, in request order.
+   *
+   * @generated from field: repeated quartet.balancer.v1.KeyPlacement keys = 3;
+   */
+  keys: KeyPlacement[];
+};
+
+/**
+ * Describes the message quartet.balancer.v1.KeyOwnershipResponse.
+ * Use `create(KeyOwnershipResponseSchema)` to create a new message.
+ */
+export declare const KeyOwnershipResponseSchema: GenMessage<KeyOwnershipResponse>;
+
+/**
+ * @generated from message quartet.balancer.v1.EndpointShare
+ */
+export declare type EndpointShare = Message<"quartet.balancer.v1.EndpointShare"> & {
+  /**
+   * @generated from field: string endpoint = 1;
+   */
+  endpoint: string;
+
+  /**
+   * Share of the sample keys it owns, 0 to 1.
+   *
+   * @generated from field: double share = 2;
+   */
+  share: number;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.EndpointShare.
+ * Use `create(EndpointShareSchema)` to create a new message.
+ */
+export declare const EndpointShareSchema: GenMessage<EndpointShare>;
+
+/**
+ * @generated from message quartet.balancer.v1.KeyPlacement
+ */
+export declare type KeyPlacement = Message<"quartet.balancer.v1.KeyPlacement"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Owning endpoint's id; empty when no endpoint is eligible.
+   *
+   * @generated from field: string endpoint = 2;
+   */
+  endpoint: string;
+};
+
+/**
+ * Describes the message quartet.balancer.v1.KeyPlacement.
+ * Use `create(KeyPlacementSchema)` to create a new message.
+ */
+export declare const KeyPlacementSchema: GenMessage<KeyPlacement>;
 
 /**
  * @generated from message quartet.balancer.v1.DrainEndpointRequest
@@ -262,6 +500,41 @@ export declare const BalancerAdminService: GenService<{
     methodKind: "unary";
     input: typeof DrainEndpointRequestSchema;
     output: typeof DrainEndpointResponseSchema;
+  },
+  /**
+   * WatchRoutes streams what ListRoutes returns: once at once, then every `interval_ms`
+   * (default 1000; 100 to 60000) while it lasts, and at once after any endpoint's health,
+   * ejection or breaker state changes (then at most once per 100 ms).
+   *
+   * @generated from rpc quartet.balancer.v1.BalancerAdminService.WatchRoutes
+   */
+  watchRoutes: {
+    methodKind: "server_streaming";
+    input: typeof WatchRoutesRequestSchema;
+    output: typeof WatchRoutesResponseSchema;
+  },
+  /**
+   * SetPicker switches a route's picker at runtime (calls running keep their endpoint).
+   * NOT_FOUND for an unknown service, INVALID_ARGUMENT for an unknown picker.
+   *
+   * @generated from rpc quartet.balancer.v1.BalancerAdminService.SetPicker
+   */
+  setPicker: {
+    methodKind: "unary";
+    input: typeof SetPickerRequestSchema;
+    output: typeof SetPickerResponseSchema;
+  },
+  /**
+   * KeyOwnership shows how a hashing picker (ring_hash, maglev, bounded_load) places keys:
+   * each endpoint's share of the hash space, and which endpoint each key goes to.
+   * FAILED_PRECONDITION when the route's picker does not hash.
+   *
+   * @generated from rpc quartet.balancer.v1.BalancerAdminService.KeyOwnership
+   */
+  keyOwnership: {
+    methodKind: "unary";
+    input: typeof KeyOwnershipRequestSchema;
+    output: typeof KeyOwnershipResponseSchema;
   },
 }>;
 

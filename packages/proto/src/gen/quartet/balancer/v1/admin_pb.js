@@ -8,7 +8,7 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
  * Describes the file quartet/balancer/v1/admin.proto.
  */
 export const file_quartet_balancer_v1_admin = /*@__PURE__*/
-  fileDesc("Ch9xdWFydGV0L2JhbGFuY2VyL3YxL2FkbWluLnByb3RvEhNxdWFydGV0LmJhbGFuY2VyLnYxIhMKEUxpc3RSb3V0ZXNSZXF1ZXN0IkAKEkxpc3RSb3V0ZXNSZXNwb25zZRIqCgZyb3V0ZXMYASADKAsyGi5xdWFydGV0LmJhbGFuY2VyLnYxLlJvdXRlIpgBCgVSb3V0ZRIPCgdzZXJ2aWNlGAEgASgJEg4KBnBpY2tlchgCIAEoCRITCgtoYXNoX2hlYWRlchgDIAEoCRISCgp0aW1lb3V0X21zGAQgASgNEg0KBXBhbmljGAUgASgIEjYKCWVuZHBvaW50cxgGIAMoCzIjLnF1YXJ0ZXQuYmFsYW5jZXIudjEuRW5kcG9pbnRTdGF0dXMiogIKDkVuZHBvaW50U3RhdHVzEgoKAmlkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEg8KB2hlYWx0aHkYBCABKAgSDwoHc2VydmluZxgFIAEoCRIWCg5zZXJ2aW5nX3JlYXNvbhgGIAEoCRIPCgdlamVjdGVkGAcgASgIEhEKCWVqZWN0aW9ucxgIIAEoDRIVCg1icmVha2VyX3N0YXRlGAkgASgJEg8KB2RyYWluZWQYCiABKAgSEQoJaW5fZmxpZ2h0GAsgASgNEgsKA3JwcxgMIAEoARIOCgZwNTBfbXMYDSABKAESDgoGcDk5X21zGA4gASgBEg0KBWNhbGxzGA8gASgEEg4KBmVycm9ycxgQIAEoBCJKChREcmFpbkVuZHBvaW50UmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEhAKCGVuZHBvaW50GAIgASgJEg8KB2RyYWluZWQYAyABKAgiTgoVRHJhaW5FbmRwb2ludFJlc3BvbnNlEjUKCGVuZHBvaW50GAEgASgLMiMucXVhcnRldC5iYWxhbmNlci52MS5FbmRwb2ludFN0YXR1czLiAQoUQmFsYW5jZXJBZG1pblNlcnZpY2USYgoKTGlzdFJvdXRlcxImLnF1YXJ0ZXQuYmFsYW5jZXIudjEuTGlzdFJvdXRlc1JlcXVlc3QaJy5xdWFydGV0LmJhbGFuY2VyLnYxLkxpc3RSb3V0ZXNSZXNwb25zZSIDkAIBEmYKDURyYWluRW5kcG9pbnQSKS5xdWFydGV0LmJhbGFuY2VyLnYxLkRyYWluRW5kcG9pbnRSZXF1ZXN0GioucXVhcnRldC5iYWxhbmNlci52MS5EcmFpbkVuZHBvaW50UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch9xdWFydGV0L2JhbGFuY2VyL3YxL2FkbWluLnByb3RvEhNxdWFydGV0LmJhbGFuY2VyLnYxIhMKEUxpc3RSb3V0ZXNSZXF1ZXN0IkAKEkxpc3RSb3V0ZXNSZXNwb25zZRIqCgZyb3V0ZXMYASADKAsyGi5xdWFydGV0LmJhbGFuY2VyLnYxLlJvdXRlIpgBCgVSb3V0ZRIPCgdzZXJ2aWNlGAEgASgJEg4KBnBpY2tlchgCIAEoCRITCgtoYXNoX2hlYWRlchgDIAEoCRISCgp0aW1lb3V0X21zGAQgASgNEg0KBXBhbmljGAUgASgIEjYKCWVuZHBvaW50cxgGIAMoCzIjLnF1YXJ0ZXQuYmFsYW5jZXIudjEuRW5kcG9pbnRTdGF0dXMikAMKDkVuZHBvaW50U3RhdHVzEgoKAmlkGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGd2VpZ2h0GAMgASgNEg8KB2hlYWx0aHkYBCABKAgSDwoHc2VydmluZxgFIAEoCRIWCg5zZXJ2aW5nX3JlYXNvbhgGIAEoCRIPCgdlamVjdGVkGAcgASgIEhEKCWVqZWN0aW9ucxgIIAEoDRIVCg1icmVha2VyX3N0YXRlGAkgASgJEg8KB2RyYWluZWQYCiABKAgSEQoJaW5fZmxpZ2h0GAsgASgNEgsKA3JwcxgMIAEoARIOCgZwNTBfbXMYDSABKAESDgoGcDk5X21zGA4gASgBEg0KBWNhbGxzGA8gASgEEg4KBmVycm9ycxgQIAEoBBIUCgxmYWlsdXJlX3JhdGUYESABKAESGQoRZmFpbHVyZV90aHJlc2hvbGQYEiABKAESOwoLdHJhbnNpdGlvbnMYEyADKAsyJi5xdWFydGV0LmJhbGFuY2VyLnYxLkJyZWFrZXJUcmFuc2l0aW9uIkEKEUJyZWFrZXJUcmFuc2l0aW9uEgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSEgoKYXRfdW5peF9tcxgDIAEoAyIpChJXYXRjaFJvdXRlc1JlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0iXgoTV2F0Y2hSb3V0ZXNSZXNwb25zZRIqCgZyb3V0ZXMYASADKAsyGi5xdWFydGV0LmJhbGFuY2VyLnYxLlJvdXRlEhsKE29ic2VydmVkX2F0X3VuaXhfbXMYAiABKAMiMwoQU2V0UGlja2VyUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEg4KBnBpY2tlchgCIAEoCSI+ChFTZXRQaWNrZXJSZXNwb25zZRIpCgVyb3V0ZRgBIAEoCzIaLnF1YXJ0ZXQuYmFsYW5jZXIudjEuUm91dGUiRQoTS2V5T3duZXJzaGlwUmVxdWVzdBIPCgdzZXJ2aWNlGAEgASgJEgwKBGtleXMYAiADKAkSDwoHc2FtcGxlcxgDIAEoDSKLAQoUS2V5T3duZXJzaGlwUmVzcG9uc2USDgoGcGlja2VyGAEgASgJEjIKBnNoYXJlcxgCIAMoCzIiLnF1YXJ0ZXQuYmFsYW5jZXIudjEuRW5kcG9pbnRTaGFyZRIvCgRrZXlzGAMgAygLMiEucXVhcnRldC5iYWxhbmNlci52MS5LZXlQbGFjZW1lbnQiMAoNRW5kcG9pbnRTaGFyZRIQCghlbmRwb2ludBgBIAEoCRINCgVzaGFyZRgCIAEoASItCgxLZXlQbGFjZW1lbnQSCwoDa2V5GAEgASgJEhAKCGVuZHBvaW50GAIgASgJIkoKFERyYWluRW5kcG9pbnRSZXF1ZXN0Eg8KB3NlcnZpY2UYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSDwoHZHJhaW5lZBgDIAEoCCJOChVEcmFpbkVuZHBvaW50UmVzcG9uc2USNQoIZW5kcG9pbnQYASABKAsyIy5xdWFydGV0LmJhbGFuY2VyLnYxLkVuZHBvaW50U3RhdHVzMpEEChRCYWxhbmNlckFkbWluU2VydmljZRJiCgpMaXN0Um91dGVzEiYucXVhcnRldC5iYWxhbmNlci52MS5MaXN0Um91dGVzUmVxdWVzdBonLnF1YXJ0ZXQuYmFsYW5jZXIudjEuTGlzdFJvdXRlc1Jlc3BvbnNlIgOQAgESZgoNRHJhaW5FbmRwb2ludBIpLnF1YXJ0ZXQuYmFsYW5jZXIudjEuRHJhaW5FbmRwb2ludFJlcXVlc3QaKi5xdWFydGV0LmJhbGFuY2VyLnYxLkRyYWluRW5kcG9pbnRSZXNwb25zZRJnCgtXYXRjaFJvdXRlcxInLnF1YXJ0ZXQuYmFsYW5jZXIudjEuV2F0Y2hSb3V0ZXNSZXF1ZXN0GigucXVhcnRldC5iYWxhbmNlci52MS5XYXRjaFJvdXRlc1Jlc3BvbnNlIgOQAgEwARJaCglTZXRQaWNrZXISJS5xdWFydGV0LmJhbGFuY2VyLnYxLlNldFBpY2tlclJlcXVlc3QaJi5xdWFydGV0LmJhbGFuY2VyLnYxLlNldFBpY2tlclJlc3BvbnNlEmgKDEtleU93bmVyc2hpcBIoLnF1YXJ0ZXQuYmFsYW5jZXIudjEuS2V5T3duZXJzaGlwUmVxdWVzdBopLnF1YXJ0ZXQuYmFsYW5jZXIudjEuS2V5T3duZXJzaGlwUmVzcG9uc2UiA5ACAWIGcHJvdG8z");
 
 /**
  * Describes the message quartet.balancer.v1.ListRoutesRequest.
@@ -39,18 +39,81 @@ export const EndpointStatusSchema = /*@__PURE__*/
   messageDesc(file_quartet_balancer_v1_admin, 3);
 
 /**
+ * Describes the message quartet.balancer.v1.BreakerTransition.
+ * Use `create(BreakerTransitionSchema)` to create a new message.
+ */
+export const BreakerTransitionSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 4);
+
+/**
+ * Describes the message quartet.balancer.v1.WatchRoutesRequest.
+ * Use `create(WatchRoutesRequestSchema)` to create a new message.
+ */
+export const WatchRoutesRequestSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 5);
+
+/**
+ * Describes the message quartet.balancer.v1.WatchRoutesResponse.
+ * Use `create(WatchRoutesResponseSchema)` to create a new message.
+ */
+export const WatchRoutesResponseSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 6);
+
+/**
+ * Describes the message quartet.balancer.v1.SetPickerRequest.
+ * Use `create(SetPickerRequestSchema)` to create a new message.
+ */
+export const SetPickerRequestSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 7);
+
+/**
+ * Describes the message quartet.balancer.v1.SetPickerResponse.
+ * Use `create(SetPickerResponseSchema)` to create a new message.
+ */
+export const SetPickerResponseSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 8);
+
+/**
+ * Describes the message quartet.balancer.v1.KeyOwnershipRequest.
+ * Use `create(KeyOwnershipRequestSchema)` to create a new message.
+ */
+export const KeyOwnershipRequestSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 9);
+
+/**
+ * Describes the message quartet.balancer.v1.KeyOwnershipResponse.
+ * Use `create(KeyOwnershipResponseSchema)` to create a new message.
+ */
+export const KeyOwnershipResponseSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 10);
+
+/**
+ * Describes the message quartet.balancer.v1.EndpointShare.
+ * Use `create(EndpointShareSchema)` to create a new message.
+ */
+export const EndpointShareSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 11);
+
+/**
+ * Describes the message quartet.balancer.v1.KeyPlacement.
+ * Use `create(KeyPlacementSchema)` to create a new message.
+ */
+export const KeyPlacementSchema = /*@__PURE__*/
+  messageDesc(file_quartet_balancer_v1_admin, 12);
+
+/**
  * Describes the message quartet.balancer.v1.DrainEndpointRequest.
  * Use `create(DrainEndpointRequestSchema)` to create a new message.
  */
 export const DrainEndpointRequestSchema = /*@__PURE__*/
-  messageDesc(file_quartet_balancer_v1_admin, 4);
+  messageDesc(file_quartet_balancer_v1_admin, 13);
 
 /**
  * Describes the message quartet.balancer.v1.DrainEndpointResponse.
  * Use `create(DrainEndpointResponseSchema)` to create a new message.
  */
 export const DrainEndpointResponseSchema = /*@__PURE__*/
-  messageDesc(file_quartet_balancer_v1_admin, 5);
+  messageDesc(file_quartet_balancer_v1_admin, 14);
 
 /**
  * BalancerAdminService inspects and steers the gateway. Every method needs the cluster

@@ -291,6 +291,114 @@ export declare type WatchResponse = Message<"quartet.worker.v1.WatchResponse"> &
 export declare const WatchResponseSchema: GenMessage<WatchResponse>;
 
 /**
+ * @generated from message quartet.worker.v1.SetFaultRequest
+ */
+export declare type SetFaultRequest = Message<"quartet.worker.v1.SetFaultRequest"> & {
+  /**
+   * The standing fault; absent clears it. fail_fraction absent means every call fails when
+   * fail_code is set; it must be in [0, 1].
+   *
+   * @generated from field: quartet.worker.v1.Fault fault = 1;
+   */
+  fault?: Fault | undefined;
+
+  /**
+   * Seed of the generator that decides which calls fail (0 is a seed like any other).
+   *
+   * @generated from field: uint64 seed = 2;
+   */
+  seed: bigint;
+};
+
+/**
+ * Describes the message quartet.worker.v1.SetFaultRequest.
+ * Use `create(SetFaultRequestSchema)` to create a new message.
+ */
+export declare const SetFaultRequestSchema: GenMessage<SetFaultRequest>;
+
+/**
+ * @generated from message quartet.worker.v1.SetFaultResponse
+ */
+export declare type SetFaultResponse = Message<"quartet.worker.v1.SetFaultResponse"> & {
+  /**
+   * @generated from field: quartet.worker.v1.StandingFault standing = 1;
+   */
+  standing?: StandingFault | undefined;
+};
+
+/**
+ * Describes the message quartet.worker.v1.SetFaultResponse.
+ * Use `create(SetFaultResponseSchema)` to create a new message.
+ */
+export declare const SetFaultResponseSchema: GenMessage<SetFaultResponse>;
+
+/**
+ * @generated from message quartet.worker.v1.GetFaultRequest
+ */
+export declare type GetFaultRequest = Message<"quartet.worker.v1.GetFaultRequest"> & {
+};
+
+/**
+ * Describes the message quartet.worker.v1.GetFaultRequest.
+ * Use `create(GetFaultRequestSchema)` to create a new message.
+ */
+export declare const GetFaultRequestSchema: GenMessage<GetFaultRequest>;
+
+/**
+ * @generated from message quartet.worker.v1.GetFaultResponse
+ */
+export declare type GetFaultResponse = Message<"quartet.worker.v1.GetFaultResponse"> & {
+  /**
+   * @generated from field: quartet.worker.v1.StandingFault standing = 1;
+   */
+  standing?: StandingFault | undefined;
+};
+
+/**
+ * Describes the message quartet.worker.v1.GetFaultResponse.
+ * Use `create(GetFaultResponseSchema)` to create a new message.
+ */
+export declare const GetFaultResponseSchema: GenMessage<GetFaultResponse>;
+
+/**
+ * StandingFault is the fault a worker applies to every Compute call, and its counts since it
+ * was set.
+ *
+ * @generated from message quartet.worker.v1.StandingFault
+ */
+export declare type StandingFault = Message<"quartet.worker.v1.StandingFault"> & {
+  /**
+   * Absent when none is set.
+   *
+   * @generated from field: quartet.worker.v1.Fault fault = 1;
+   */
+  fault?: Fault | undefined;
+
+  /**
+   * @generated from field: uint64 seed = 2;
+   */
+  seed: bigint;
+
+  /**
+   * Compute calls that met this fault, and those it failed.
+   *
+   * @generated from field: uint64 calls = 3;
+   */
+  calls: bigint;
+
+  /**
+   * @generated from field: uint64 failed = 4;
+   */
+  failed: bigint;
+};
+
+/**
+ * Describes the message quartet.worker.v1.StandingFault.
+ * Use `create(StandingFaultSchema)` to create a new message.
+ */
+export declare const StandingFaultSchema: GenMessage<StandingFault>;
+
+/**
  * Code mirrors the Connect and gRPC status codes, for fault injection.
  *
  * @generated from enum quartet.worker.v1.Code
@@ -433,6 +541,39 @@ export declare const WorkerService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRequestSchema;
     output: typeof WatchResponseSchema;
+  },
+}>;
+
+/**
+ * WorkerAdminService steers one worker for demonstrations (the dashboard's circuit breaker
+ * page). Admin only: every call needs the cluster credential (`Authorization: Bearer <token>`),
+ * and the worker must run with --fault-controls (otherwise PERMISSION_DENIED).
+ *
+ * @generated from service quartet.worker.v1.WorkerAdminService
+ */
+export declare const WorkerAdminService: GenService<{
+  /**
+   * SetFault makes every later Compute call on this worker suffer `fault` (added latency, and
+   * failure of a fraction of calls drawn from a generator seeded with `seed`, so a run
+   * replays). A request without `fault` (or with a zero fault) clears it. Calls that carry
+   * their own fault get theirs instead.
+   *
+   * @generated from rpc quartet.worker.v1.WorkerAdminService.SetFault
+   */
+  setFault: {
+    methodKind: "unary";
+    input: typeof SetFaultRequestSchema;
+    output: typeof SetFaultResponseSchema;
+  },
+  /**
+   * GetFault returns the standing fault and what it did so far.
+   *
+   * @generated from rpc quartet.worker.v1.WorkerAdminService.GetFault
+   */
+  getFault: {
+    methodKind: "unary";
+    input: typeof GetFaultRequestSchema;
+    output: typeof GetFaultResponseSchema;
   },
 }>;
 
