@@ -1104,6 +1104,7 @@ export declare const BrokerService: GenService<{
    * Publish sends one message to every subscriber whose filter matches its subject (one member
    * per queue group). Nothing is stored: with no subscriber the message is dropped, and
    * `delivered` says so.
+   * REST: POST /v1/subjects/{subject}/messages with {"payload": "<base64>"}.
    *
    * @generated from rpc quartet.broker.v1.BrokerService.Publish
    */
@@ -1152,6 +1153,7 @@ export declare const BrokerService: GenService<{
    * Request publishes a message with a fresh reply inbox and returns the first reply.
    * Fails with Unavailable ("no responders") when no subscriber matches the subject, and
    * with DeadlineExceeded when no reply comes within the call's deadline.
+   * REST: POST /v1/subjects/{subject}/requests with {"payload": "<base64>"}.
    *
    * @generated from rpc quartet.broker.v1.BrokerService.Request
    */
@@ -1188,6 +1190,7 @@ export declare const BrokerService: GenService<{
   /**
    * Enqueue appends up to 10,000 messages to a work queue. It returns only after the messages
    * are stored (fsync'd to disk for a durable queue): an acknowledged enqueue is never lost.
+   * REST: POST /v1/queues/{queue}/messages with {"messages": [{"payload": "<base64>"}]}.
    *
    * @generated from rpc quartet.broker.v1.BrokerService.Enqueue
    */
@@ -1236,6 +1239,7 @@ export declare const BrokerService: GenService<{
   /**
    * Stats reports a work queue's counters.
    * Free of side effects, so it can also be called with HTTP GET.
+   * REST: GET /v1/queues/{queue}.
    *
    * @generated from rpc quartet.broker.v1.BrokerService.Stats
    */
@@ -1247,6 +1251,7 @@ export declare const BrokerService: GenService<{
   /**
    * ListQueues names every work queue with its settings.
    * Free of side effects, so it can also be called with HTTP GET.
+   * REST: GET /v1/queues.
    *
    * @generated from rpc quartet.broker.v1.BrokerService.ListQueues
    */

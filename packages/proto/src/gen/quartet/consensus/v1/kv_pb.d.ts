@@ -632,6 +632,10 @@ export declare const CompactResponseSchema: GenMessage<CompactResponse>;
  * Limits: a key is 1 to 8192 bytes, a value at most 1.5 MiB (1572864 bytes), a Txn at most 128
  * operations. Breaking one gives INVALID_ARGUMENT naming the limit.
  *
+ * REST (the gateway's google.api.http tier): a key in a path or a query parameter is its bytes
+ * percent-encoded as in any URL ("/v1/kv/app/greeting" is the key "app/greeting", "%FF" a 0xFF
+ * byte); in JSON bodies and answers keys and values are base64 (proto3 JSON's rule for bytes).
+ *
  * @generated from service quartet.consensus.v1.KVService
  */
 export declare const KVService: GenService<{
@@ -639,6 +643,8 @@ export declare const KVService: GenService<{
    * Range reads the keys in a range, at the current revision or a past one. A revision below
    * the compacted revision gives OUT_OF_RANGE ("compacted"), one above the current revision
    * OUT_OF_RANGE ("future revision").
+   * REST: GET /v1/kv/{key} reads one key (404 when it has no value; the key may hold "/");
+   * GET /v1/kv?key=...&rangeEnd=... reads a range.
    *
    * @generated from rpc quartet.consensus.v1.KVService.Range
    */
@@ -649,6 +655,7 @@ export declare const KVService: GenService<{
   },
   /**
    * Put writes one key (creating it or adding a version), optionally attached to a lease.
+   * REST: PUT /v1/kv/{key} with {"value": "<base64>"}.
    *
    * @generated from rpc quartet.consensus.v1.KVService.Put
    */
@@ -659,6 +666,7 @@ export declare const KVService: GenService<{
   },
   /**
    * DeleteRange deletes the keys in a range. Deleting nothing does not bump the revision.
+   * REST: DELETE /v1/kv/{key} (?rangeEnd=... for a range).
    *
    * @generated from rpc quartet.consensus.v1.KVService.DeleteRange
    */
@@ -670,6 +678,7 @@ export declare const KVService: GenService<{
   /**
    * Txn evaluates every compare against the current revision; when all hold it runs `success`,
    * otherwise `failure`. The whole transaction is atomic and takes one revision if it writes.
+   * REST: POST /v1/txn with the TxnRequest as JSON.
    *
    * @generated from rpc quartet.consensus.v1.KVService.Txn
    */
@@ -681,6 +690,7 @@ export declare const KVService: GenService<{
   /**
    * Compact drops the history below `revision`: reads and watches there fail with
    * OUT_OF_RANGE ("compacted") afterwards. The latest version of each key is always kept.
+   * REST: POST /v1/compact with {"revision": "<n>"}.
    *
    * @generated from rpc quartet.consensus.v1.KVService.Compact
    */

@@ -354,6 +354,7 @@ export declare const LeaseLeasesResponseSchema: GenMessage<LeaseLeasesResponse>;
 export declare const LeaseService: GenService<{
   /**
    * LeaseGrant creates a lease.
+   * REST: POST /v1/leases with {"ttl": "<seconds>"}.
    *
    * @generated from rpc quartet.consensus.v1.LeaseService.LeaseGrant
    */
@@ -364,6 +365,7 @@ export declare const LeaseService: GenService<{
   },
   /**
    * LeaseRevoke deletes a lease and every key attached to it (one revision).
+   * REST: DELETE /v1/leases/{id}.
    *
    * @generated from rpc quartet.consensus.v1.LeaseService.LeaseRevoke
    */
@@ -386,6 +388,7 @@ export declare const LeaseService: GenService<{
   },
   /**
    * LeaseKeepAliveOnce renews a lease once (unary).
+   * REST: POST /v1/leases/{id}/keepalive.
    *
    * @generated from rpc quartet.consensus.v1.LeaseService.LeaseKeepAliveOnce
    */
@@ -396,6 +399,7 @@ export declare const LeaseService: GenService<{
   },
   /**
    * LeaseTimeToLive tells a lease's remaining time and optionally its keys.
+   * REST: GET /v1/leases/{id} (?keys=true for its keys).
    *
    * @generated from rpc quartet.consensus.v1.LeaseService.LeaseTimeToLive
    */
@@ -406,6 +410,7 @@ export declare const LeaseService: GenService<{
   },
   /**
    * LeaseLeases lists every lease id.
+   * REST: GET /v1/leases.
    *
    * @generated from rpc quartet.consensus.v1.LeaseService.LeaseLeases
    */
