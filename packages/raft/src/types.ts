@@ -73,6 +73,11 @@ export interface ConfChangeSingle {
 export interface ConfChange {
   changes: ConfChangeSingle[];
   transition?: "auto" | "implicit" | "explicit";
+  /**
+   * Opaque to Raft, carried in the entry for the application (etcd's ConfChange.Context):
+   * e.g. the new member's address, so every member learns it when it applies the change.
+   */
+  context?: string;
 }
 
 /** The role of a node. */

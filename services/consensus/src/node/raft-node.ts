@@ -62,6 +62,8 @@ export interface RaftNodeOptions {
   onFatal?: (error: unknown) => void;
   /** Called after a role or leader change. */
   onRoleChange?: (status: Status) => void;
+  /** Called after each Ready is handled (observers read status() then; keep it cheap). */
+  onReady?: () => void;
 }
 
 interface PendingProposal {
@@ -94,6 +96,7 @@ export class RaftNode {
   private readonly electionTick: number;
   private readonly onFatal: (error: unknown) => void;
   private readonly onRoleChange: ((status: Status) => void) | undefined;
+  private readonly onReady: (() => void) | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly proposals = new Map<number, PendingProposal>();
   /** Reads waiting for the next ReadIndex round. */
@@ -119,6 +122,7 @@ export class RaftNode {
     this.electionTick = options.raft?.electionTick ?? 10;
     this.onFatal = options.onFatal ?? (() => {});
     this.onRoleChange = options.onRoleChange;
+    this.onReady = options.onReady;
     const snap = this.storage.snapshot();
     this.sm.restore(snap.metadata.index, snap.data);
     this.applied = snap.metadata.index;
@@ -339,6 +343,7 @@ export class RaftNode {
         this.raw.advance();
         this.releaseApplied();
         if (rd.softState) this.onRoleChange?.(this.raw.status());
+        this.onReady?.();
         if (this.readRound === undefined && this.nextReads.length > 0) this.startReadRound();
         await this.maybeSnapshot();
       }
