@@ -16,6 +16,10 @@ export interface ReplicatedService {
   protects?(procedure: string): boolean;
   /** Called after every role or leader change (e.g. to start or stop leader-only work). */
   onRoleChange?(status: Status, node: RaftNode): void;
+  /** Called after each Ready the node handled (observers of its status; keep it cheap). */
+  onReady?(node: RaftNode): void;
+  /** While this returns true the member drops all its Raft traffic, both ways (a fault control). */
+  isolated?(): boolean;
   /** Called when the member stops. */
   close?(): void;
 }
@@ -69,6 +73,7 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     peers: options.peers,
     token: options.token,
     unreachable: (peer) => node?.reportUnreachable(peer),
+    drop: () => service.isolated?.() ?? false,
     ...(options.peerBackoff ? { backoff: options.peerBackoff } : {}),
   });
   node = new RaftNode({
@@ -91,6 +96,7 @@ export async function startMember(options: MemberOptions): Promise<Member> {
       );
       service.onRoleChange?.(status, started);
     },
+    onReady: () => service.onReady?.(started),
   });
   const started = node;
   const peerService = "/quartet.raft.v1.RaftTransportService/";
@@ -105,7 +111,12 @@ export async function startMember(options: MemberOptions): Promise<Member> {
         protects: (p) => p.startsWith(peerService) || (service.protects?.(p) ?? false),
       },
       routes: (router) => {
-        raftTransportRoutes(router, { clusterId, self: id, step: (m) => started.step(m) });
+        raftTransportRoutes(router, {
+          clusterId,
+          self: id,
+          step: (m) => started.step(m),
+          drop: () => service.isolated?.() ?? false,
+        });
         service.routes(router, started);
       },
     });

@@ -19,6 +19,8 @@ export interface PeerTransportOptions {
   token: string;
   /** The core is told when a peer's messages were dropped or its stream broke. */
   unreachable: (peer: NodeId) => void;
+  /** While true, every outbound message is dropped (a fault control cuts the member off). */
+  drop?: () => boolean;
   /** Passed to each peer's sender (tests shorten the reconnect backoff). */
   backoff?: (attempt: number) => number;
 }
@@ -52,6 +54,7 @@ export class PeerTransport {
   }
 
   send(messages: readonly Message[]): void {
+    if (this.options.drop?.()) return;
     for (const m of messages) {
       const peer = this.senders.get(m.to);
       if (peer) peer.sender.send(m);
@@ -95,7 +98,13 @@ export class PeerTransport {
  */
 export function raftTransportRoutes(
   router: ConnectRouter,
-  options: { clusterId: bigint; self: NodeId; step: (m: Message) => void },
+  options: {
+    clusterId: bigint;
+    self: NodeId;
+    step: (m: Message) => void;
+    /** While true, received messages are dropped (a fault control cuts the member off). */
+    drop?: () => boolean;
+  },
 ): void {
   router.service(RaftTransportService, {
     async send(requests) {
@@ -116,7 +125,7 @@ export function raftTransportRoutes(
         const from = Number(batch.from);
         for (const p of batch.messages) {
           const m = decodeMessage(p, from, options.self);
-          if (m) options.step(m);
+          if (m && !options.drop?.()) options.step(m);
           received++;
         }
       }
