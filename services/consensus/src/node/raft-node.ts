@@ -20,6 +20,8 @@ export interface StateMachine {
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's, taken at `index`. */
   restore(index: number, data: Uint8Array): void;
+  /** Told of each membership change as it is applied at `index` (the membership after it: `conf`). */
+  applyConfChange?(index: number, cc: ConfChange, conf: ConfState): void;
 }
 
 /** A proposal or read this node could not take: `leaderId` (if known) can. */
@@ -358,7 +360,7 @@ export class RaftNode {
   private applyEntry(e: Entry): void {
     let result: unknown;
     if (e.type === "confChange") {
-      result = this.raw.applyConfChange(decodeConfChange(e.data));
+      result = this.applyConfChange(e);
     } else if (e.data.byteLength > 0) {
       result = this.sm.apply(e.index, e.data);
     }
@@ -368,6 +370,14 @@ export class RaftNode {
     this.proposals.delete(e.index);
     if (p.term === e.term) p.resolve(result);
     else p.reject(new ProposalDroppedError(`a new leader replaced entry ${e.index}; retry`));
+  }
+
+  /** Membership changes go to the core, then to the state machine (e.g. members' addresses). */
+  private applyConfChange(e: Entry): ConfState {
+    const cc = decodeConfChange(e.data);
+    const conf = this.raw.applyConfChange(cc);
+    this.sm.applyConfChange?.(e.index, cc, conf);
+    return conf;
   }
 
   private failProposalsUpTo(index: number): void {
