@@ -73,4 +73,11 @@ export const consensusSettings = {
     schema: int(1, 100_000_000).default(10_000),
     help: "Take a snapshot and compact the log after this many applied entries.",
   },
+  faultControls: {
+    schema: z
+      .enum(["true", "false"])
+      .default("false")
+      .transform((s) => s === "true"),
+    help: "Serve FaultService (isolate this member from its peers, crash it) to admin callers, for demonstrations.",
+  },
 };

@@ -44,6 +44,7 @@ const member = await startMember({
     peers,
     logger,
     dataDir: config.dataDir,
+    faultControls: config.faultControls,
   }),
   serve: {
     ...serveOptionsFrom({ ...config, port: config.port ?? Number(new URL(self).port) }),

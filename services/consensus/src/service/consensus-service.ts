@@ -1,18 +1,23 @@
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
+import { FaultService } from "@quartet/proto/quartet/consensus/v1/faults_pb";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
+import { ObserveService } from "@quartet/proto/quartet/consensus/v1/observe_pb";
 import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import type { NodeId } from "@quartet/raft";
 import type { Logger } from "@quartet/server";
 import type { ReplicatedService } from "../node/member.ts";
 import { validateCommand } from "../state/validate.ts";
 import { CommandWriter } from "./commands.ts";
+import { createFaultService, FaultSwitch } from "./fault-service.ts";
 import { ForwardingClients } from "./forwarding.ts";
 import { createKvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 import { createLeaseService } from "./lease-service.ts";
 import { createClusterService, createMaintenanceService } from "./maintenance-service.ts";
+import { createObserveService } from "./observe-service.ts";
+import { RaftObserver } from "./raft-observer.ts";
 import { ReplicatedState } from "./replicated-state.ts";
 import { WatchHub } from "./watch-hub.ts";
 import { createWatchService } from "./watch-service.ts";
@@ -25,6 +30,8 @@ export interface ConsensusServiceOptions {
   logger: Logger;
   /** The member's data directory (Status reports its size). */
   dataDir: string;
+  /** --fault-controls: FaultService may isolate or crash this member. */
+  faultControls?: boolean;
 }
 
 /** The consensus service's replicated state and public RPCs, for startMember. */
@@ -34,6 +41,9 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
   const forwarding = new ForwardingClients(options.self, options.peers);
   let router: LeaderRouter | undefined;
   let leases: LeaseKeeper | undefined;
+  const observer = new RaftObserver();
+  const faults = new FaultSwitch();
+  const adminServices = [MaintenanceService, ClusterService, ObserveService, FaultService];
   return {
     stateMachine: state,
     routes(r, node) {
@@ -52,10 +62,21 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
       const admin = { ...deps, node, peers: options.peers, dataDir: options.dataDir };
       r.service(MaintenanceService, createMaintenanceService(admin));
       r.service(ClusterService, createClusterService(admin));
+      const isolated = () => faults.isolated;
+      r.service(ObserveService, createObserveService({ node, observer, isolated }));
+      r.service(
+        FaultService,
+        createFaultService({
+          faults,
+          enabled: options.faultControls ?? false,
+          logger: options.logger,
+          changed: () => observer.changed(),
+        }),
+      );
     },
-    protects: (procedure) =>
-      procedure.startsWith(`/${MaintenanceService.typeName}/`) ||
-      procedure.startsWith(`/${ClusterService.typeName}/`),
+    protects: (procedure) => adminServices.some((s) => procedure.startsWith(`/${s.typeName}/`)),
+    onReady: () => observer.changed(),
+    isolated: () => faults.isolated,
     onRoleChange(status) {
       router?.leaderChanged();
       leases?.roleChanged(status.state === "leader");
