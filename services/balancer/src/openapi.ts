@@ -1,4 +1,5 @@
-import type { DescField, DescMessage } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
+import { answersNotFound } from "./rest-not-found.ts";
 import type { RestRule } from "./rest-rules.ts";
 
 type Schema = Record<string, unknown>;
@@ -15,12 +16,16 @@ export function openApiDocument(rules: readonly RestRule[]): Record<string, unkn
     const input = rule.method.input;
     const pathVars = rule.segments.flatMap((s) => (s.kind === "variable" ? [s.field] : []));
     const path = `/${rule.segments.map((s) => (s.kind === "literal" ? s.value : `{${s.field}}`)).join("/")}`;
-    const parameters: Schema[] = pathVars.map((name) => ({
-      name,
-      in: "path",
-      required: true,
-      schema: { type: "string" },
-    }));
+    const parameters: Schema[] = pathVars.map((name) => {
+      const field = input.fields.find((f) => f.name === name);
+      const rest = rule.segments.some((s) => s.kind === "variable" && s.field === name && s.rest);
+      return {
+        name,
+        in: "path",
+        required: true,
+        ...urlParam(field, ref, rest ? ' It may hold "/" as it is.' : ""),
+      };
+    });
     if (rule.body !== "*") {
       for (const f of input.fields) {
         if (
@@ -30,14 +35,17 @@ export function openApiDocument(rules: readonly RestRule[]): Record<string, unkn
           f.fieldKind === "map"
         )
           continue;
-        parameters.push({
-          name: f.jsonName,
-          in: "query",
-          required: false,
-          schema: fieldSchema(f, ref),
-        });
+        parameters.push({ name: f.jsonName, in: "query", required: false, ...urlParam(f, ref) });
       }
     }
+    const notFound = answersNotFound(rule)
+      ? {
+          "404": {
+            description: "Not found: the answer would list nothing",
+            content: { "application/json": { schema: { $ref: "#/components/schemas/Status" } } },
+          },
+        }
+      : {};
     const operation: Record<string, unknown> = {
       operationId: `${rule.method.parent.typeName}.${rule.method.name}`,
       summary: rule.method.name,
@@ -48,6 +56,7 @@ export function openApiDocument(rules: readonly RestRule[]): Record<string, unkn
           description: "OK",
           content: { "application/json": { schema: ref(rule.method.output) } },
         },
+        ...notFound,
         default: {
           description: "Error",
           content: { "application/json": { schema: { $ref: "#/components/schemas/Status" } } },
@@ -86,6 +95,30 @@ export function openApiDocument(rules: readonly RestRule[]): Record<string, unkn
     paths,
     components: { schemas },
   };
+}
+
+/**
+ * A path or query parameter's schema. Bytes there are percent-encoded bytes, not base64
+ * (rest-params.ts), so they are plain strings with a description that says so.
+ */
+function urlParam(
+  field: DescField | undefined,
+  ref: (m: DescMessage) => Schema,
+  note = "",
+): { schema: Schema; description?: string } {
+  if (!field) return { schema: { type: "string" } };
+  const scalar =
+    field.fieldKind === "scalar" || field.fieldKind === "list" ? field.scalar : undefined;
+  if (scalar === ScalarType.BYTES) {
+    const bytes = {
+      type: "string",
+      description: `${field.name}: bytes, percent-encoded as in any URL (UTF-8 text as it is, %FF for the byte 0xFF), not base64.${note}`,
+    };
+    return field.fieldKind === "list"
+      ? { schema: { type: "array", items: bytes }, description: bytes.description }
+      : { schema: bytes, description: bytes.description };
+  }
+  return { schema: fieldSchema(field, ref), ...(note ? { description: note.trim() } : {}) };
 }
 
 function addSchema(m: DescMessage, schemas: Record<string, Schema>): void {

@@ -54,7 +54,11 @@ export function parseTemplate(template: string): Segment[] {
   });
 }
 
-/** The rule matching a request, with its path variables; undefined when none does. */
+/**
+ * The rule matching a request, with its path variables as they are in the path, still
+ * percent-encoded (a `**` variable's segments joined by "/"): how they decode depends on the
+ * field (see rest-params.ts). Undefined when no rule matches.
+ */
 export function matchRule(
   rules: readonly RestRule[],
   verb: string,
@@ -75,11 +79,11 @@ export function matchRule(
         if (parts[i] !== segment.value) ok = false;
         i++;
       } else if (segment.rest) {
-        variables.set(segment.field, parts.slice(i).map(decodeURIComponent).join("/"));
+        variables.set(segment.field, parts.slice(i).join("/"));
         i = parts.length;
       } else {
         if (parts[i] === "") ok = false;
-        variables.set(segment.field, decodeURIComponent(parts[i]!));
+        variables.set(segment.field, parts[i]!);
         i++;
       }
       if (!ok) break;

@@ -11,6 +11,8 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { notFoundWhenEmpty } from "./rest-not-found.ts";
+import { paramJson, pathBytes, queryPairs } from "./rest-params.ts";
 import { matchRule, type RestRule } from "./rest-rules.ts";
 import type { Route } from "./route.ts";
 
@@ -112,18 +114,23 @@ async function transcode(
       json[jsonNameOf(input, rule.body)] = parsed;
     }
   }
-  if (rule.body !== "*") {
-    for (const [name, value] of url.searchParams) {
-      const field = fieldAt(input, name);
-      if (!field)
-        throw new ConnectError(
-          `unknown query parameter "${name}": ${input.typeName} has no such field`,
-          Code.InvalidArgument,
-        );
-      setPath(json, input, name, value, field.fieldKind === "list");
-    }
+  for (const [name, value] of queryPairs(url.search)) {
+    // With body "*" the body is the whole message: a query parameter would be a second say.
+    if (rule.body === "*")
+      throw new ConnectError(
+        `unknown query parameter "${name}": ${rule.verb} ${rule.template} takes the whole ${input.typeName} as its JSON body, and no query parameters`,
+        Code.InvalidArgument,
+      );
+    const field = fieldAt(input, name);
+    if (!field || field.fieldKind === "message" || field.fieldKind === "map")
+      throw new ConnectError(
+        `unknown query parameter "${name}": ${input.typeName} has no such ${field ? "scalar " : ""}field`,
+        Code.InvalidArgument,
+      );
+    setPath(json, input, name, value, "query parameter");
   }
-  for (const [name, value] of variables) setPath(json, input, name, value, false);
+  for (const [name, value] of variables)
+    setPath(json, input, name, pathBytes(value, name), "path variable");
   let message: ReturnType<typeof create>;
   try {
     message = fromJson(input, json, { ignoreUnknownFields: false });
@@ -157,6 +164,8 @@ async function transcode(
     options.maxAttempts,
     rule.idempotent,
   );
+  const missing = notFoundWhenEmpty(rule, message, answer);
+  if (missing) throw new ConnectError(missing, Code.NotFound);
   const body = JSON.stringify(toJson(rule.method.output, answer as never));
   (res as http.ServerResponse).writeHead(200, { "content-type": "application/json" });
   res.end(body);
@@ -223,13 +232,13 @@ function jsonNameOf(message: DescMessage, name: string): string {
   return field.jsonName;
 }
 
-/** Sets a value at a dotted field path of a JSON object, by JSON names. */
+/** Sets a URL parameter at a dotted field path of a JSON object, by JSON names. */
 function setPath(
   json: JsonObject,
   message: DescMessage,
   path: string,
-  value: string,
-  repeated: boolean,
+  value: Uint8Array,
+  where: string,
 ): void {
   const names = path.split(".");
   let target = json;
@@ -241,11 +250,12 @@ function setPath(
     if (!field)
       throw new ConnectError(`${message.typeName} has no field ${path}`, Code.InvalidArgument);
     if (i === names.length - 1) {
-      if (repeated) {
+      const item = paramJson(field, value, where);
+      if (field.fieldKind === "list") {
         const list = (target[field.jsonName] as JsonValue[] | undefined) ?? [];
-        list.push(value);
+        list.push(item);
         target[field.jsonName] = list;
-      } else target[field.jsonName] = value;
+      } else target[field.jsonName] = item;
       return;
     }
     target = (target[field.jsonName] as JsonObject | undefined) ??= {};

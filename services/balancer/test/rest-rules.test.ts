@@ -20,10 +20,10 @@ const rules = [
 ];
 
 describe("REST path templates", () => {
-  it("binds one-segment variables, decoded", () => {
+  it("binds one-segment variables, still percent-encoded (the field decides how they decode)", () => {
     const m = matchRule(rules, "GET", "/v1/kv/a%2Fb");
     expect(m?.rule.template).toBe("/v1/kv/{key}");
-    expect(m?.variables.get("key")).toBe("a/b");
+    expect(m?.variables.get("key")).toBe("a%2Fb");
     expect(matchRule(rules, "POST", "/v1/queues/jobs/messages")?.variables.get("queue")).toBe(
       "jobs",
     );
