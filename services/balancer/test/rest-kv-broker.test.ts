@@ -46,11 +46,11 @@ afterAll(async () => {
 
 const b64 = (text: string | Uint8Array) => Buffer.from(text).toString("base64");
 
-// biome-ignore lint/suspicious/noExplicitAny: REST answers are JSON of many shapes.
 async function call(
   verb: string,
   path: string,
   body?: unknown,
+  // biome-ignore lint/suspicious/noExplicitAny: REST answers are JSON of many shapes.
 ): Promise<{ status: number; json: any }> {
   const res = await fetch(`${gateway.url}${path}`, {
     method: verb,
