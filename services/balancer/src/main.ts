@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { type PickerKind, pickerKinds } from "@quartet/balancer";
+import { createDashboardHandler, dashboardSettings } from "@quartet/dashboard/serve";
 import { BalancerAdminService } from "@quartet/proto/quartet/balancer/v1/admin_pb";
 import {
   createLogger,
@@ -25,6 +26,7 @@ const config = loadConfig({
   summary: "the gateway: proxies Connect, gRPC and gRPC-Web calls to the services' endpoints",
   settings: {
     ...serverSettings,
+    ...dashboardSettings,
     port: {
       schema: z.coerce.number().int().min(0).max(65535).default(8080),
       help: "TCP port; 0 picks a free one.",
@@ -90,10 +92,17 @@ const rest = createRestHandler({
 });
 // Generated at build time by scripts/openapi.ts (npm run generate), committed.
 const openApiJson = readFileSync(new URL("./openapi.json", import.meta.url));
+// The dashboard (services/dashboard's build) at /, beside the REST tier.
+const dashboard = createDashboardHandler({
+  dir: config.dashboardDir,
+  controls: config.dashboardControls === "on",
+  jaegerUrl: config.jaegerUrl,
+});
 const proxy = createProxy({
   routes,
   methods,
   rest: (req, res) => {
+    if (dashboard(req, res)) return true;
     const path = req.url?.split("?", 1)[0];
     if (req.method === "GET" && path === "/openapi.json") {
       (res as import("node:http").ServerResponse).writeHead(200, {

@@ -1,0 +1,439 @@
+// Raft: the members as the seed's diagram draws them (role, term, vote, log), live from each
+// member's ObserveService.WatchRaft stream; leader changes on a timeline; buttons that kill,
+// restart, isolate and heal a member, move leadership, and write a key to watch it replicate.
+import type { Member } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
+import type { RaftView } from "@quartet/proto/quartet/consensus/v1/observe_pb";
+import { api, at } from "../api.ts";
+import { fill, fmtTime, h, s } from "../dom.ts";
+import type { Page } from "../main.ts";
+import { follow, type StreamState } from "../stream.ts";
+import { followSuite } from "../suite.ts";
+import { act } from "../trace.ts";
+
+interface MemberState {
+  member: Member;
+  url: string;
+  view?: RaftView;
+  stream: StreamState;
+}
+
+interface LeaderChange {
+  at: number;
+  term: bigint;
+  leader: bigint;
+}
+
+const enc = new TextEncoder();
+
+export const raftPage: Page = {
+  path: "/raft",
+  title: "Raft",
+  render(root, signal) {
+    const members = new Map<bigint, MemberState>();
+    const changes: LeaderChange[] = [];
+    let write: { key: string; index?: bigint } | undefined;
+    const diagram = h("div", { class: "card" });
+    const table = h("div");
+    const timeline = h("div", { class: "card" });
+    const status = h("p", { class: "stream" }, "loading members…");
+    const key = h("input", { name: "key", value: "demo/greeting", size: 18 });
+    const value = h("input", { name: "value", value: "hello", size: 12 });
+    const writeForm = h(
+      "form",
+      {
+        class: "control",
+        onsubmit: (e) => {
+          e.preventDefault();
+          write = { key: key.value };
+          void act(
+            `put ${key.value}`,
+            (t) => api.kv.put({ key: enc.encode(key.value), value: enc.encode(value.value) }, t),
+            (r) => `revision ${r.header?.revision}, by member ${r.header?.memberId}`,
+          ).then(() => {
+            // The write is committed now: the leader's commit index covers it.
+            if (write && leader()) write.index = leader()!.view!.commitIndex;
+            redraw();
+          });
+        },
+      },
+      "Write a key ",
+      key,
+      value,
+      h("button", { type: "submit" }, "Put"),
+      h("span", { id: "write-status" }),
+    );
+    root.append(
+      h("h2", {}, "Raft consensus"),
+      status,
+      h("div", { class: "row" }, diagram, timeline),
+      table,
+      writeForm,
+    );
+    const suite = followSuite(signal, () => redraw());
+
+    function leader(): MemberState | undefined {
+      let best: MemberState | undefined;
+      for (const m of members.values()) {
+        if (m.stream !== "live" || m.view?.role !== "leader" || m.view.isolated) continue;
+        if (!best || m.view.term > best.view!.term) best = m;
+      }
+      return best;
+    }
+
+    let scheduled = false;
+    function redraw(): void {
+      if (scheduled) return;
+      scheduled = true;
+      requestAnimationFrame(() => {
+        scheduled = false;
+        draw();
+      });
+    }
+
+    function noteLeader(): void {
+      const l = leader();
+      const last = changes.at(-1);
+      if (l && (!last || last.leader !== l.member.id || last.term !== l.view!.term)) {
+        changes.push({ at: Date.now(), term: l.view!.term, leader: l.member.id });
+        if (changes.length > 20) changes.shift();
+      }
+    }
+
+    function draw(): void {
+      const l = leader();
+      root.dataset.leader = l ? String(l.member.id) : "";
+      const live = [...members.values()].filter((m) => m.stream === "live").length;
+      fill(
+        status,
+        `${live} of ${members.size} members streaming · `,
+        l ? `leader: ${l.member.name || l.member.id} (term ${l.view!.term})` : "no leader",
+      );
+      drawDiagram(l);
+      drawTable(l);
+      drawTimeline();
+      const ws = root.querySelector("#write-status");
+      if (ws && write?.index !== undefined) {
+        const applied = [...members.values()].filter(
+          (m) => m.view && m.stream === "live" && m.view.appliedIndex >= write!.index!,
+        );
+        fill(ws, ` index ${write.index}: applied on ${applied.length} of ${members.size}`);
+      }
+    }
+
+    function drawDiagram(l: MemberState | undefined): void {
+      const list = [...members.values()];
+      const w = 360;
+      const r = 120;
+      const pos = new Map<bigint, { x: number; y: number }>();
+      list.forEach((m, i) => {
+        const a = (2 * Math.PI * i) / list.length - Math.PI / 2;
+        pos.set(m.member.id, { x: w / 2 + r * Math.cos(a), y: 150 + r * Math.sin(a) });
+      });
+      const svg = s("svg", { width: w, height: 300, viewBox: `0 0 ${w} 300` });
+      svg.append(
+        s(
+          "defs",
+          {},
+          s(
+            "marker",
+            {
+              id: "arrow",
+              viewBox: "0 0 10 10",
+              refX: 10,
+              refY: 5,
+              markerWidth: 6,
+              markerHeight: 6,
+              orient: "auto",
+            },
+            s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#999" }),
+          ),
+        ),
+      );
+      // Votes of this term and, from the leader, replication.
+      for (const m of list) {
+        const v = m.view;
+        if (!v || m.stream !== "live") continue;
+        const from = pos.get(m.member.id)!;
+        if (v.votedFor !== 0n && v.votedFor !== m.member.id && pos.has(v.votedFor)) {
+          const to = pos.get(v.votedFor)!;
+          svg.append(
+            line(from, to, {
+              stroke: "#999",
+              "stroke-dasharray": "4 3",
+              "marker-end": "url(#arrow)",
+            }),
+          );
+        }
+      }
+      if (l) {
+        for (const p of l.view!.progress) {
+          if (p.memberId === l.member.id || !pos.has(p.memberId)) continue;
+          const behind = l.view!.lastLogIndex - p.matchIndex;
+          svg.append(
+            line(pos.get(l.member.id)!, pos.get(p.memberId)!, {
+              stroke: behind === 0n ? "#2e7d32" : "#ef6c00",
+              "stroke-width": 2,
+              "marker-end": "url(#arrow)",
+            }),
+          );
+        }
+      }
+      for (const m of list) {
+        const { x, y } = pos.get(m.member.id)!;
+        const v = m.view;
+        const role = m.stream === "live" && v ? v.role : "down";
+        const colour =
+          {
+            leader: "#2e7d32",
+            follower: "#1565c0",
+            candidate: "#ef6c00",
+            pre_candidate: "#ef6c00",
+            down: "#bbb",
+          }[role] ?? "#777";
+        svg.append(
+          s("circle", {
+            cx: x,
+            cy: y,
+            r: 34,
+            fill: colour,
+            stroke: v?.isolated ? "#c62828" : "#fff",
+            "stroke-width": v?.isolated ? 4 : 2,
+            "stroke-dasharray": v?.isolated ? "6 4" : undefined,
+          }),
+          s(
+            "text",
+            { x, y: y - 6, "text-anchor": "middle", fill: "#fff", "font-weight": 700 },
+            m.member.name || `member ${m.member.id}`,
+          ),
+          s("text", { x, y: y + 8, "text-anchor": "middle", fill: "#fff" }, role),
+          s(
+            "text",
+            { x, y: y + 22, "text-anchor": "middle", fill: "#fff" },
+            v ? `t${v.term} log ${v.lastLogIndex}` : "",
+          ),
+        );
+      }
+      fill(
+        diagram,
+        svg,
+        h(
+          "div",
+          { class: "stream" },
+          "dashed: votes this term · solid: leader → follower (green: caught up)",
+        ),
+      );
+    }
+
+    function drawTable(l: MemberState | undefined): void {
+      const rows = [...members.values()].map((m) => {
+        const v = m.stream === "live" ? m.view : undefined;
+        const proc = suite.byUrl.get(m.url);
+        const name = m.member.name || String(m.member.id);
+        const isLeader = l === m;
+        return h(
+          "tr",
+          { "data-member": String(m.member.id), "data-role": v?.role ?? "down" },
+          h("td", {}, name),
+          h("td", {}, h("span", { class: `badge ${v?.role ?? "stopped"}` }, v?.role ?? m.stream)),
+          h("td", {}, v ? String(v.term) : ""),
+          h("td", {}, v ? (v.votedFor === 0n ? "–" : String(v.votedFor)) : ""),
+          h("td", {}, v ? String(v.commitIndex) : ""),
+          h("td", {}, v ? String(v.appliedIndex) : ""),
+          h("td", {}, v ? String(v.lastLogIndex) : ""),
+          h("td", {}, v?.isolated ? "isolated" : ""),
+          h(
+            "td",
+            {},
+            proc ? `${proc.state}${proc.restarts ? ` (${proc.restarts} restarts)` : ""}` : "",
+          ),
+          h(
+            "td",
+            { class: "control" },
+            proc && proc.state === "running"
+              ? h(
+                  "button",
+                  {
+                    "data-action": "kill",
+                    onclick: () =>
+                      act(
+                        `kill ${proc.name}`,
+                        (t) => api.supervisor.killProcess({ name: proc.name }, t),
+                        (r) => `killed; ${r.process?.state}`,
+                      ),
+                  },
+                  "Kill",
+                )
+              : proc
+                ? h(
+                    "button",
+                    {
+                      "data-action": "start",
+                      onclick: () =>
+                        act(
+                          `start ${proc.name}`,
+                          (t) => api.supervisor.startProcess({ name: proc.name }, t),
+                          (r) => r.process?.state ?? "",
+                        ),
+                    },
+                    "Restart",
+                  )
+                : null,
+            !proc && v
+              ? h(
+                  "button",
+                  {
+                    "data-action": "crash",
+                    onclick: () =>
+                      act(
+                        `crash ${name}`,
+                        (t) => api.faults.crash({}, at(m.url, t)),
+                        (r) => `pid ${r.pid} ends`,
+                      ),
+                  },
+                  "Crash",
+                )
+              : null,
+            v
+              ? h(
+                  "button",
+                  {
+                    "data-action": v.isolated ? "heal" : "isolate",
+                    onclick: () =>
+                      act(
+                        `${v.isolated ? "heal" : "isolate"} ${name}`,
+                        (t) => api.faults.isolate({ isolated: !v.isolated }, at(m.url, t)),
+                        (r) => (r.isolated ? "isolated" : "healed"),
+                      ),
+                  },
+                  v.isolated ? "Heal" : "Isolate",
+                )
+              : null,
+            v && !isLeader
+              ? h(
+                  "button",
+                  {
+                    "data-action": "lead",
+                    onclick: () =>
+                      act(
+                        `move leader to ${name}`,
+                        (t) => api.maintenance.moveLeader({ targetId: m.member.id }, t),
+                        () => `${name} leads`,
+                      ),
+                  },
+                  "Make leader",
+                )
+              : null,
+          ),
+        );
+      });
+      fill(
+        table,
+        h(
+          "table",
+          {},
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ...[
+                "member",
+                "role",
+                "term",
+                "voted for",
+                "commit",
+                "applied",
+                "log length",
+                "",
+                "process",
+                "",
+              ].map((c) => h("th", {}, c)),
+            ),
+          ),
+          h("tbody", {}, ...rows),
+        ),
+      );
+    }
+
+    function drawTimeline(): void {
+      fill(
+        timeline,
+        h("b", {}, "Leader changes"),
+        h(
+          "ol",
+          { id: "leader-changes" },
+          ...[...changes].reverse().map((c, i, all) => {
+            const before = all[i + 1];
+            const m = members.get(c.leader);
+            return h(
+              "li",
+              {},
+              `${fmtTime(c.at)} term ${c.term}: ${m?.member.name || c.leader} leads`,
+              before
+                ? ` (after ${before.leader === c.leader ? "re-election of" : ""} ${members.get(before.leader)?.member.name || before.leader}, +${((c.at - before.at) / 1000).toFixed(1)} s)`
+                : "",
+            );
+          }),
+        ),
+      );
+    }
+
+    void (async () => {
+      const list = await act(
+        "list members",
+        (t) => api.cluster.memberList({ serializable: true }, t),
+        (r) => `${r.members.length} members`,
+      );
+      if (!list) {
+        fill(status, "cannot list the members (is the credential set, and is consensus routed?)");
+        return;
+      }
+      for (const member of list.members) {
+        const url = (member.clientUrls[0] ?? "").replace(/\/$/, "");
+        const state: MemberState = { member, url, stream: "connecting" };
+        members.set(member.id, state);
+        follow(
+          signal,
+          (sig) =>
+            api.observe.watchRaft(
+              { minIntervalMs: 100, heartbeatMs: 1000 },
+              at(url, { signal: sig }),
+            ),
+          (message) => {
+            state.view = message.view;
+            noteLeader();
+            redraw();
+          },
+          (st) => {
+            state.stream = st;
+            if (st !== "live") {
+              noteLeader();
+              redraw();
+            }
+          },
+        );
+      }
+      redraw();
+    })();
+  },
+};
+
+function line(
+  a: { x: number; y: number },
+  b: { x: number; y: number },
+  attrs: Record<string, string | number | undefined>,
+): SVGLineElement {
+  // Stop short of the circles so arrowheads show.
+  const dx = b.x - a.x;
+  const dy = b.y - a.y;
+  const len = Math.hypot(dx, dy) || 1;
+  const k = 36 / len;
+  return s("line", {
+    x1: a.x + dx * k,
+    y1: a.y + dy * k,
+    x2: b.x - dx * k,
+    y2: b.y - dy * k,
+    ...attrs,
+  });
+}

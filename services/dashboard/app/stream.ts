@@ -1,0 +1,61 @@
+// Follows a server stream for as long as the page shows it: on an error or an end it opens the
+// stream again after a backoff (250 ms doubling to 5 s, reset by a message), and reports
+// whether it is live so the page can say "reconnecting" instead of showing stale data as live.
+export type StreamState = "connecting" | "live" | "retrying";
+
+export function follow<T>(
+  signal: AbortSignal,
+  open: (signal: AbortSignal) => AsyncIterable<T>,
+  onMessage: (message: T) => void,
+  onState: (state: StreamState, error?: unknown) => void = () => {},
+): void {
+  void (async () => {
+    let backoff = 250;
+    while (!signal.aborted) {
+      onState("connecting");
+      let failure: unknown;
+      try {
+        for await (const message of open(signal)) {
+          backoff = 250;
+          onState("live");
+          onMessage(message);
+        }
+      } catch (error) {
+        failure = error;
+      }
+      if (signal.aborted) return;
+      onState("retrying", failure);
+      await pause(signal, backoff);
+      backoff = Math.min(5000, backoff * 2);
+    }
+  })();
+}
+
+/** Calls `tick` now and then every `ms` until the signal aborts (only where no stream exists). */
+export function every(signal: AbortSignal, ms: number, tick: () => Promise<void> | void): void {
+  void (async () => {
+    while (!signal.aborted) {
+      try {
+        await tick();
+      } catch {
+        // The page shows the last good figures; the next tick tries again.
+      }
+      await pause(signal, ms);
+    }
+  })();
+}
+
+/** Waits `ms`, or less when the signal aborts first. */
+function pause(signal: AbortSignal, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
