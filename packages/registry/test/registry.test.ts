@@ -15,7 +15,7 @@ import {
   servicePrefix,
   watchRegistry,
 } from "../src/index.ts";
-import { Cluster } from "./cluster.ts";
+import { Cluster } from "../src/testing.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const childEntry = fileURLToPath(new URL("./fixtures/register-child.ts", import.meta.url));

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { type PickerKind, pickerKinds } from "@quartet/balancer";
+import { ConsensusClient } from "@quartet/consensus-service/client";
 import { createDashboardHandler, dashboardSettings } from "@quartet/dashboard/serve";
 import { BalancerAdminService } from "@quartet/proto/quartet/balancer/v1/admin_pb";
+import { closeOnSignals, consensusUrls, registerServer, registrySettings } from "@quartet/registry";
 import {
   createLogger,
   loadClusterToken,
@@ -13,6 +15,7 @@ import {
 import { startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { createAdminService } from "./admin-service.ts";
+import { startDiscovery } from "./discovery.ts";
 import { methodCatalog } from "./methods.ts";
 import { openApiPage } from "./openapi-page.ts";
 import { createProxy } from "./proxy.ts";
@@ -27,9 +30,15 @@ const config = loadConfig({
   settings: {
     ...serverSettings,
     ...dashboardSettings,
+    ...registrySettings,
     port: {
       schema: z.coerce.number().int().min(0).max(65535).default(8080),
       help: "TCP port; 0 picks a free one.",
+    },
+    discovery: {
+      schema: consensusUrls.optional(),
+      help: "Consensus member URLs (comma-separated): routes come from the service registry there, live; --route and --routes-file still win for the services they name.",
+      example: "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003",
     },
     route: {
       schema: z.string().optional(),
@@ -75,12 +84,30 @@ const telemetry = startTelemetry({ serviceName: "quartet-balancer" });
 const logger = createLogger("quartet-balancer");
 const clusterToken = loadClusterToken(config, "quartet-balancer");
 const routes = new Map<string, Route>();
-for (const r of parseRoutes(config.route, config.routesFile, {
+const routeDefaults = {
   picker: config.picker,
   timeoutMs: config.routeTimeoutMs,
   ...(config.hashHeader ? { hashHeader: config.hashHeader } : {}),
-})) {
+};
+for (const r of parseRoutes(config.route, config.routesFile, routeDefaults)) {
   routes.set(r.service, new Route(r));
+}
+if (config.discovery) {
+  const discovery = startDiscovery({
+    client: new ConsensusClient({ endpoints: config.discovery }),
+    routes,
+    skip: new Set([...routes.keys(), BalancerAdminService.typeName]),
+    defaults: routeDefaults,
+    logger,
+  });
+  // Start with the registered routes when the registry answers soon; serve the static ones
+  // (and the discovered ones as they come) when it does not.
+  const first = await Promise.race([
+    discovery.ready.then(() => true),
+    new Promise<false>((resolve) => setTimeout(resolve, 5000, false).unref()),
+  ]);
+  if (!first)
+    logger.warn({ discovery: config.discovery }, "registry not read yet: serving meanwhile");
 }
 const methods = methodCatalog();
 const rules = restRules(methods);
@@ -147,4 +174,5 @@ const server = await serve({
   fallback: proxy,
 });
 logger.info({ routes: [...routes.keys()] }, "routes");
-server.closeOnSignals();
+// The gateway registers itself too; deregistered before the drain on SIGTERM.
+closeOnSignals(server, registerServer({ config, server, logger }));

@@ -5,6 +5,7 @@ import {
   BrokerService,
   type Message,
 } from "@quartet/proto/quartet/broker/v1/broker_pb";
+import { closeOnSignals, registerServer, registrySettings } from "@quartet/registry";
 import {
   createLogger,
   loadClusterToken,
@@ -27,6 +28,7 @@ const config = loadConfig({
   summary: "message broker serving quartet.broker.v1 (pub/sub, request-reply, work queues)",
   settings: {
     ...serverSettings,
+    ...registrySettings,
     port: { schema: int(0, 65535).default(7100), help: "TCP port; 0 picks a free one." },
     dataDir: {
       schema: z.string().min(1).optional(),
@@ -145,5 +147,6 @@ const server = await serve({
     router.service(BrokerAdminService, createAdminService(deps));
   },
 });
-server.closeOnSignals();
+// Registered once listening and serving; deregistered before the drain on SIGTERM.
+closeOnSignals(server, registerServer({ config, server, logger }));
 process.once("exit", () => queues.close());

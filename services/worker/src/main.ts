@@ -1,5 +1,6 @@
 import { seededRandom } from "@quartet/determinism";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { closeOnSignals, registerServer, registrySettings } from "@quartet/registry";
 import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
 import { createTelemetryTransport, startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
@@ -14,6 +15,7 @@ const config = loadConfig({
   summary: "demo worker serving quartet.worker.v1.WorkerService (Compute, Fanout, Watch)",
   settings: {
     ...serverSettings,
+    ...registrySettings,
     port: {
       schema: z.coerce.number().int().min(0).max(65535).default(7201),
       help: "TCP port; 0 picks a free one.",
@@ -102,7 +104,8 @@ const server = await serve({
   telemetry,
   routes: (router) => router.service(WorkerService, worker),
 });
-server.closeOnSignals();
+// Registered once listening and serving; deregistered before the drain on SIGTERM.
+closeOnSignals(server, registerServer({ config, server, logger }));
 if (config.brokerUrl && (config.queue || config.requestSubject)) {
   startConsumerRole({
     brokerUrl: config.brokerUrl,

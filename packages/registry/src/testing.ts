@@ -8,7 +8,7 @@ const memberMain = fileURLToPath(
   new URL("../src/main.ts", import.meta.resolve("@quartet/consensus-service/client")),
 );
 
-/** A real 3-member consensus cluster on loopback (fast ticks), for registry tests. */
+/** A real 3-member consensus cluster on loopback (fast ticks), for tests of registry users. */
 export class Cluster {
   readonly urls: string[];
   readonly #members: ServiceProcess[];
