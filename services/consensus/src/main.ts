@@ -1,6 +1,7 @@
 import { createLogger, loadClusterToken, loadConfig, serveOptionsFrom } from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
 import { consensusSettings, defaultClusterId, parsePeers } from "./config.ts";
+import { discoverCluster } from "./node/join.ts";
 import { startMember } from "./node/member.ts";
 import { createConsensusService } from "./service/consensus-service.ts";
 
@@ -25,7 +26,15 @@ if (token === undefined) {
   );
   process.exit(2);
 }
-const clusterId = config.clusterId ?? defaultClusterId(peers);
+// A joining member learns the cluster's id from the members it joins (and that it was added).
+const clusterId =
+  config.clusterId ??
+  (config.join
+    ? await discoverCluster({ self: config.id, peers, token }).catch((e: unknown) => {
+        process.stderr.write(`quartet-consensus: cannot join: ${(e as Error).message}\n`);
+        process.exit(2);
+      })
+    : defaultClusterId(peers));
 const telemetry = startTelemetry({ serviceName: "quartet-consensus" });
 const logger = createLogger("quartet-consensus");
 const member = await startMember({
@@ -41,7 +50,6 @@ const member = await startMember({
   service: createConsensusService({
     clusterId,
     self: config.id,
-    peers,
     logger,
     dataDir: config.dataDir,
     faultControls: config.faultControls,
@@ -58,6 +66,13 @@ const member = await startMember({
 logger.info(
   { id: config.id, cluster: String(clusterId), url: member.server.url },
   "member started",
+);
+// A removed member stops serving for good (etcd's members exit too); it refuses to start again.
+void member.removed.then(() =>
+  member.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  ),
 );
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {

@@ -5,13 +5,17 @@ import type { Logger, ServeOptions, Server } from "@quartet/server";
 import { serve } from "@quartet/server";
 import { DurableRaftStorage } from "../storage/raft-storage.ts";
 import { PeerTransport, raftTransportRoutes } from "../transport/peer-transport.ts";
+import { Membership } from "./membership.ts";
 import { RaftNode, type StateMachine } from "./raft-node.ts";
 
 /** What a member replicates and serves: its state machine, and the RPCs in front of it. */
 export interface ReplicatedService {
   stateMachine: StateMachine;
-  /** Registers the public services; they reach the cluster through `node`. */
-  routes(router: ConnectRouter, node: RaftNode): void;
+  /**
+   * Registers the public services; they reach the cluster through `node`, and the members'
+   * addresses through `membership`.
+   */
+  routes(router: ConnectRouter, node: RaftNode, membership: Membership): void;
   /** Procedures (`/package.Service/Method`) that need the cluster credential. */
   protects?(procedure: string): boolean;
   /** Called after every role or leader change (e.g. to start or stop leader-only work). */
@@ -27,7 +31,10 @@ export interface ReplicatedService {
 export interface MemberOptions {
   id: NodeId;
   clusterId: bigint;
-  /** Every member's id and base URL, this one's included. */
+  /**
+   * This member's view of the members' base URLs, its own included: the founding members
+   * (or, with `join`, the members it joins). Members added later are learnt from the log.
+   */
   peers: ReadonlyMap<NodeId, string>;
   dataDir: string;
   /** A member added to a running cluster: it starts empty and waits for a snapshot. */
@@ -50,6 +57,9 @@ export interface Member {
   readonly server: Server;
   readonly storage: DurableRaftStorage;
   readonly transport: PeerTransport;
+  readonly membership: Membership;
+  /** Settles when this member learns it was removed from the cluster (it has stopped its Raft node). */
+  readonly removed: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,19 +77,36 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     logger.info({ voters: [...options.peers.keys()] }, "bootstrapped a new cluster");
   }
   let node: RaftNode | undefined;
+  const membership = new Membership({ self: id, localPeers: options.peers }).wrap(
+    service.stateMachine,
+  );
+  let retire: (why: string) => void = () => {};
+  const removed = new Promise<void>((resolve) => {
+    retire = (why) => {
+      retire = () => {};
+      logger.warn({ id }, `this member was removed from the cluster (${why}): it stops serving`);
+      // After the Ready being handled: the node stops between two of them.
+      setImmediate(() => {
+        node?.stop("this member was removed from the cluster");
+        transport.close();
+        resolve();
+      });
+    };
+  });
   const transport = new PeerTransport({
     clusterId,
     self: id,
-    peers: options.peers,
+    peers: withoutSelf(options.peers, id),
     token: options.token,
     unreachable: (peer) => node?.reportUnreachable(peer),
+    removed: (peer) => retire(`member ${peer} refused its messages`),
     drop: () => service.isolated?.() ?? false,
     ...(options.peerBackoff ? { backoff: options.peerBackoff } : {}),
   });
   node = new RaftNode({
     id,
     storage,
-    stateMachine: service.stateMachine,
+    stateMachine: membership,
     send: (messages) => transport.send(messages),
     ...(options.tickMs ? { tickMs: options.tickMs } : {}),
     ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
@@ -99,6 +126,23 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     onReady: () => service.onReady?.(started),
   });
   const started = node;
+  if (membership.wasRemoved(id)) {
+    started.stop();
+    transport.close();
+    await storage.close();
+    throw new Error(
+      `member ${id} was removed from the cluster and cannot serve again: start a new member on an empty --data-dir and add it with MemberAddLearner`,
+    );
+  }
+  // The transport follows the membership: new members' addresses come with the change that
+  // adds them, removed members are dropped. A member still waiting to join knows only --peers.
+  const followMembership = () => {
+    if (membership.wasRemoved(id)) return retire("it applied its own removal");
+    const book = membership.addressBook(started.status().config);
+    transport.setPeers(book.size > 0 ? book : withoutSelf(options.peers, id));
+  };
+  membership.onChange(followMembership);
+  followMembership();
   const peerService = "/quartet.raft.v1.RaftTransportService/";
   let server: Server;
   try {
@@ -115,9 +159,10 @@ export async function startMember(options: MemberOptions): Promise<Member> {
           clusterId,
           self: id,
           step: (m) => started.step(m),
+          wasRemoved: (peer) => membership.wasRemoved(peer),
           drop: () => service.isolated?.() ?? false,
         });
-        service.routes(router, started);
+        service.routes(router, started, membership);
       },
     });
   } catch (e) {
@@ -131,6 +176,8 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     server,
     storage,
     transport,
+    membership,
+    removed,
     async close() {
       // Peers' streams into this member end only when they close them: close ours first, so
       // members stopping together do not wait out each other's drain deadline.
@@ -141,4 +188,8 @@ export async function startMember(options: MemberOptions): Promise<Member> {
       await storage.close();
     },
   };
+}
+
+function withoutSelf(peers: ReadonlyMap<NodeId, string>, self: NodeId): Map<NodeId, string> {
+  return new Map([...peers].filter(([id]) => id !== self));
 }

@@ -8,6 +8,7 @@ import type { NodeId } from "@quartet/raft";
 import type { Logger } from "@quartet/server";
 import type { ReplicatedService } from "../node/member.ts";
 import { validateCommand } from "../state/validate.ts";
+import { createClusterService } from "./cluster-service.ts";
 import { CommandWriter } from "./commands.ts";
 import { createFaultService, FaultSwitch } from "./fault-service.ts";
 import { ForwardingClients } from "./forwarding.ts";
@@ -15,7 +16,7 @@ import { createKvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
 import { LeaseKeeper } from "./lease-keeper.ts";
 import { createLeaseService } from "./lease-service.ts";
-import { createClusterService, createMaintenanceService } from "./maintenance-service.ts";
+import { createMaintenanceService } from "./maintenance-service.ts";
 import { createObserveService } from "./observe-service.ts";
 import { RaftObserver } from "./raft-observer.ts";
 import { ReplicatedState } from "./replicated-state.ts";
@@ -25,8 +26,6 @@ import { createWatchService } from "./watch-service.ts";
 export interface ConsensusServiceOptions {
   clusterId: bigint;
   self: NodeId;
-  /** Every member's base URL, for calls forwarded to the leader. */
-  peers: ReadonlyMap<NodeId, string>;
   logger: Logger;
   /** The member's data directory (Status reports its size). */
   dataDir: string;
@@ -38,7 +37,6 @@ export interface ConsensusServiceOptions {
 export function createConsensusService(options: ConsensusServiceOptions): ReplicatedService {
   const hub = new WatchHub();
   const state = new ReplicatedState(hub);
-  const forwarding = new ForwardingClients(options.self, options.peers);
   let router: LeaderRouter | undefined;
   let leases: LeaseKeeper | undefined;
   const observer = new RaftObserver();
@@ -46,7 +44,8 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
   const adminServices = [MaintenanceService, ClusterService, ObserveService, FaultService];
   return {
     stateMachine: state,
-    routes(r, node) {
+    routes(r, node, membership) {
+      const forwarding = new ForwardingClients(options.self, membership);
       router = new LeaderRouter(node);
       const writer = new CommandWriter({
         clusterId: options.clusterId,
@@ -59,9 +58,9 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
       r.service(KVService, createKvService(deps));
       r.service(LeaseService, createLeaseService(deps));
       r.service(WatchService, createWatchService({ writer, state, hub }));
-      const admin = { ...deps, node, peers: options.peers, dataDir: options.dataDir };
+      const admin = { ...deps, node, dataDir: options.dataDir };
       r.service(MaintenanceService, createMaintenanceService(admin));
-      r.service(ClusterService, createClusterService(admin));
+      r.service(ClusterService, createClusterService({ ...deps, node, membership }));
       const isolated = () => faults.isolated;
       r.service(ObserveService, createObserveService({ node, observer, isolated }));
       r.service(

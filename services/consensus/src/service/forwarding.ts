@@ -4,6 +4,11 @@ import type { NodeId } from "@quartet/raft";
 import { createTelemetryTransport } from "@quartet/telemetry";
 import { forwardedHeader } from "./leader-router.ts";
 
+/** Where a member is reached: the membership (it learns members added at run time). */
+export interface AddressBook {
+  get(id: NodeId): string | undefined;
+}
+
 /**
  * Clients of the other members' public services, for calls forwarded to the leader. They
  * carry the caller's trace context and remaining deadline (the telemetry transport takes
@@ -12,10 +17,10 @@ import { forwardedHeader } from "./leader-router.ts";
  */
 export class ForwardingClients {
   private readonly self: NodeId;
-  private urls: ReadonlyMap<NodeId, string>;
+  private readonly urls: AddressBook;
   private readonly clients = new Map<string, Client<DescService>>();
 
-  constructor(self: NodeId, urls: ReadonlyMap<NodeId, string>) {
+  constructor(self: NodeId, urls: AddressBook) {
     this.self = self;
     this.urls = urls;
   }

@@ -1,11 +1,7 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import {
-  type ClusterService,
-  MaintenanceService,
-} from "@quartet/proto/quartet/consensus/v1/cluster_pb";
-import type { NodeId } from "@quartet/raft";
+import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { NotLeaderError, type RaftNode } from "../node/raft-node.ts";
 import type { CommandWriter } from "./commands.ts";
 import type { ForwardingClients } from "./forwarding.ts";
@@ -21,14 +17,12 @@ export interface AdminDeps {
   router: LeaderRouter;
   state: ReplicatedState;
   forwarding: ForwardingClients;
-  /** Every member's URL (its id's entry in --peers). */
-  peers: ReadonlyMap<NodeId, string>;
   dataDir: string;
 }
 
 /**
- * quartet.consensus.v1.MaintenanceService (status, leadership transfer, a consistent backup)
- * and the read side of ClusterService; both behind the cluster credential.
+ * quartet.consensus.v1.MaintenanceService (status, leadership transfer, a consistent backup),
+ * behind the cluster credential. ClusterService is in cluster-service.ts.
  */
 export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof MaintenanceService> {
   const { node, writer, router, state, forwarding } = deps;
@@ -92,33 +86,6 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
         };
         if (blob.byteLength === 0) break;
       }
-    },
-  };
-}
-
-/** ClusterService: the membership (changing it is not served yet: Unimplemented). */
-export function createClusterService(deps: AdminDeps): Partial<ServiceImpl<typeof ClusterService>> {
-  const { node, writer, router, state } = deps;
-  return {
-    async memberList(req, ctx) {
-      if (!req.serializable) await router.readBarrier(ctx);
-      const conf = node.status().config;
-      const ids = [...new Set([...conf.voters, ...conf.learners, ...conf.votersOutgoing])].sort(
-        (a, b) => a - b,
-      );
-      return {
-        header: writer.header(state.current.revision),
-        members: ids.map((id) => {
-          const url = deps.peers.get(id);
-          return {
-            id: BigInt(id),
-            name: `member-${id}`,
-            peerUrls: url ? [url] : [],
-            clientUrls: url ? [url] : [],
-            isLearner: conf.learners.includes(id),
-          };
-        }),
-      };
     },
   };
 }

@@ -21,6 +21,8 @@ export interface PeerTransportOptions {
   unreachable: (peer: NodeId) => void;
   /** While true, every outbound message is dropped (a fault control cuts the member off). */
   drop?: () => boolean;
+  /** A peer refused this member's messages because the cluster removed it (it must stop). */
+  removed?: (peer: NodeId) => void;
   /** Passed to each peer's sender (tests shorten the reconnect backoff). */
   backoff?: (attempt: number) => number;
 }
@@ -84,13 +86,21 @@ export class PeerTransport {
     return new PeerSender({
       peer,
       open: async (batches, signal) => {
-        await client.send(requests(batches), { signal, headers });
+        try {
+          await client.send(requests(batches), { signal, headers });
+        } catch (e) {
+          if (ConnectError.from(e).code === removedCode) this.options.removed?.(peer);
+          throw e;
+        }
       },
       unreachable: this.options.unreachable,
       ...(this.options.backoff ? { backoff: this.options.backoff } : {}),
     });
   }
 }
+
+/** The answer to a member the cluster removed (as etcd's HTTP 410 Gone to a removed member). */
+const removedCode = Code.PermissionDenied;
 
 /**
  * The inbound side: `RaftTransportService` handing each message to `step`. It must be served
@@ -104,6 +114,8 @@ export function raftTransportRoutes(
     step: (m: Message) => void;
     /** While true, received messages are dropped (a fault control cuts the member off). */
     drop?: () => boolean;
+    /** Whether the cluster removed `peer`: its messages are refused, which tells it to stop. */
+    wasRemoved?: (peer: NodeId) => boolean;
   },
 ): void {
   router.service(RaftTransportService, {
@@ -123,6 +135,14 @@ export function raftTransportRoutes(
           );
         }
         const from = Number(batch.from);
+        if (options.wasRemoved?.(from)) {
+          // It missed its own removal (it was cut off, or the leader stopped sending to it):
+          // this answer is how it learns, as etcd's peers answer a removed member.
+          throw new ConnectError(
+            `member ${from} was removed from the cluster: it must stop serving`,
+            removedCode,
+          );
+        }
         for (const p of batch.messages) {
           const m = decodeMessage(p, from, options.self);
           if (m && !options.drop?.()) options.step(m);
