@@ -1,8 +1,9 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import { BrokerService } from "@quartet/proto/quartet/broker/v1/broker_pb";
 import type { Command } from "commander";
+import { interruptible, positiveInt } from "./args.ts";
 import { transportFor } from "./connection.ts";
-import { badArguments, colour, fail, printJson, printTable, progress } from "./output.ts";
+import { colour, fail, printJson, printTable, progress } from "./output.ts";
 import { readPayload, showPayload } from "./payload.ts";
 
 interface BrokerOpts {
@@ -24,25 +25,6 @@ function brokerOptions(cmd: Command): Command {
 
 function broker(opts: BrokerOpts): Client<typeof BrokerService> {
   return createClient(BrokerService, transportFor(opts.brokerUrl));
-}
-
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0)
-      throw badArguments(
-        `${name} must be a positive integer, got "${value}"`,
-        `pass ${name} 1 or more`,
-      );
-    return n;
-  };
-}
-
-/** Ends a stream on Ctrl-C instead of dying mid-line. */
-function interruptible(): AbortController {
-  const abort = new AbortController();
-  process.once("SIGINT", () => abort.abort());
-  return abort;
 }
 
 const aborted = (e: unknown, signal: AbortSignal) => signal.aborted && e !== undefined;

@@ -3,20 +3,32 @@ import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { badArguments } from "./output.ts";
 
+let tokenFileFlag: string | undefined;
+
+/** `--cluster-token-file` (a path is not a secret; the token itself never comes from argv). */
+export function setClusterTokenFile(path: string | undefined): void {
+  tokenFileFlag = path;
+}
+
 /**
- * The cluster credential, from QUARTET_CLUSTER_TOKEN or QUARTET_CLUSTER_TOKEN_FILE: never from
- * argv, where other users of the machine could read it in the process list.
+ * The cluster credential, from the file --cluster-token-file names, QUARTET_CLUSTER_TOKEN, or
+ * the file QUARTET_CLUSTER_TOKEN_FILE names: never from argv, where other users of the
+ * machine could read it in the process list.
  */
 export function clusterToken(): string | undefined {
+  if (tokenFileFlag) return readToken(tokenFileFlag, "--cluster-token-file");
   const inline = process.env.QUARTET_CLUSTER_TOKEN;
   if (inline) return inline.trim();
   const file = process.env.QUARTET_CLUSTER_TOKEN_FILE;
-  if (!file) return undefined;
+  return file ? readToken(file, "QUARTET_CLUSTER_TOKEN_FILE") : undefined;
+}
+
+function readToken(file: string, from: string): string {
   try {
     return readFileSync(file, "utf8").trim();
   } catch (e) {
     throw badArguments(
-      `cannot read QUARTET_CLUSTER_TOKEN_FILE ${file}: ${(e as Error).message}`,
+      `cannot read ${from} ${file}: ${(e as Error).message}`,
       "point it at a readable file",
     );
   }

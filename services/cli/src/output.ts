@@ -1,3 +1,4 @@
+import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pc from "picocolors";
 
@@ -78,6 +79,14 @@ export function printJson(value: unknown): void {
   process.stdout.write(
     `${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v))}\n`,
   );
+}
+
+/** A response as proto JSON on one line, every field present (bytes base64, int64 strings). */
+export function printProto<Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+): void {
+  printJson(toJson(schema, message, { alwaysEmitImplicit: true }));
 }
 
 /** A padded table; the header is bold on a TTY. */

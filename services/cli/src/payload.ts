@@ -27,3 +27,39 @@ export function showPayload(payload: Uint8Array, base64: boolean): string {
     return Buffer.from(payload).toString("base64");
   }
 }
+
+/** A key or value argument: UTF-8 text, or base64 with `--base64` (no `@file`: keys may start with @). */
+export function readBytes(arg: string, base64: boolean, what = "key"): Uint8Array {
+  if (!base64) return new TextEncoder().encode(arg);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(arg))
+    throw badArguments(`${what} is not base64: "${arg}"`, "drop --base64 or encode it");
+  return new Uint8Array(Buffer.from(arg, "base64"));
+}
+
+/**
+ * A key or value for a person: the text when it is valid UTF-8, else `base64:` and its
+ * base64 (what `--base64` takes back). With `base64` set, always the bare base64.
+ */
+export function showBytes(bytes: Uint8Array, base64 = false): string {
+  if (base64) return Buffer.from(bytes).toString("base64");
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return `base64:${Buffer.from(bytes).toString("base64")}`;
+  }
+}
+
+/**
+ * The end of the range holding every key that starts with `prefix` (etcd's prefix range
+ * end): the prefix with its last byte below 0xff incremented; "\0" (every key) if none is.
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] < 0xff) {
+      const end = prefix.slice(0, i + 1);
+      end[i]++;
+      return end;
+    }
+  }
+  return new Uint8Array([0]);
+}

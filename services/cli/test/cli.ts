@@ -9,10 +9,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `quartet` binary (src/main.ts on the pinned node) as a child process. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/**
+ * Runs the real `quartet` binary (src/main.ts on the pinned node) as a child process; `stdin`
+ * is written to its standard input (else it reads an empty one).
+ */
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  stdin?: string | Uint8Array,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = startCli(args, env);
+    child.stdin.end(stdin ?? "");
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {
@@ -26,10 +34,11 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
   });
 }
 
+/** The binary with its stdio piped (a command that reads stdin waits until the test ends it). */
 export function startCli(args: string[], env: Record<string, string> = {}) {
   return spawn(process.execPath, [cliEntry, ...args], {
     env: { ...process.env, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
 }
 
