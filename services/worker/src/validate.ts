@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type {
   ComputeRequest,
   FanoutRequest,
+  Fault,
   WatchRequest,
 } from "@quartet/proto/quartet/worker/v1/worker_pb";
 
@@ -54,23 +55,26 @@ export function validateCompute(req: ComputeRequest, work: WorkLimits, prefix = 
   if (inputBytes > limits.inputBytes) {
     invalid(`${prefix}input`, `${inputBytes} bytes is above the limit of ${limits.inputBytes}`);
   }
-  const fault = req.fault;
-  if (!fault) return;
+  if (req.fault) validateFault(req.fault, `${prefix}fault.`);
+}
+
+/** Checks a Fault; `prefix` names where it sits (e.g. "fault."). */
+export function validateFault(fault: Fault, prefix: string): void {
   if (fault.delayMs > limits.delayMs) {
-    invalid(`${prefix}fault.delay_ms`, `${fault.delayMs} is above the limit of ${limits.delayMs}`);
+    invalid(`${prefix}delay_ms`, `${fault.delayMs} is above the limit of ${limits.delayMs}`);
   }
   if (fault.failCode < 0 || fault.failCode > 16) {
-    invalid(`${prefix}fault.fail_code`, `${fault.failCode} is not a status code (0 to 16)`);
+    invalid(`${prefix}fail_code`, `${fault.failCode} is not a status code (0 to 16)`);
   }
   if (fault.failCode === 0 && fault.failFraction !== undefined) {
     invalid(
-      `${prefix}fault.fail_fraction`,
-      "is set but fault.fail_code is not: say which code to fail with",
+      `${prefix}fail_fraction`,
+      `is set but ${prefix}fail_code is not: say which code to fail with`,
     );
   }
   const fraction = fault.failFraction;
   if (fraction !== undefined && !(fraction >= 0 && fraction <= 1)) {
-    invalid(`${prefix}fault.fail_fraction`, `${fraction} is not in [0, 1]`);
+    invalid(`${prefix}fail_fraction`, `${fraction} is not in [0, 1]`);
   }
 }
 

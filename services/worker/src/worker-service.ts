@@ -2,7 +2,6 @@ import { create } from "@bufbuild/protobuf";
 import {
   type CallOptions,
   type Client,
-  type Code,
   ConnectError,
   createClient,
   type ServiceImpl,
@@ -17,7 +16,6 @@ import {
   type FanoutRequest,
   type FanoutResult,
   FanoutResultSchema,
-  type Fault,
   WatchResponseSchema,
   WorkerService,
 } from "@quartet/proto/quartet/worker/v1/worker_pb";
@@ -25,6 +23,7 @@ import type { Logger } from "@quartet/server";
 import { hashRounds, sliceRounds } from "./compute.ts";
 import { applyMaxTimeout, sleep } from "./deadline.ts";
 import { checkFanoutDepth, FANOUT_DEPTH_HEADER, fanoutDepthOf } from "./fanout-depth.ts";
+import { injectFault, type StandingFault } from "./standing-fault.ts";
 import { validateCompute, validateFanout, validateWatch, type WorkLimits } from "./validate.ts";
 
 export interface WorkerOptions {
@@ -41,6 +40,8 @@ export interface WorkerOptions {
   limits: WorkLimits;
   /** The server's --max-timeout-ms, also applied to calls that came without a timeout. */
   maxTimeoutMs: number;
+  /** The fault WorkerAdminService.SetFault set for calls that carry none of their own. */
+  standing?: StandingFault;
 }
 
 /** The quartet.worker.v1.WorkerService implementation. */
@@ -60,6 +61,7 @@ export function createWorkerService(options: WorkerOptions): ServiceImpl<typeof 
   const compute = async (req: ComputeRequest, signal: AbortSignal): Promise<ComputeResponse> => {
     try {
       if (req.fault) await injectFault(req.fault, options.random, signal);
+      else await options.standing?.apply(signal);
       const digest = await hashRounds(req.input, req.iterations, signal);
       return create(ComputeResponseSchema, { digest, iterations: req.iterations, workerId: id });
     } catch (e) {
@@ -76,7 +78,8 @@ export function createWorkerService(options: WorkerOptions): ServiceImpl<typeof 
       validateCompute(req, limits);
       // A call that never yields to the event loop ends before any timer could fire, so the
       // server's maximum timeout is armed only for work that waits or runs in slices.
-      if (!req.fault && req.iterations <= sliceRounds) return compute(req, ctx.signal);
+      const faulty = req.fault !== undefined || options.standing?.active === true;
+      if (!faulty && req.iterations <= sliceRounds) return compute(req, ctx.signal);
       const time = applyMaxTimeout(ctx, maxTimeoutMs);
       return compute(req, time.signal).finally(time.release);
     },
@@ -153,11 +156,4 @@ export function createWorkerService(options: WorkerOptions): ServiceImpl<typeof 
       }),
     );
   }
-}
-
-async function injectFault(fault: Fault, random: Random, signal: AbortSignal): Promise<void> {
-  if (fault.delayMs > 0) await sleep(fault.delayMs, signal);
-  if (fault.failCode === 0) return;
-  if (fault.failFraction !== undefined && random() >= fault.failFraction) return;
-  throw new ConnectError(fault.failMessage || "injected fault", fault.failCode as number as Code);
 }
