@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { buildDashboard, dashboardBuildNeeded } from "@quartet/dashboard/build";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -237,6 +238,12 @@ if (taken.length > 0) {
     `Ports ${taken.join(", ")} are taken (another \`npm start\`?). Stop it, or move this suite: QUARTET_PORT_BASE=17100 npm start`,
   );
   process.exit(1);
+}
+// The gateway serves the dashboard's build: make it when it is missing or older than its sources.
+const dashboardBuild = dashboardBuildNeeded();
+if (dashboardBuild) {
+  console.log(`Building the dashboard (${dashboardBuild} build)...`);
+  await buildDashboard().catch((error: Error) => console.error(error.message));
 }
 for (const spec of services) start(spec);
 console.log(

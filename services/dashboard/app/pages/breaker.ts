@@ -2,8 +2,8 @@
 // reports it live, its failure rate against the threshold that opens it, and its state over
 // time; a control that makes one worker fail a chosen fraction of calls.
 import type { EndpointStatus } from "@quartet/proto/quartet/balancer/v1/admin_pb";
-import { Code } from "@quartet/proto/quartet/worker/v1/worker_pb";
-import { api, at } from "../api.ts";
+import { Code, WorkerAdminService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { clientAt } from "../api.ts";
 import { fill, h, s } from "../dom.ts";
 import type { Page } from "../main.ts";
 import { followRoutes, trafficControl, workerRoute } from "../routes.ts";
@@ -77,11 +77,11 @@ export const breakerPage: Page = {
               void act(
                 `${e.id} fails ${f * 100}% of calls`,
                 (t) =>
-                  api.workerAdmin.setFault(
+                  clientAt(WorkerAdminService, e.address).setFault(
                     f > 0
                       ? { fault: { failCode: Code.UNAVAILABLE, failFraction: f }, seed: 1n }
                       : {},
-                    at(e.address, t),
+                    t,
                   ),
                 (r) => (r.standing?.fault ? "fault set" : "fault cleared"),
               );

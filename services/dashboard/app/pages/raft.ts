@@ -1,9 +1,9 @@
 // Raft: the members as the seed's diagram draws them (role, term, vote, log), live from each
 // member's ObserveService.WatchRaft stream; leader changes on a timeline; buttons that kill,
 // restart, isolate and heal a member, move leadership, and write a key to watch it replicate.
-import type { Member } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
-import type { RaftView } from "@quartet/proto/quartet/consensus/v1/observe_pb";
-import { api, at } from "../api.ts";
+import { FaultService } from "@quartet/proto/quartet/consensus/v1/faults_pb";
+import { ObserveService, type RaftView } from "@quartet/proto/quartet/consensus/v1/observe_pb";
+import { api, clientAt } from "../api.ts";
 import { fill, fmtTime, h, s } from "../dom.ts";
 import type { Page } from "../main.ts";
 import { follow, type StreamState } from "../stream.ts";
@@ -11,7 +11,8 @@ import { followSuite } from "../suite.ts";
 import { act } from "../trace.ts";
 
 interface MemberState {
-  member: Member;
+  /** Its process name (consensus-1) and Raft id (0 until its first view). */
+  member: { name: string; id: bigint };
   url: string;
   view?: RaftView;
   stream: StreamState;
@@ -29,7 +30,9 @@ export const raftPage: Page = {
   path: "/raft",
   title: "Raft",
   render(root, signal) {
-    const members = new Map<bigint, MemberState>();
+    // By base URL: the supervisor lists the members; each one's own stream says its id.
+    const members = new Map<string, MemberState>();
+    const byId = (id: bigint) => [...members.values()].find((m) => m.member.id === id && id !== 0n);
     const changes: LeaderChange[] = [];
     let write: { key: string; index?: bigint } | undefined;
     const diagram = h("div", { class: "card" });
@@ -69,7 +72,12 @@ export const raftPage: Page = {
       table,
       writeForm,
     );
-    const suite = followSuite(signal, () => redraw());
+    const suite = followSuite(signal, () => {
+      for (const [url, proc] of suite.byUrl) {
+        if (proc.name.startsWith("consensus-") && !members.has(url)) watch(proc.name, url);
+      }
+      redraw();
+    });
 
     function leader(): MemberState | undefined {
       let best: MemberState | undefined;
@@ -124,10 +132,10 @@ export const raftPage: Page = {
       const list = [...members.values()];
       const w = 360;
       const r = 120;
-      const pos = new Map<bigint, { x: number; y: number }>();
+      const pos = new Map<string, { x: number; y: number }>();
       list.forEach((m, i) => {
         const a = (2 * Math.PI * i) / list.length - Math.PI / 2;
-        pos.set(m.member.id, { x: w / 2 + r * Math.cos(a), y: 150 + r * Math.sin(a) });
+        pos.set(m.url, { x: w / 2 + r * Math.cos(a), y: 150 + r * Math.sin(a) });
       });
       const svg = s("svg", { width: w, height: 300, viewBox: `0 0 ${w} 300` });
       svg.append(
@@ -153,9 +161,10 @@ export const raftPage: Page = {
       for (const m of list) {
         const v = m.view;
         if (!v || m.stream !== "live") continue;
-        const from = pos.get(m.member.id)!;
-        if (v.votedFor !== 0n && v.votedFor !== m.member.id && pos.has(v.votedFor)) {
-          const to = pos.get(v.votedFor)!;
+        const from = pos.get(m.url)!;
+        const votee = byId(v.votedFor);
+        if (votee && votee !== m) {
+          const to = pos.get(votee.url)!;
           svg.append(
             line(from, to, {
               stroke: "#999",
@@ -167,10 +176,11 @@ export const raftPage: Page = {
       }
       if (l) {
         for (const p of l.view!.progress) {
-          if (p.memberId === l.member.id || !pos.has(p.memberId)) continue;
+          const follower = byId(p.memberId);
+          if (!follower || follower === l) continue;
           const behind = l.view!.lastLogIndex - p.matchIndex;
           svg.append(
-            line(pos.get(l.member.id)!, pos.get(p.memberId)!, {
+            line(pos.get(l.url)!, pos.get(follower.url)!, {
               stroke: behind === 0n ? "#2e7d32" : "#ef6c00",
               "stroke-width": 2,
               "marker-end": "url(#arrow)",
@@ -179,7 +189,7 @@ export const raftPage: Page = {
         }
       }
       for (const m of list) {
-        const { x, y } = pos.get(m.member.id)!;
+        const { x, y } = pos.get(m.url)!;
         const v = m.view;
         const role = m.stream === "live" && v ? v.role : "down";
         const colour =
@@ -286,7 +296,7 @@ export const raftPage: Page = {
                     onclick: () =>
                       act(
                         `crash ${name}`,
-                        (t) => api.faults.crash({}, at(m.url, t)),
+                        (t) => clientAt(FaultService, m.url).crash({}, t),
                         (r) => `pid ${r.pid} ends`,
                       ),
                   },
@@ -301,7 +311,7 @@ export const raftPage: Page = {
                     onclick: () =>
                       act(
                         `${v.isolated ? "heal" : "isolate"} ${name}`,
-                        (t) => api.faults.isolate({ isolated: !v.isolated }, at(m.url, t)),
+                        (t) => clientAt(FaultService, m.url).isolate({ isolated: !v.isolated }, t),
                         (r) => (r.isolated ? "isolated" : "healed"),
                       ),
                   },
@@ -365,13 +375,13 @@ export const raftPage: Page = {
           { id: "leader-changes" },
           ...[...changes].reverse().map((c, i, all) => {
             const before = all[i + 1];
-            const m = members.get(c.leader);
+            const m = byId(c.leader);
             return h(
               "li",
               {},
               `${fmtTime(c.at)} term ${c.term}: ${m?.member.name || c.leader} leads`,
               before
-                ? ` (after ${before.leader === c.leader ? "re-election of" : ""} ${members.get(before.leader)?.member.name || before.leader}, +${((c.at - before.at) / 1000).toFixed(1)} s)`
+                ? ` (after ${before.leader === c.leader ? "re-election of" : ""} ${byId(before.leader)?.member.name || before.leader}, +${((c.at - before.at) / 1000).toFixed(1)} s)`
                 : "",
             );
           }),
@@ -379,43 +389,28 @@ export const raftPage: Page = {
       );
     }
 
-    void (async () => {
-      const list = await act(
-        "list members",
-        (t) => api.cluster.memberList({ serializable: true }, t),
-        (r) => `${r.members.length} members`,
-      );
-      if (!list) {
-        fill(status, "cannot list the members (is the credential set, and is consensus routed?)");
-        return;
-      }
-      for (const member of list.members) {
-        const url = (member.clientUrls[0] ?? "").replace(/\/$/, "");
-        const state: MemberState = { member, url, stream: "connecting" };
-        members.set(member.id, state);
-        follow(
-          signal,
-          (sig) =>
-            api.observe.watchRaft(
-              { minIntervalMs: 100, heartbeatMs: 1000 },
-              at(url, { signal: sig }),
-            ),
-          (message) => {
-            state.view = message.view;
+    function watch(name: string, url: string): void {
+      const state: MemberState = { member: { name, id: 0n }, url, stream: "connecting" };
+      members.set(url, state);
+      const observe = clientAt(ObserveService, url);
+      follow(
+        signal,
+        (sig) => observe.watchRaft({ minIntervalMs: 100, heartbeatMs: 1000 }, { signal: sig }),
+        (message) => {
+          state.view = message.view;
+          if (message.view) state.member.id = message.view.memberId;
+          noteLeader();
+          redraw();
+        },
+        (st) => {
+          state.stream = st;
+          if (st !== "live") {
             noteLeader();
             redraw();
-          },
-          (st) => {
-            state.stream = st;
-            if (st !== "live") {
-              noteLeader();
-              redraw();
-            }
-          },
-        );
-      }
-      redraw();
-    })();
+          }
+        },
+      );
+    }
   },
 };
 
