@@ -1,4 +1,4 @@
-import type { Permit } from "@quartet/breaker";
+import type { CircuitBreaker, Permit } from "@quartet/breaker";
 import { type Clock, systemClock } from "@quartet/determinism";
 import {
   createEndpoint,
@@ -69,7 +69,7 @@ interface Tracked {
  * chooses among them. Structures are rebuilt only when one of those changes.
  */
 export class EndpointPool {
-  readonly picker: Picker;
+  #picker: Picker;
   readonly #panicThreshold: number;
   readonly #alpha: number;
   readonly #clock: Clock;
@@ -84,7 +84,7 @@ export class EndpointPool {
   #panic = false;
 
   constructor(options: EndpointPoolOptions) {
-    this.picker = options.picker;
+    this.#picker = options.picker;
     this.#panicThreshold = options.panicThreshold ?? 0.5;
     if (!(this.#panicThreshold >= 0 && this.#panicThreshold <= 1))
       throw new RangeError(`panicThreshold must be in [0, 1], got ${this.#panicThreshold}`);
@@ -97,6 +97,29 @@ export class EndpointPool {
         this.#rebuild(),
       );
     }
+  }
+
+  get picker(): Picker {
+    return this.#picker;
+  }
+
+  /**
+   * Switches the picker at runtime. Calls running finish normally: in-flight counts live on the
+   * endpoints, which every picker shares.
+   */
+  setPicker(picker: Picker): void {
+    this.#picker = picker;
+    this.#rebuild();
+  }
+
+  /** An endpoint's circuit breaker (passive outlier detection); undefined when that is off. */
+  breaker(endpoint: Endpoint): CircuitBreaker | undefined {
+    return this.#outliers?.state(endpoint)?.breaker;
+  }
+
+  /** The failure share that ejects an endpoint; 0 when that rule (or detection) is off. */
+  get failureThreshold(): number {
+    return this.#outliers?.failureThreshold ?? 0;
   }
 
   /** True while too few endpoints are healthy and health is ignored. */
@@ -189,7 +212,7 @@ export class EndpointPool {
     for (let attempt = 0; attempt < tries; attempt++) {
       // A retry of a keyed call probes the ring elsewhere, like Envoy's rehash on retry.
       const h = hash === undefined || attempt === 0 ? hash : mix32(hash + attempt);
-      const endpoint = this.picker.pick(h);
+      const endpoint = this.#picker.pick(h);
       if (!endpoint) return undefined;
       if (exclude?.has(endpoint)) continue;
       const lease = this.#claim(endpoint);
@@ -206,7 +229,7 @@ export class EndpointPool {
   /** Ends a call claimed by `pick`: `error` undefined means success. */
   release(lease: Lease, error?: unknown, countsAsFailure = error !== undefined): void {
     const { endpoint, permit } = lease;
-    this.picker.callEnded(endpoint);
+    this.#picker.callEnded(endpoint);
     const tracked = this.#tracked.get(endpoint);
     if (tracked) {
       const latency = this.#clock.now() - lease.startedAt;
@@ -256,7 +279,7 @@ export class EndpointPool {
       // In panic every endpoint takes calls, whatever its breaker says.
       if (!permit && !this.#panic) return undefined;
     }
-    this.picker.callStarted(endpoint);
+    this.#picker.callStarted(endpoint);
     return { endpoint, permit, startedAt: this.#clock.now() };
   }
 
@@ -270,7 +293,7 @@ export class EndpointPool {
     const total = this.#list.length;
     this.#panic = total > 0 && healthy < this.#panicThreshold * total;
     this.#eligible = this.#panic ? [...this.#list] : this.#list.filter((e) => e.healthy);
-    this.picker.update(this.#list, this.#panic);
+    this.#picker.update(this.#list, this.#panic);
     for (const listener of this.#listeners) listener();
   }
 }

@@ -76,6 +76,11 @@ export class OutlierDetector {
     this.#onChange = onChange;
   }
 
+  /** The failure share that ejects an endpoint; 0 when the failure-rate rule is off. */
+  get failureThreshold(): number {
+    return this.#options.failureRate ? this.#options.failureRate.threshold : 0;
+  }
+
   add(endpoint: Endpoint): void {
     if (this.#states.has(endpoint)) return;
     const o = this.#options;
