@@ -95,6 +95,15 @@ export interface RaftConfig {
    * and assumes every node's tick runs at the same rate (bounded clock drift).
    */
   readOnlyOption?: ReadOnlyOption;
+  /**
+   * Let the leader's appends, heartbeats and snapshot chunks leave while its own disk write of
+   * the same entries runs (Raft thesis 10.2.1, as etcd does): they come out of a Ready in
+   * `earlyMessages`, which may be sent before or during the persist step. The leader then
+   * counts its own copy of an entry towards the commit quorum only once `advance()` reports it
+   * durable (otherwise it counts it at once, since its messages wait for the persist step).
+   * Default false.
+   */
+  sendBeforePersist?: boolean;
   /** Source of election-timeout jitter. Default: `seededRandom(id)` (see `@quartet/determinism`). */
   rng?: Random;
   /** TEST-ONLY broken rules; see {@link UnsafeTestingFaults}. */
@@ -191,6 +200,8 @@ export class Raft {
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
   private readonly readOnlyOption: ReadOnlyOption;
+  /** See RaftConfig.sendBeforePersist. */
+  readonly sendBeforePersist: boolean;
   private readonly rng: Random;
   private readonly faults: UnsafeTestingFaults;
 
@@ -217,6 +228,7 @@ export class Raft {
     this.preVote = c.preVote ?? true;
     this.checkQuorum = c.checkQuorum ?? true;
     this.readOnlyOption = c.readOnlyOption ?? "safe";
+    this.sendBeforePersist = c.sendBeforePersist ?? false;
     if (this.readOnlyOption === "leaseBased" && !this.checkQuorum)
       throw new Error("readOnlyOption 'leaseBased' requires checkQuorum");
     this.rng = c.rng ?? seededRandom(c.id);
@@ -317,7 +329,7 @@ export class Raft {
     const last = this.log.lastIndex();
     for (const [id, pr] of this.progress) {
       pr.reset(last + 1);
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = this.ownCountedIndex();
     }
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
@@ -775,12 +787,32 @@ export class Raft {
     const e: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
     this.log.appendOne(e);
     this.uncommittedBytes += data.length;
-    // The leader's own copy counts towards the quorum: it is persisted before any message
-    // carrying it (or a commit index covering it) leaves the node (see README, the contract).
-    const self = this.progress.get(this.id);
-    if (self !== undefined) self.maybeUpdate(e.index);
+    // Without sendBeforePersist the leader's own copy counts towards the quorum at once: it is
+    // persisted before any message carrying it (or a commit index covering it) leaves the node
+    // (see README, the contract). With it, the copy counts once persisted (see persisted()).
+    if (!this.sendBeforePersist) this.progress.get(this.id)?.maybeUpdate(e.index);
     this.needsBroadcast = true;
     return e;
+  }
+
+  /**
+   * The log index this node's own copy counts up to in the commit quorum: the last index, or,
+   * with sendBeforePersist, the last one already durable (the unstable tail is not).
+   */
+  private ownCountedIndex(): number {
+    const u = this.log.unstable;
+    if (!this.sendBeforePersist || u.entries.length === 0) return this.log.lastIndex();
+    return u.offset - 1;
+  }
+
+  /**
+   * The application made entries up to `index` (of `term`) durable. With sendBeforePersist a
+   * leader now counts its own copy of them, which may commit them.
+   */
+  persisted(index: number, term: number): void {
+    if (!this.sendBeforePersist || this.state !== "leader") return;
+    if (this.log.term(index) !== term) return;
+    if (this.progress.get(this.id)?.maybeUpdate(index)) this.maybeCommit();
   }
 
   private committedIndex(): number {
@@ -1279,7 +1311,7 @@ export class Raft {
         pr = new Progress(next, learner, this.maxInflight, this.maxInflightBytes);
         // A new member gets a chance to answer before CheckQuorum counts it as silent.
         pr.recentActive = true;
-        if (id === this.id) pr.match = next - 1;
+        if (id === this.id) pr.match = this.ownCountedIndex();
         this.progress.set(id, pr);
       }
       pr.isLearner = learner;

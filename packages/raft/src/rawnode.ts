@@ -18,6 +18,8 @@ import type {
  * A batch of work the core hands to the application. Handle it in this order, then call
  * {@link RawNode.advance}:
  *
+ * 0. `earlyMessages` (only with `sendBeforePersist`) may be sent at once, before or while
+ *    step 1 runs: they promise nothing step 1 persists.
  * 1. Persist `snapshot` (if any), `entries` and `hardState` (if any), atomically or in that
  *    order, durably (fsync) when `mustSync` is true.
  * 2. Only then send `messages`: they may promise what step 1 persisted (a vote, an
@@ -39,6 +41,13 @@ export interface Ready {
   committedEntries: Entry[];
   /** Messages to send after steps 1's persistence. Order between peers does not matter. */
   messages: Message[];
+  /**
+   * Messages that may go before or during step 1 (empty unless `sendBeforePersist`): the
+   * leader's appends, heartbeats and snapshot chunks of a term already on disk. They carry no
+   * promise about this Ready's writes: the leader counts its own copy of new entries towards
+   * the commit only after `advance()`.
+   */
+  earlyMessages: Message[];
   /** Reads that may be served once `index` is applied. */
   readStates: ReadState[];
   /** Whether persisting needs an fsync (term, vote or entries changed). */
@@ -166,19 +175,21 @@ export class RawNode {
     const r = this.raft;
     r.flush();
     const log = r.log;
+    const h = this.prevHard;
     const rd: Ready = {
       entries: log.unstable.share(),
       committedEntries: log.nextCommittedEntries(),
       messages: r.msgs,
+      earlyMessages: [],
       readStates: r.readStates,
       mustSync: false,
     };
+    if (r.sendBeforePersist) splitEarly(rd, h.term);
     r.msgs = [];
     if (r.readStates.length > 0) r.readStates = [];
     if (log.unstable.snapshot !== undefined) rd.snapshot = log.unstable.snapshot;
     if (r.lead !== this.prevSoft.leaderId || r.state !== this.prevSoft.state)
       rd.softState = r.softState();
-    const h = this.prevHard;
     if (r.term !== h.term || r.vote !== h.vote || log.committed !== h.commit)
       rd.hardState = r.hardState();
     rd.mustSync = rd.entries.length > 0 || r.term !== h.term || r.vote !== h.vote;
@@ -202,6 +213,7 @@ export class RawNode {
     if (n > 0) {
       const last = rd.entries[n - 1]!;
       r.log.unstable.stableTo(last.index, last.term);
+      r.persisted(last.index, last.term);
     }
     const c = rd.committedEntries.length;
     if (c > 0) {
@@ -231,4 +243,21 @@ export class RawNode {
       progress,
     };
   }
+}
+
+/**
+ * Moves the leader's replication traffic of the persisted term `persistedTerm` to
+ * `earlyMessages`. An append, heartbeat or snapshot chunk promises nothing about the sender's
+ * disk: its entries are the leader's own proposals (Raft thesis 10.2.1), its commit index counts
+ * only copies already durable, and its term was made durable when the leader voted for itself.
+ * A message of a term not yet on disk (a single voter that just elected itself) still waits.
+ */
+function splitEarly(rd: Ready, persistedTerm: number): void {
+  const late: Message[] = [];
+  for (const m of rd.messages) {
+    const leaderTraffic = m.type === "app" || m.type === "heartbeat" || m.type === "snap";
+    if (leaderTraffic && m.term === persistedTerm) rd.earlyMessages.push(m);
+    else late.push(m);
+  }
+  rd.messages = late;
 }

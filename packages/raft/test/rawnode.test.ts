@@ -141,4 +141,79 @@ describe("RawNode", () => {
     expect(() => node(1, [1], { maxUncommittedBytes: -1 })).toThrow(/maxUncommittedBytes/);
     expect(() => node(1, [1], { maxUncommittedBytes: 1.5 })).toThrow(/maxUncommittedBytes/);
   });
+  describe("sendBeforePersist (Raft thesis 10.2.1)", () => {
+    /** Node 1 elected leader of 1-3 in term 2, its Readies handled; returns it. */
+    function leader() {
+      const n = node(1, [1, 2, 3], { sendBeforePersist: true });
+      n.raw.campaign();
+      const drain = () => {
+        while (n.raw.hasReady()) {
+          const rd = n.raw.ready();
+          persist(n.storage, rd);
+          n.raw.advance();
+        }
+      };
+      drain();
+      n.raw.step({ type: "preVoteResp", from: 2, to: 1, term: 2, reject: false });
+      drain();
+      n.raw.step({ type: "voteResp", from: 2, to: 1, term: 2, reject: false });
+      drain();
+      expect(n.raw.raft.state).toBe("leader");
+      return { ...n, drain };
+    }
+    const ack = (from: number, index: number): Message => ({
+      type: "appResp",
+      from,
+      to: 1,
+      term: 2,
+      index,
+      reject: false,
+      rejectHint: 0,
+      logTerm: 0,
+    });
+
+    it("lets the leader's appends leave before its own write and keeps votes after it", () => {
+      const { raw, drain } = leader();
+      raw.step(ack(2, 2));
+      drain();
+      raw.propose(new Uint8Array([7]));
+      const rd = raw.ready();
+      expect(rd.entries.map((e) => e.index)).toEqual([3]);
+      expect(rd.mustSync).toBe(true);
+      // (Node 3 never answered its probe, so only node 2 gets the entry.)
+      expect(rd.earlyMessages.map((m) => [m.type, m.to])).toEqual([["app", 2]]);
+      expect(rd.messages).toEqual([]);
+
+      const follower = node(3, [1, 2, 3], { sendBeforePersist: true });
+      follower.raw.step({
+        type: "vote",
+        from: 2,
+        to: 3,
+        term: 2,
+        index: 1,
+        logTerm: 1,
+        transfer: false,
+      });
+      const frd = follower.raw.ready();
+      expect(frd.earlyMessages).toEqual([]);
+      expect(frd.messages).toMatchObject([{ type: "voteResp", reject: false }]);
+    });
+
+    it("counts the leader's own copy only once advance() reports it durable", () => {
+      const { raw, storage, drain } = leader();
+      raw.step(ack(2, 2));
+      drain();
+      raw.propose(new Uint8Array([7]));
+      const rd = raw.ready();
+      // A follower stores index 3 while the leader's own write is still running: one copy
+      // on disk is not a majority of three, so nothing commits yet.
+      raw.step(ack(2, 3));
+      expect(raw.raft.log.committed).toBe(2);
+      persist(storage, rd);
+      raw.advance();
+      expect(raw.raft.log.committed).toBe(3);
+      const next = raw.ready();
+      expect(next.committedEntries.map((e) => e.index)).toEqual([3]);
+    });
+  });
 });

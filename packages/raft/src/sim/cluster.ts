@@ -1,7 +1,7 @@
 import { type Random, seededRandom } from "@quartet/determinism";
 import { decodeConfChange } from "../confchange.ts";
 import type { RaftConfig } from "../raft.ts";
-import { RawNode } from "../rawnode.ts";
+import { RawNode, type Ready } from "../rawnode.ts";
 import { MemoryStorage } from "../storage.ts";
 import type {
   ConfChange,
@@ -75,6 +75,8 @@ export interface SimNode<SM extends SimStateMachine = KvStateMachine> {
   up: boolean;
   incarnation: number;
   readyScheduled: boolean;
+  /** A Ready whose early messages went out and whose disk write is still running. */
+  persisting: Ready | undefined;
   /** Read states received, in order. */
   readonly readStates: ReadState[];
 }
@@ -82,6 +84,8 @@ export interface SimNode<SM extends SimStateMachine = KvStateMachine> {
 const TICK = 0;
 const DELIVER = 1;
 const READY = 2;
+/** The disk write of a Ready whose early messages already left (sendBeforePersist). */
+const PERSIST = 3;
 
 interface SimEvent {
   kind: number;
@@ -182,6 +186,7 @@ export class Simulator<SM extends SimStateMachine = KvStateMachine> {
     n.raw = undefined;
     n.incarnation++;
     n.readyScheduled = false;
+    n.persisting = undefined;
   }
 
   /** Restarts a crashed node from its storage. */
@@ -293,6 +298,8 @@ export class Simulator<SM extends SimStateMachine = KvStateMachine> {
           msg: undefined,
         });
         this.guard(n, () => n.raw!.tick());
+      } else if (ev.kind === PERSIST) {
+        this.guard(n, () => this.finishReady(n));
       } else {
         n.readyScheduled = false;
         this.guard(n, () => this.handleReady(n));
@@ -339,6 +346,7 @@ export class Simulator<SM extends SimStateMachine = KvStateMachine> {
       up: false,
       incarnation: 0,
       readyScheduled: false,
+      persisting: undefined,
       readStates: [],
     };
     this.nodes.set(id, n);
@@ -398,10 +406,37 @@ export class Simulator<SM extends SimStateMachine = KvStateMachine> {
     }
   }
 
-  /** Persist, then send, then apply: the contract of a Ready. */
+  /**
+   * Persist, then send, then apply: the contract of a Ready. Early messages (a leader's appends
+   * with sendBeforePersist) leave first, and the disk write then takes a while of its own, so
+   * the node steps messages, ticks, or crashes while its entries are on the wire but not on
+   * its disk.
+   */
   private handleReady(n: SimNode<SM>): void {
+    const rd = n.raw!.ready();
+    if (rd.earlyMessages.length === 0) {
+      this.persistAndApply(n, rd);
+      return;
+    }
+    for (const m of rd.earlyMessages) this.send(m);
+    n.persisting = rd;
+    const [lo, hi] = this.diskDelay;
+    this.queue.push(this.now + lo + Math.floor(this.rng() * (hi - lo + 1)), {
+      kind: PERSIST,
+      node: n.id,
+      incarnation: n.incarnation,
+      msg: undefined,
+    });
+  }
+
+  private finishReady(n: SimNode<SM>): void {
+    const rd = n.persisting!;
+    n.persisting = undefined;
+    this.persistAndApply(n, rd);
+  }
+
+  private persistAndApply(n: SimNode<SM>, rd: Ready): void {
     const raw = n.raw!;
-    const rd = raw.ready();
     const st = n.storage;
     if (rd.snapshot !== undefined) {
       st.applySnapshot(rd.snapshot);

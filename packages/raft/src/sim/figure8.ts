@@ -29,6 +29,8 @@ export function figure8Run(seed: number, opts: Figure8Options = {}): string | un
       preVote: false,
       checkQuorum: false,
       maxSizePerMsg: 1,
+      // Leaders that crash soon after appending: odd seeds let their appends leave first.
+      sendBeforePersist: seed % 2 === 1,
       ...(opts.faults ? { unsafeTestingFaults: opts.faults } : {}),
     },
     network: opts.unreliable

@@ -49,6 +49,8 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     preVote: rng() < 0.7,
     checkQuorum,
     leaseReads: checkQuorum && rng() < 0.25,
+    // From the seed, not the generator, so the seeds' other choices stay as they were.
+    sendBeforePersist: seed % 2 === 1,
   };
   const sim = new Simulator({
     seed,
@@ -57,6 +59,7 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
       preVote: stats.preVote as boolean,
       checkQuorum,
       readOnlyOption: stats.leaseReads ? "leaseBased" : "safe",
+      sendBeforePersist: stats.sendBeforePersist as boolean,
       maxInflightMsgs: pick(rng, [1, 4, 256]),
       maxInflightBytes: pick(rng, [0, 0, 64]),
       maxSizePerMsg: pick(rng, [8, 64, 1 << 20]),
