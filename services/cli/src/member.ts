@@ -54,7 +54,10 @@ export function registerMemberCommands(program: Command): void {
   consensusOptions(member.command("add"))
     .description("add a member as a learner (it catches up without voting; then promote it)")
     .argument("<name>", "a name for the new member, used in the printed start command")
-    .requiredOption("--peer-url <url>", "the URL the other members reach the new one at")
+    .requiredOption(
+      "--peer-url <url>",
+      "where the other members reach the new one (several: comma-separated)",
+    )
     .option("--learner", "add as a learner (required: voters are made by member promote)")
     .addHelpText(
       "after",
@@ -62,14 +65,14 @@ export function registerMemberCommands(program: Command): void {
     )
     .action(async (name: string, opts: ConsensusOpts & { peerUrl: string; learner?: boolean }) => {
       try {
-        const peerUrl = checkUrl(opts.peerUrl);
+        const peerUrls = opts.peerUrl.split(",").map(checkUrl);
         if (!opts.learner)
           throw badArguments(
             "a member joins as a learner first",
             "pass --learner, then quartet member promote <id> once it has caught up",
           );
         const res = await onFirstReachable(opts, (t) =>
-          cluster(t).memberAddLearner({ peerUrls: [peerUrl] }, { timeoutMs: opts.timeout }),
+          cluster(t).memberAddLearner({ peerUrls }, { timeoutMs: opts.timeout }),
         );
         if (opts.json) return printProto(MemberAddLearnerResponseSchema, res);
         const id = String(res.member?.id ?? "?");
@@ -79,7 +82,7 @@ export function registerMemberCommands(program: Command): void {
           .join(",");
         console.log(`member ${colour.cyan(id)} (${name}) added as a learner`);
         console.log(
-          `start it: node services/consensus/src/main.ts --id ${id} --join true --peers ${peers} --data-dir <dir>`,
+          `start it: npx node services/consensus/src/main.ts --id ${id} --join true --peers ${peers} --data-dir <dir>`,
         );
       } catch (e) {
         fail(e, opts.endpoints);

@@ -47,15 +47,30 @@ export function toCliError(e: unknown, target: string): CliError {
       Exit.unreachable,
     );
   }
-  const hint =
-    err.code === Code.Unauthenticated || err.code === Code.PermissionDenied
-      ? "set QUARTET_CLUSTER_TOKEN or QUARTET_CLUSTER_TOKEN_FILE"
-      : err.code === Code.InvalidArgument
-        ? "fix the request and retry"
-        : err.code === Code.DeadlineExceeded
-          ? "raise --timeout or check that something answers"
-          : "see the service's logs";
-  return new CliError(message, codeName(err.code), hint, Exit.callFailed);
+  return new CliError(message, codeName(err.code), hintFor(err.code), Exit.callFailed);
+}
+
+/** What a person can do about a failed call, by its code (the message says the rest). */
+function hintFor(code: Code): string {
+  switch (code) {
+    case Code.Unauthenticated:
+    case Code.PermissionDenied:
+      return "set QUARTET_CLUSTER_TOKEN or QUARTET_CLUSTER_TOKEN_FILE";
+    case Code.InvalidArgument:
+      return "fix the request and retry";
+    case Code.DeadlineExceeded:
+      return "raise --timeout or check that something answers";
+    case Code.NotFound:
+    case Code.AlreadyExists:
+    case Code.FailedPrecondition:
+    case Code.OutOfRange:
+      return "the message says what to change";
+    case Code.Unavailable:
+    case Code.Aborted:
+      return "retry in a moment";
+    default:
+      return "see the service's logs";
+  }
 }
 
 function isUnreachable(err: ConnectError): boolean {

@@ -297,16 +297,72 @@ describe("member", () => {
     );
   });
 
-  it("add, promote and remove reach the cluster and report its answer as one line", async () => {
-    for (const args of [
-      ["member", "add", "m4", "--peer-url", closedUrl, "--learner"],
-      ["member", "promote", "4"],
-      ["member", "remove", "4"],
-    ]) {
-      const res = await runCli(args, env);
-      // Until membership changes are served, the members answer Unimplemented.
+  it("add a learner, start it with the printed command, promote it, remove it", async () => {
+    await runCli(["kv", "put", "before-the-learner", "v"], env);
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const add = await runCli(["member", "add", "m4", "--peer-url", url, "--learner"], env);
+    expect(add.code).toBe(0);
+    const [added, start] = add.stdout.trimEnd().split("\n");
+    expect(added).toBe("member 4 (m4) added as a learner");
+    const peers = /--peers (\S+)/.exec(start)?.[1] ?? "";
+    expect(start).toMatch(
+      /^start it: npx node services\/consensus\/src\/main.ts --id 4 --join true --peers /,
+    );
+    expect(peers.split(",")).toEqual([...members.map((m, i) => `${i + 1}=${m.url}`), `4=${url}`]);
+    const listed = await runCli(["member", "list", "--json"], env);
+    expect(jsonLines(listed.stdout)).toMatchObject([
+      { members: [{}, {}, {}, { id: "4", isLearner: true }] },
+    ]);
+
+    const fourth = await startServiceProcess(
+      consensusEntry,
+      [
+        "--id",
+        "4",
+        "--join",
+        "true",
+        "--peers",
+        peers,
+        "--data-dir",
+        join(dir, "4"),
+        "--tick-ms",
+        "20",
+      ],
+      { env: { QUARTET_CLUSTER_TOKEN: TOKEN, OTEL_SDK_DISABLED: "true" } },
+    );
+    try {
+      // A linearizable read on the learner returns once it has applied the leader's log.
+      const read = await runCli(
+        ["kv", "get", "before-the-learner", "--endpoints", url, "--timeout", "30000"],
+        env,
+      );
+      expect(read.stdout).toBe("before-the-learner\nv\n");
+      const promote = await runCli(["member", "promote", "4"], env);
+      expect(promote).toMatchObject({ code: 0, stdout: "member 4 promoted to voter\n" });
+      const voters = await runCli(["member", "list"], env);
+      expect(voters.stdout).toMatch(/\n4\s+member-4\s+\S+\s+\S+\s+false\n$/);
+
+      const remove = await runCli(["member", "remove", "4", "--json"], env);
+      expect(remove.code).toBe(0);
+      const [{ members: left }] = jsonLines(remove.stdout) as { members: { id: string }[] }[];
+      expect(left.map((m) => m.id)).toEqual(["1", "2", "3"]);
+      // The removed member stops serving on its own.
+      expect((await fourth.exited).signal).toBe(null);
+    } finally {
+      await fourth.kill("SIGKILL");
+    }
+  });
+
+  it("the cluster's refusals of a membership change name their code and exit 1", async () => {
+    for (const [args, code] of [
+      [["member", "promote", "4"], "not_found"],
+      [["member", "remove", "9"], "not_found"],
+      [["member", "promote", "1"], "failed_precondition"],
+      [["member", "add", "again", "--peer-url", members[0].url, "--learner"], "already_exists"],
+    ] as const) {
+      const res = await runCli([...args], env);
       expect(res.code, args.join(" ")).toBe(1);
-      expect(oneLine(res.stderr)).toMatch(/^quartet: .* \((unimplemented|not_found)\): /);
+      expect(oneLine(res.stderr)).toMatch(new RegExp(`^quartet: .* \\(${code}\\): `));
     }
   });
 
