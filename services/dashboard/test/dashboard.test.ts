@@ -1,0 +1,159 @@
+// The dashboard in real Chromium (the Debian binary, through playwright-core) against the
+// whole suite as `npm start` runs it, on ports and a data directory of this test's own: every
+// page shows live data, and the page's own controls move the system. Screenshots of each page
+// go to docs/screenshots/ (linked from the READMEs). Every wait is for a DOM state.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, expect, test } from "vitest";
+
+const root = fileURLToPath(new URL("../../..", import.meta.url));
+const screenshots = join(root, "docs/screenshots");
+// Consensus members, broker, workers, gateway, supervisor (see scripts/start.ts).
+const offsets = [-99, -98, -97, 0, 101, 102, 103, 980, 981];
+// Generous bounds for a loaded 2-core machine; the waits end as soon as the page shows the state.
+const waitMs = 30_000;
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port base whose ports are all free now; a seeded walk, so a run is reproducible. */
+async function freeBase(): Promise<number> {
+  let seed = 41;
+  for (let tries = 0; tries < 50; tries++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const base = 20_000 + (seed % 30_000);
+    if ((await Promise.all(offsets.map((o) => portFree(base + o)))).every(Boolean)) return base;
+  }
+  throw new Error("no free port base found");
+}
+
+let npm: ChildProcess | undefined;
+let browser: Browser | undefined;
+let page: Page;
+let gateway: string;
+
+beforeAll(async () => {
+  const base = await freeBase();
+  const dataDir = mkdtempSync(join(tmpdir(), "quartet-dashboard-"));
+  npm = spawn("npm", ["start"], {
+    cwd: root,
+    detached: true, // its own process group, so the whole suite can be stopped at the end
+    env: { ...process.env, QUARTET_PORT_BASE: String(base), QUARTET_DATA_DIR: dataDir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const ready = new Promise<void>((resolve, reject) => {
+    const check = (chunk: Buffer) => {
+      output += chunk;
+      if (output.includes("Ctrl-C stops everything")) resolve();
+    };
+    npm!.stdout!.on("data", check);
+    npm!.stderr!.on("data", check);
+    npm!.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
+  });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+  await ready;
+  gateway = `http://127.0.0.1:${base + 980}`;
+  const token = readFileSync(join(dataDir, "cluster-token"), "utf8").trim();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  // As npm start prints it: the credential in the fragment, which the page keeps for the tab.
+  await page.goto(`${gateway}/#token=${token}`);
+  mkdirSync(screenshots, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (npm?.pid) {
+    try {
+      process.kill(-npm.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+async function open(path: string): Promise<void> {
+  await page.goto(`${gateway}/${path}`);
+  await page.locator(`main[data-page="${path.slice(2)}"]`).waitFor();
+}
+
+/** Waits until the page shows `selector` (optionally holding `text`). */
+async function shows(selector: string, text?: string): Promise<void> {
+  const found = page.locator(selector, text ? { hasText: text } : {});
+  await found.first().waitFor({ timeout: waitMs });
+}
+
+test("the page takes the credential out of the address bar", async () => {
+  expect(new URL(page.url()).hash).not.toContain("token");
+  expect(await page.evaluate("sessionStorage.getItem('quartet-token')")).toBeTruthy();
+  await shows("#credential", "admin controls on");
+});
+
+test("Raft: three live members; killing the leader from the page shows a new leader", async () => {
+  await open("#/raft");
+  const main = page.locator("main");
+  const live = main.locator("tr[data-member]:not([data-role='down'])");
+  await expect.poll(() => live.count(), { timeout: waitMs }).toBe(3);
+  await shows("main[data-leader]:not([data-leader=''])");
+  const leader = (await main.getAttribute("data-leader"))!;
+  // Write a key from the page and see it applied on every member.
+  await page.locator("form.control button[type=submit]").click();
+  await shows("#write-status", "applied on 3 of 3");
+  await page.screenshot({ path: join(screenshots, "raft.png") });
+
+  await main.locator(`tr[data-member="${leader}"] button[data-action="kill"]`).click();
+  await shows(`main[data-leader]:not([data-leader='']):not([data-leader='${leader}'])`);
+  // The timeline has the change, newest first.
+  const now = (await main.getAttribute("data-leader"))!;
+  expect(now).not.toBe(leader);
+  expect(await page.locator("#leader-changes li").count()).toBeGreaterThanOrEqual(2);
+});
+
+test("circuit breaker: making a worker fail from the page opens its breaker on the page", async () => {
+  await open("#/breaker");
+  const cards = page.locator("main .card[data-breaker-state]");
+  await expect.poll(() => cards.count(), { timeout: waitMs }).toBe(3);
+  await page.locator("main input[name=traffic]").check();
+  const address = (await cards.first().getAttribute("data-endpoint"))!;
+  const card = `main .card[data-endpoint="${address}"]`;
+  await page.locator(`${card} select[name=fail-fraction]`).selectOption("1");
+  await page.locator(`${card} button[type=submit]`).click();
+  await shows(`${card}:is([data-breaker-state="open"], [data-breaker-state="half_open"])`);
+  await page.screenshot({ path: join(screenshots, "breaker.png") });
+  // Heal it again for the pages that follow.
+  await page.locator(`${card} select[name=fail-fraction]`).selectOption("0");
+  await page.locator(`${card} button[type=submit]`).click();
+  await shows("#actions li", "fault cleared");
+});
+
+test("load balancing: calls per worker per second, live", async () => {
+  await open("#/balancing");
+  await page.locator("main input[name=traffic]").check();
+  const busy = page.locator("main tr[data-endpoint]:not([data-rps='0.00'])");
+  await expect.poll(() => busy.count(), { timeout: waitMs }).toBeGreaterThanOrEqual(2);
+  await page.screenshot({ path: join(screenshots, "balancing.png") });
+});
+
+test("queues: a message published from the page appears on the page's subscription", async () => {
+  await open("#/queues");
+  await page.locator("#subscribe button").click();
+  await shows(".subscription[data-filter='demo.>'][data-ready='true']");
+  await page.locator("#publish button").click();
+  await shows(
+    ".subscription[data-filter='demo.>'] li[data-subject='demo.hello']",
+    "hello from the dashboard",
+  );
+  await page.locator("#enqueue button").click();
+  await shows("main .card[data-queue='jobs']");
+  await page.screenshot({ path: join(screenshots, "queues.png") });
+});
