@@ -1,6 +1,9 @@
+import { registerServer, registrySettings, servedServices } from "@quartet/registry";
 import { createLogger, loadClusterToken, loadConfig, serveOptionsFrom } from "@quartet/server";
 import { startTelemetry } from "@quartet/telemetry";
+import { ConsensusClient } from "./client.ts";
 import { consensusSettings, defaultClusterId, parsePeers } from "./config.ts";
+import { saveClusterId, savedClusterId } from "./node/cluster-id.ts";
 import { discoverCluster } from "./node/join.ts";
 import { startMember } from "./node/member.ts";
 import { createConsensusService } from "./service/consensus-service.ts";
@@ -9,7 +12,7 @@ const config = loadConfig({
   name: "quartet-consensus",
   summary:
     "a consensus member: Raft on durable storage, serving quartet.consensus.v1 (a replicated KV store)",
-  settings: consensusSettings,
+  settings: { ...consensusSettings, ...registrySettings },
 });
 const peers = parsePeers(config.peers);
 const self = peers.get(config.id);
@@ -26,8 +29,16 @@ if (token === undefined) {
   );
   process.exit(2);
 }
+const saved = savedClusterId(config.dataDir);
+if (saved !== undefined && config.clusterId !== undefined && saved !== config.clusterId) {
+  process.stderr.write(
+    `quartet-consensus: --data-dir ${config.dataDir} belongs to cluster ${saved}, not --cluster-id ${config.clusterId}\n`,
+  );
+  process.exit(2);
+}
 // A joining member learns the cluster's id from the members it joins (and that it was added).
 const clusterId =
+  saved ??
   config.clusterId ??
   (config.join
     ? await discoverCluster({ self: config.id, peers, token }).catch((e: unknown) => {
@@ -35,6 +46,7 @@ const clusterId =
         process.exit(2);
       })
     : defaultClusterId(peers));
+if (saved === undefined) saveClusterId(config.dataDir, clusterId);
 const telemetry = startTelemetry({ serviceName: "quartet-consensus" });
 const logger = createLogger("quartet-consensus");
 const member = await startMember({
@@ -74,11 +86,23 @@ void member.removed.then(() =>
     () => process.exit(1),
   ),
 );
+// With --registry (its own cluster's URLs, normally) the member registers its public services
+// once the cluster has a leader (registration retries until then), and deregisters first on
+// SIGTERM.
+const registration = registerServer({
+  config,
+  server: member.server,
+  logger,
+  connect: (endpoints) => new ConsensusClient({ endpoints }),
+  services: servedServices(member.server).filter((s) => s.startsWith("quartet.consensus.")),
+});
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
-    member.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    Promise.resolve(registration?.close())
+      .then(() => member.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   });
 }

@@ -126,6 +126,8 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     onReady: () => service.onReady?.(started),
   });
   const started = node;
+  // Replay this member's own committed log before serving: it may hold its removal.
+  await started.waitApplied(storage.initialState().hardState.commit).catch(() => {});
   if (membership.wasRemoved(id)) {
     started.stop();
     transport.close();

@@ -36,6 +36,7 @@ export async function eventually<T>(fn: () => Promise<T>, attempts = 300): Promi
  * restart any member on its data directory.
  */
 export class TestCluster {
+  /** The members this cluster has started (founders, then members that joined). */
   readonly ids: number[];
   readonly ports = new Map<number, number>();
   /** `${from}>${to}`: the proxy `from` reaches `to` through. */
@@ -75,15 +76,34 @@ export class TestCluster {
     return c;
   }
 
+  /**
+   * A port and URL for member `id`, about to be added: MemberAddLearner takes the URL, then
+   * `join(id)` starts it.
+   */
+  async reserve(id: number): Promise<string> {
+    this.ports.set(id, await freePort());
+    return `http://127.0.0.1:${this.ports.get(id)}`;
+  }
+
+  /**
+   * Starts member `id` (reserved, and added with MemberAddLearner) with --join: it reaches
+   * the others through links of its own; they reach it on the URL the membership change
+   * carried (no link to cut, unless one of them restarts and takes it into its --peers).
+   */
+  async join(id: number): Promise<ServiceProcess> {
+    if (!this.ids.includes(id)) this.ids.push(id);
+    return this.startMember(id, ["--join", "true"]);
+  }
+
   /** Starts (or restarts) member `id` on its data directory. */
-  async startMember(id: number): Promise<ServiceProcess> {
-    const peers = this.ids
-      .map((other) =>
-        other === id
-          ? `${id}=http://127.0.0.1:${this.ports.get(id)}`
-          : `${other}=${this.links.get(`${id}>${other}`)!.url}`,
-      )
-      .join(",");
+  async startMember(id: number, args: string[] = []): Promise<ServiceProcess> {
+    const urls: string[] = [];
+    for (const other of this.ids) {
+      urls.push(
+        `${other}=${other === id ? `http://127.0.0.1:${this.ports.get(id)}` : (await this.link(id, other)).url}`,
+      );
+    }
+    const peers = urls.join(",");
     const member = await startServiceProcess(
       mainTs,
       [
@@ -96,11 +116,22 @@ export class TestCluster {
         "--tick-ms",
         "20",
         ...this.extraArgs,
+        ...args,
       ],
       { env: { QUARTET_CLUSTER_TOKEN: clusterToken, OTEL_SDK_DISABLED: "true", ...this.env } },
     );
     this.members.set(id, member);
     return member;
+  }
+
+  /** The link `from` reaches `to` through (made on first use, for members added later). */
+  private async link(from: number, to: number): Promise<LinkProxy> {
+    let link = this.links.get(`${from}>${to}`);
+    if (!link) {
+      link = await LinkProxy.start({ host: "127.0.0.1", port: this.ports.get(to)! });
+      this.links.set(`${from}>${to}`, link);
+    }
+    return link;
   }
 
   async kill(id: number): Promise<void> {

@@ -1,0 +1,155 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
+import { afterEach, describe, expect, it } from "vitest";
+import { clusterToken, dec, enc, TestCluster } from "./support/cluster.ts";
+
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+const auth = { headers: { authorization: `Bearer ${clusterToken}` }, timeoutMs: 10_000 };
+
+async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  return call.then(
+    () => {
+      throw new Error("the call succeeded; a refusal was expected");
+    },
+    (e: unknown) => ConnectError.from(e),
+  );
+}
+
+describe("membership", () => {
+  it("adds a learner under load, which catches up from a snapshot; promotes it; removes the old leader; no acknowledged write is lost", async () => {
+    // Snapshots every 20 entries: the learner starts from one, not from the log.
+    cluster = await TestCluster.start(3, ["--snapshot-entries", "20"]);
+    const c = cluster;
+    const url = (id: number) => `http://127.0.0.1:${c.ports.get(id)}`;
+    const transport = (id: number) => createGrpcTransport({ baseUrl: url(id) });
+    const members = (id: number) => createClient(ClusterService, transport(id));
+    const maintenance = (id: number) => createClient(MaintenanceService, transport(id));
+
+    // The load: one writer putting distinct keys through the founders in turn (the ones
+    // still running), recording what was acknowledged, until told to stop.
+    const acked = new Map<string, string>();
+    let stopping = false;
+    let n = 0;
+    let progressed: (() => void) | undefined;
+    const waitForWrites = async (count: number) => {
+      const target = acked.size + count;
+      while (acked.size < target) await new Promise<void>((r) => (progressed = r));
+    };
+    const load = (async () => {
+      while (!stopping) {
+        const key = `load/${String(n).padStart(6, "0")}`;
+        const value = `v${n++}`;
+        try {
+          const founders = [1, 2, 3].filter((id) => c.members.has(id));
+          const to = founders[n % founders.length]!;
+          await c.kv(to).put({ key: enc(key), value: enc(value) }, { timeoutMs: 2000 });
+          acked.set(key, value);
+          progressed?.();
+        } catch {
+          // Not acknowledged (an election, the removed leader): it may or may not be there.
+        }
+      }
+    })();
+    await waitForWrites(100);
+
+    // Bad input changes nothing.
+    const badUrl = await refusal(members(1).memberAddLearner({ peerUrls: ["not a url"] }, auth));
+    expect(badUrl.code).toBe(Code.InvalidArgument);
+    expect(badUrl.rawMessage).toMatch(/peer_urls\[0\] "not a url" is not a URL/);
+    const unknown = await refusal(members(2).memberPromote({ id: 99n }, auth));
+    expect(unknown.code).toBe(Code.NotFound);
+    expect((await refusal(members(3).memberRemove({ id: 99n }, auth))).code).toBe(Code.NotFound);
+
+    // Added through a follower (forwarded to the leader), before it runs.
+    const newUrl = await c.reserve(4);
+    const added = await members(2).memberAddLearner({ peerUrls: [newUrl] }, auth);
+    expect(added.member?.id).toBe(4n);
+    expect(added.member?.isLearner).toBe(true);
+    expect(added.member?.peerUrls).toEqual([newUrl]);
+    expect(added.members.map((m) => Number(m.id))).toEqual([1, 2, 3, 4]);
+    const again = await refusal(members(1).memberAddLearner({ peerUrls: [newUrl] }, auth));
+    expect(again.code).toBe(Code.AlreadyExists);
+    // Not running yet, so not in sync: etcd's refusal.
+    const early = await refusal(members(3).memberPromote({ id: 4n }, auth));
+    expect(early.code).toBe(Code.FailedPrecondition);
+    expect(early.rawMessage).toMatch(
+      /can only promote a learner member which is in sync with leader/,
+    );
+
+    await c.join(4);
+    // A linearizable read on the learner returns once it has applied everything committed
+    // before the read: it has caught up (from the leader's snapshot: the log before it is gone).
+    for (;;) {
+      try {
+        await c.kv(4).range({ key: enc("load/") }, { timeoutMs: 5000 });
+        await members(1).memberPromote({ id: 4n }, auth);
+        break;
+      } catch (e) {
+        // Still behind the load by more than etcd's 10%: read again, which waits for more.
+        if (ConnectError.from(e).code !== Code.FailedPrecondition) throw e;
+      }
+    }
+    const promoted = await members(4).memberList({}, auth);
+    expect(promoted.members.find((m) => m.id === 4n)?.isLearner).toBe(false);
+    await waitForWrites(20);
+
+    // Remove the leader (it hands leadership over first); it stops serving and exits.
+    const leader = Number((await maintenance(4).status({}, auth)).leader);
+    expect([1, 2, 3]).toContain(leader);
+    const removed = await members(leader).memberRemove({ id: BigInt(leader) }, auth);
+    expect(removed.members.map((m) => Number(m.id))).toEqual(
+      [1, 2, 3, 4].filter((id) => id !== leader),
+    );
+    expect((await c.members.get(leader)!.exited).code).toBe(0);
+    c.members.delete(leader);
+    await waitForWrites(20);
+    stopping = true;
+    await load;
+
+    // Every acknowledged write, on the new member and on the others, in one linearizable read.
+    const survivors = [1, 2, 3, 4].filter((id) => id !== leader);
+    for (const id of survivors) {
+      const read = await c
+        .kv(id)
+        .range({ key: enc("load/"), rangeEnd: enc("load0") }, { timeoutMs: 10_000 });
+      const stored = new Map(read.kvs.map((kv) => [dec(kv.key), dec(kv.value)]));
+      for (const [key, value] of acked) expect(stored.get(key), `${key} on ${id}`).toBe(value);
+    }
+    // Every member knows the new one's address, and no longer lists the removed one.
+    for (const id of survivors) {
+      const list = await members(id).memberList({}, auth);
+      expect(list.members.map((m) => Number(m.id))).toEqual(survivors);
+      expect(list.members.find((m) => m.id === 4n)?.peerUrls).toEqual([newUrl]);
+    }
+    // The removed member does not come back on its old data.
+    const restart = await c.startMember(leader).then(
+      () => "started",
+      (e: Error) => e.message,
+    );
+    expect(restart).toMatch(/was removed from the cluster/);
+  }, 90_000);
+
+  it("refuses to remove the last voter", async () => {
+    cluster = await TestCluster.start(1);
+    const c = cluster;
+    const members = createClient(
+      ClusterService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(1)}` }),
+    );
+    let e: ConnectError | undefined;
+    for (;;) {
+      e = await refusal(members.memberRemove({ id: 1n }, auth));
+      if (e.code !== Code.Unavailable) break; // electing itself
+    }
+    expect(e.code).toBe(Code.FailedPrecondition);
+    expect(e.rawMessage).toMatch(/member 1 is the last voter/);
+    const list = await members.memberList({}, auth);
+    expect(list.members.map((m) => Number(m.id))).toEqual([1]);
+  }, 30_000);
+});
