@@ -1,3 +1,4 @@
+export type { ConnectRegistry, RegistryClient, RegistryMember } from "./client.ts";
 export {
   encodeInstance,
   type Instance,

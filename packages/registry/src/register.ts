@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { setTimeout } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ConsensusClient } from "@quartet/consensus-service/client";
+import type { RegistryClient } from "./client.ts";
 import { encodeInstance, instanceKey } from "./instance.ts";
 
 /** The subset of a pino logger registration writes to. */
@@ -11,7 +11,7 @@ export interface RegistryLogger {
 }
 
 export interface RegisterOptions {
-  client: ConsensusClient;
+  client: RegistryClient;
   /** Fully qualified proto service names this instance serves: one key each. */
   services: readonly string[];
   /** Base URL callers reach this instance at. */

@@ -1,6 +1,6 @@
 import type { ConnectError } from "@connectrpc/connect";
 import type { EndpointAddress, Resolver, ResolverListener } from "@quartet/balancer";
-import type { ConsensusClient } from "@quartet/consensus-service/client";
+import type { RegistryClient } from "./client.ts";
 import { type Registered, type RegistryWatch, watchRegistry } from "./watch.ts";
 
 /**
@@ -20,7 +20,7 @@ export function endpointsOf(instances: readonly Registered[]): EndpointAddress[]
 }
 
 export interface RegistryResolverOptions {
-  client: ConsensusClient;
+  client: RegistryClient;
   /** Fully qualified proto service name whose instances to resolve. */
   service: string;
   onError?: (error: ConnectError) => void;

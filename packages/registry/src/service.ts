@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
-import { ConsensusClient } from "@quartet/consensus-service/client";
 import type { Server } from "@quartet/server";
 import { z } from "zod";
+import type { ConnectRegistry } from "./client.ts";
 import { type Registration, type RegistryLogger, register } from "./register.ts";
 
 /** Comma-separated consensus member URLs, validated. */
@@ -78,6 +78,8 @@ export function servedServices(server: Pick<Server, "health">): string[] {
 
 export interface RegisterServerOptions {
   config: RegistryConfig;
+  /** Makes the consensus client, e.g. `(endpoints) => new ConsensusClient({ endpoints })`. */
+  connect: ConnectRegistry;
   server: Pick<Server, "url" | "health">;
   logger: RegistryLogger;
   /** Default: every service the server serves (servedServices). */
@@ -94,7 +96,7 @@ export function registerServer(options: RegisterServerOptions): Registration | u
   const { config } = options;
   if (!config.registry) return undefined;
   return register({
-    client: new ConsensusClient({ endpoints: config.registry }),
+    client: options.connect(config.registry),
     services: options.services ?? servedServices(options.server),
     address: advertisedUrl(options.server.url, config.advertiseUrl),
     zone: config.zone,

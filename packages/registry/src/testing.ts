@@ -3,10 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { ConsensusClient } from "../../../services/consensus/src/client.ts";
+import type { RegistryClient } from "./client.ts";
 
-const memberMain = fileURLToPath(
-  new URL("../src/main.ts", import.meta.resolve("@quartet/consensus-service/client")),
-);
+// By path, not by package: the consensus service depends on this package (it registers
+// itself), so this package cannot depend on it back.
+const consensusSrc = new URL("../../../services/consensus/src/", import.meta.url);
+const memberMain = fileURLToPath(new URL("main.ts", consensusSrc));
 
 /** A real 3-member consensus cluster on loopback (fast ticks), for tests of registry users. */
 export class Cluster {
@@ -43,6 +46,11 @@ export class Cluster {
       ),
     );
     return new Cluster(urls, members, dir);
+  }
+
+  /** A consensus client of the members (the one every service uses). */
+  client(): RegistryClient {
+    return new ConsensusClient({ endpoints: this.urls });
   }
 
   async stop(): Promise<void> {

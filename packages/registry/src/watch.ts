@@ -1,7 +1,7 @@
 import { setTimeout } from "node:timers/promises";
 import { ConnectError } from "@connectrpc/connect";
-import type { ConsensusClient } from "@quartet/consensus-service/client";
 import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
+import type { RegistryClient } from "./client.ts";
 import { type Instance, parseInstance, prefixEnd, servicePrefix } from "./instance.ts";
 
 /** One registered instance as the watch last saw it. */
@@ -11,7 +11,7 @@ export interface Registered extends Instance {
 }
 
 export interface RegistryWatchOptions {
-  client: ConsensusClient;
+  client: RegistryClient;
   /** Watch one service's instances; all services when omitted. */
   service?: string;
   /** The complete current list, after the first read and after every change. */

@@ -1,6 +1,5 @@
 import { fileURLToPath } from "node:url";
 import type { EndpointAddress, Resolver } from "@quartet/balancer";
-import { ConsensusClient } from "@quartet/consensus-service/client";
 import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { parseConfig } from "@quartet/server";
 import { startServiceProcess } from "@quartet/server/testing";
@@ -9,6 +8,7 @@ import {
   instanceKey,
   parseInstance,
   prefixEnd,
+  type RegistryClient,
   register,
   registryResolver,
   registrySettings,
@@ -39,11 +39,11 @@ function listWhere(
 }
 
 let cluster: Cluster;
-let client: ConsensusClient;
+let client: RegistryClient;
 
 beforeAll(async () => {
   cluster = await Cluster.start();
-  client = new ConsensusClient({ endpoints: cluster.urls });
+  client = cluster.client();
 }, 60_000);
 
 afterAll(async () => {
@@ -117,7 +117,7 @@ describe("register", () => {
     await listWhere(resolver, (l) => l.length === 1);
     // The cluster loses the lease (as after a partition longer than the TTL).
     const dropped = listWhere(resolver, (l) => l.length === 0);
-    await client.lease.leaseRevoke({ id: first });
+    await client.retrying((m) => m.lease.leaseRevoke({ id: first }));
     await dropped;
     // The next renewal finds the lease gone; the instance registers again.
     expect(await listWhere(resolver, (l) => l.length === 1)).toHaveLength(1);

@@ -175,4 +175,12 @@ const server = await serve({
 });
 logger.info({ routes: [...routes.keys()] }, "routes");
 // The gateway registers itself too; deregistered before the drain on SIGTERM.
-closeOnSignals(server, registerServer({ config, server, logger }));
+closeOnSignals(
+  server,
+  registerServer({
+    config,
+    server,
+    logger,
+    connect: (endpoints) => new ConsensusClient({ endpoints }),
+  }),
+);

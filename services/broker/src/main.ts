@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { defaultQueueSettings, LmdbQueueStore, PubSub, Queues } from "@quartet/broker";
+import { ConsensusClient } from "@quartet/consensus-service/client";
 import {
   BrokerAdminService,
   BrokerService,
@@ -148,5 +149,13 @@ const server = await serve({
   },
 });
 // Registered once listening and serving; deregistered before the drain on SIGTERM.
-closeOnSignals(server, registerServer({ config, server, logger }));
+closeOnSignals(
+  server,
+  registerServer({
+    config,
+    server,
+    logger,
+    connect: (endpoints) => new ConsensusClient({ endpoints }),
+  }),
+);
 process.once("exit", () => queues.close());
