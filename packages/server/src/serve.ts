@@ -1,7 +1,13 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@quartet/proto/health/v1/health_pb";
 import { createServerInterceptors, type Telemetry } from "@quartet/telemetry";
@@ -51,6 +57,8 @@ export interface ServeOptions {
    * they still pass the listener's limits, CORS and /metrics. Default: 404.
    */
   fallback?: NodeHandler;
+  /** Values each call's handler context starts with (e.g. the caller's address from `req.socket`). */
+  contextValues?: (req: Parameters<NodeHandler>[0]) => ContextValues;
 }
 
 export interface Server {
@@ -115,6 +123,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     // still running just as well.
     requestGate: decodeErrors.gate,
     ...(options.fallback ? { fallback: options.fallback as never } : {}),
+    ...(options.contextValues ? { contextValues: options.contextValues as never } : {}),
   });
   const registry = health!;
   const cors = createCors(options.corsOrigins ?? localhostOrigins);
