@@ -3,6 +3,7 @@ import { createLogger, loadClusterToken, loadConfig, serveOptionsFrom } from "@q
 import { startTelemetry } from "@quartet/telemetry";
 import { ConsensusClient } from "./client.ts";
 import { consensusSettings, defaultClusterId, parsePeers } from "./config.ts";
+import { saveClusterId, savedClusterId } from "./node/cluster-id.ts";
 import { discoverCluster } from "./node/join.ts";
 import { startMember } from "./node/member.ts";
 import { createConsensusService } from "./service/consensus-service.ts";
@@ -28,8 +29,16 @@ if (token === undefined) {
   );
   process.exit(2);
 }
+const saved = savedClusterId(config.dataDir);
+if (saved !== undefined && config.clusterId !== undefined && saved !== config.clusterId) {
+  process.stderr.write(
+    `quartet-consensus: --data-dir ${config.dataDir} belongs to cluster ${saved}, not --cluster-id ${config.clusterId}\n`,
+  );
+  process.exit(2);
+}
 // A joining member learns the cluster's id from the members it joins (and that it was added).
 const clusterId =
+  saved ??
   config.clusterId ??
   (config.join
     ? await discoverCluster({ self: config.id, peers, token }).catch((e: unknown) => {
@@ -37,6 +46,7 @@ const clusterId =
         process.exit(2);
       })
     : defaultClusterId(peers));
+if (saved === undefined) saveClusterId(config.dataDir, clusterId);
 const telemetry = startTelemetry({ serviceName: "quartet-consensus" });
 const logger = createLogger("quartet-consensus");
 const member = await startMember({

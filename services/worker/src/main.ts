@@ -1,12 +1,21 @@
 import { ConsensusClient } from "@quartet/consensus-service/client";
 import { seededRandom } from "@quartet/determinism";
-import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { WorkerAdminService, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { closeOnSignals, registerServer, registrySettings } from "@quartet/registry";
-import { createLogger, loadConfig, serve, serveOptionsFrom, serverSettings } from "@quartet/server";
+import {
+  createLogger,
+  loadClusterToken,
+  loadConfig,
+  serve,
+  serveOptionsFrom,
+  serverSettings,
+} from "@quartet/server";
 import { createTelemetryTransport, startTelemetry } from "@quartet/telemetry";
 import { z } from "zod";
 import { startConsumerRole } from "./consumer.ts";
+import { StandingFault } from "./standing-fault.ts";
 import { defaultWorkLimits, hostList } from "./validate.ts";
+import { createWorkerAdminService } from "./worker-admin-service.ts";
 import { createWorkerService } from "./worker-service.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -73,6 +82,13 @@ const config = loadConfig({
       schema: z.enum(["none", "stall"]).default("none"),
       help: 'Demo fault: "stall" takes jobs and never finishes them.',
     },
+    faultControls: {
+      schema: z
+        .enum(["true", "false"])
+        .default("false")
+        .transform((s) => s === "true"),
+      help: "Let admin callers set a standing fault (WorkerAdminService.SetFault), for demonstrations.",
+    },
     brokerWarnAfterMs: {
       schema: int(0, 3_600_000).default(30_000),
       help: "While the broker cannot be reached, retries are logged at debug level; one warning follows after this long.",
@@ -84,6 +100,7 @@ const telemetry = startTelemetry({ serviceName: "quartet-worker" });
 const logger = createLogger("quartet-worker");
 const workerId =
   config.id ?? (config.port === 0 ? `worker-pid${process.pid}` : `worker-${config.port}`);
+const standing = new StandingFault();
 const worker = createWorkerService({
   id: workerId,
   logger,
@@ -97,13 +114,24 @@ const worker = createWorkerService({
     maxFanoutDepth: config.maxFanoutDepth,
   },
   maxTimeoutMs: config.maxTimeoutMs,
+  standing,
 });
 const server = await serve({
   ...serveOptionsFrom(config),
   name: "quartet-worker",
   logger,
   telemetry,
-  routes: (router) => router.service(WorkerService, worker),
+  routes: (router) => {
+    router.service(WorkerService, worker);
+    router.service(
+      WorkerAdminService,
+      createWorkerAdminService({ standing, enabled: config.faultControls, logger }),
+    );
+  },
+  auth: {
+    token: loadClusterToken(config, "quartet-worker"),
+    protects: (procedure) => procedure.startsWith(`/${WorkerAdminService.typeName}/`),
+  },
 });
 // Registered once listening and serving; deregistered before the drain on SIGTERM.
 closeOnSignals(
