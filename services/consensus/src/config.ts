@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { serverSettings } from "@quartet/server";
 import { z } from "zod";
+import { defaultMaxWatchesPerClient } from "./service/watch-limits.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -63,7 +64,7 @@ export const consensusSettings = {
   },
   clusterId: {
     schema: z.coerce.bigint().optional(),
-    help: "The cluster's id; default: derived from the member ids in --peers.",
+    help: "The cluster's id; default: derived from the member ids in --peers (with --join: asked of those members), then kept in --data-dir.",
   },
   tickMs: {
     schema: int(1, 10_000).default(100),
@@ -72,6 +73,10 @@ export const consensusSettings = {
   snapshotEntries: {
     schema: int(1, 100_000_000).default(10_000),
     help: "Take a snapshot and compact the log after this many applied entries.",
+  },
+  maxWatchesPerClient: {
+    schema: int(1, 10_000_000).default(defaultMaxWatchesPerClient),
+    help: "Watch streams open at once per client (its IP address, or the quartet-client-id header of a caller with the cluster credential); past it Watch fails with RESOURCE_EXHAUSTED.",
   },
   faultControls: {
     schema: z

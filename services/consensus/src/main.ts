@@ -65,6 +65,8 @@ const member = await startMember({
     logger,
     dataDir: config.dataDir,
     faultControls: config.faultControls,
+    maxWatchesPerClient: config.maxWatchesPerClient,
+    clusterToken: token,
   }),
   serve: {
     ...serveOptionsFrom({ ...config, port: config.port ?? Number(new URL(self).port) }),

@@ -1,6 +1,9 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type WatchResponse, WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsensusClient } from "../src/client.ts";
-import { dec, enc, TestCluster } from "./support/cluster.ts";
+import { clusterToken, dec, enc, eventually, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -88,4 +91,54 @@ describe("watch", () => {
     const stream = client.watch({ key: enc("k"), startRevision: 1n });
     await expect(stream.next()).rejects.toMatchObject({ code: 11 });
   }, 60_000);
+
+  it("refuses a client's watch past --max-watches-per-client with ResourceExhausted, changing nothing", async () => {
+    cluster = await TestCluster.start(1, ["--max-watches-per-client", "2"]);
+    const c = cluster;
+    const watch = createClient(
+      WatchService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(1)}` }),
+    );
+    // Opens a watch on "w" and waits for its first response (the watch is live).
+    const open = async (headers: Record<string, string> = {}) => {
+      const stop = new AbortController();
+      const stream = watch
+        .watch({ key: enc("w") }, { signal: stop.signal, headers })
+        [Symbol.asyncIterator]();
+      await stream.next();
+      return { stream, stop };
+    };
+    const refused = (headers: Record<string, string> = {}) =>
+      open(headers).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+    const first = await eventually(() => open()); // the member may still be electing itself
+    const second = await open();
+    const third = await refused();
+    expect(third?.code).toBe(Code.ResourceExhausted);
+    expect(third?.rawMessage).toMatch(/already has 2 watches open.*--max-watches-per-client/);
+    // The header names a client only for a caller with the cluster credential.
+    expect((await refused({ "quartet-client-id": "someone-else" }))?.code).toBe(
+      Code.ResourceExhausted,
+    );
+    const trusted = await open({
+      authorization: `Bearer ${clusterToken}`,
+      "quartet-client-id": "gateway-client-7",
+    });
+
+    // The open watches still deliver.
+    await eventually(() => c.kv(1).put({ key: enc("w"), value: enc("x") }, { timeoutMs: 2000 }));
+    for (const w of [first, second, trusted]) {
+      const next = await w.stream.next();
+      const events = (next.value as WatchResponse).events;
+      expect(events.map((e) => dec(e.kv!.value))).toEqual(["x"]);
+    }
+    // An ended watch gives its place back (once the member has seen it end).
+    first.stop.abort();
+    const again = await eventually(() => open());
+    again.stop.abort();
+    second.stop.abort();
+    trusted.stop.abort();
+  }, 30_000);
 });

@@ -5,6 +5,7 @@ import type { Logger, ServeOptions, Server } from "@quartet/server";
 import { serve } from "@quartet/server";
 import { DurableRaftStorage } from "../storage/raft-storage.ts";
 import { PeerTransport, raftTransportRoutes } from "../transport/peer-transport.ts";
+import { callerContext } from "./caller-address.ts";
 import { Membership } from "./membership.ts";
 import { RaftNode, type StateMachine } from "./raft-node.ts";
 
@@ -152,6 +153,7 @@ export async function startMember(options: MemberOptions): Promise<Member> {
       ...options.serve,
       name: "quartet-consensus",
       logger,
+      contextValues: callerContext,
       auth: {
         token: options.token,
         protects: (p) => p.startsWith(peerService) || (service.protects?.(p) ?? false),

@@ -21,6 +21,7 @@ import { createObserveService } from "./observe-service.ts";
 import { RaftObserver } from "./raft-observer.ts";
 import { ReplicatedState } from "./replicated-state.ts";
 import { WatchHub } from "./watch-hub.ts";
+import { defaultMaxWatchesPerClient, WatchLimits } from "./watch-limits.ts";
 import { createWatchService } from "./watch-service.ts";
 
 export interface ConsensusServiceOptions {
@@ -29,6 +30,10 @@ export interface ConsensusServiceOptions {
   logger: Logger;
   /** The member's data directory (Status reports its size). */
   dataDir: string;
+  /** Watch streams open at once per client (--max-watches-per-client). */
+  maxWatchesPerClient?: number;
+  /** The cluster credential: its holders may name their clients (quartet-client-id). */
+  clusterToken?: string;
   /** --fault-controls: FaultService may isolate or crash this member. */
   faultControls?: boolean;
 }
@@ -57,7 +62,11 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
       const deps = { writer, router, state, forwarding };
       r.service(KVService, createKvService(deps));
       r.service(LeaseService, createLeaseService(deps));
-      r.service(WatchService, createWatchService({ writer, state, hub }));
+      const limits = new WatchLimits({
+        maxPerClient: options.maxWatchesPerClient ?? defaultMaxWatchesPerClient,
+        clusterToken: options.clusterToken,
+      });
+      r.service(WatchService, createWatchService({ writer, state, hub, limits }));
       const admin = { ...deps, node, dataDir: options.dataDir };
       r.service(MaintenanceService, createMaintenanceService(admin));
       r.service(ClusterService, createClusterService({ ...deps, node, membership }));
