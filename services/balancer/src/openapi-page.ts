@@ -17,7 +17,7 @@ fetch("/openapi.json").then((r) => r.json()).then((doc) => {
   let html = "";
   for (const [path, ops] of Object.entries(doc.paths)) for (const [verb, op] of Object.entries(ops)) {
     html += '<div class="op"><span class="verb ' + verb + '">' + verb + "</span><code>" + esc(path) + "</code> " + esc(op.operationId);
-    if (op.parameters.length) html += "<p>Parameters: " + op.parameters.map((p) => "<code>" + esc(p.name) + "</code> (" + p.in + ")").join(", ") + "</p>";
+    if (op.parameters.length) html += "<p>Parameters:</p><ul>" + op.parameters.map((p) => "<li><code>" + esc(p.name) + "</code> (" + p.in + ", " + esc(p.schema.type + (p.schema.format ? " " + p.schema.format : "")) + ")" + (p.description ? ": " + esc(p.description) : "") + "</li>").join("") + "</ul>";
     if (op.requestBody) html += "<p>Body:</p>" + show(op.requestBody.content["application/json"].schema);
     html += "<p>Response:</p>" + show(op.responses["200"].content["application/json"].schema) + "</div>";
   }

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -104,5 +105,18 @@ describe("a browser calling a worker through the gateway", () => {
       const atWorker = inTrace.find((s) => s.name === path && s.kind === "server");
       expect(atWorker?.parentSpanId, `worker span of ${method}`).toBe(atGateway?.spanId);
     });
+  });
+
+  it("the gateway's /openapi page renders the REST routes with how their parameters are written", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${gateway.url}/openapi`);
+    const kvPut = page.locator(".op", { hasText: "quartet.consensus.v1.KVService.Put" });
+    await kvPut.waitFor();
+    expect(await kvPut.textContent()).toContain("/v1/kv/{key}");
+    expect(await kvPut.textContent()).toContain("percent-encoded");
+    const doc = JSON.parse(readFileSync(new URL("../src/openapi.json", import.meta.url), "utf8"));
+    const operations = Object.values(doc.paths as Record<string, object>).flatMap(Object.keys);
+    expect(await page.locator(".op").count()).toBe(operations.length);
+    await page.close();
   });
 });
