@@ -1,0 +1,195 @@
+// bench/server-overhead: the CPU one unary call costs through serve(), against a bare
+// connect-node server (connectNodeAdapter on a plain http2 server) answering the same trivial
+// method, over h2c, in the gRPC and the Connect protocol (binary). Telemetry is off on both
+// sides: bench/rpc measures tracing; this measures the runtime every service runs on (limits,
+// interceptors, default timeout, call budgets, the one-port listener).
+//
+// As in bench/rpc, the two servers are loaded at the same time, both pinned to one CPU while
+// the h2load processes run on the other, so the kernel gives each half of that CPU and their
+// throughput ratio is the inverse ratio of their CPU cost per call; each server's CPU per call
+// is also read from /proc. Each round starts fresh processes.
+//
+// BENCH_PROFILE=1 instead loads serve() alone under `--cpu-prof` and prints where its time
+// goes (BENCH_PROTOCOLS picks the protocol; BENCH_PROFILE_SIDE=bare profiles bare instead).
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { selfTimeByPackage, topSelfTime } from "../kv/profile.ts";
+import { type Figure, median, report } from "../lib/report.ts";
+import { ensureCommands, h2load, pairedCpus, pinToCpu } from "../lib/tools.ts";
+
+ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 8);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const { shared: serverCpu, other: loadCpu } = pairedCpus();
+const server = fileURLToPath(new URL("./server.ts", import.meta.url));
+const procedure = "/quartet.worker.v1.WorkerService/Compute";
+
+const dir = tmpdir();
+const message = toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input: "x" }));
+const connectBody = join(dir, "quartet-server-overhead-connect.bin");
+const grpcBody = join(dir, "quartet-server-overhead-grpc.bin");
+writeFileSync(connectBody, message);
+// gRPC: one envelope, flags 0 and a 4-byte big-endian length before the message.
+const envelope = new Uint8Array(5 + message.length);
+new DataView(envelope.buffer).setUint32(1, message.length);
+envelope.set(message, 5);
+writeFileSync(grpcBody, envelope);
+
+const protocols = {
+  "grpc-proto-h2c": {
+    body: grpcBody,
+    headers: { "content-type": "application/grpc", te: "trailers" },
+    transport: createGrpcTransport,
+  },
+  "connect-proto-h2c": {
+    body: connectBody,
+    headers: { "content-type": "application/proto", "connect-protocol-version": "1" },
+    transport: createConnectTransport,
+  },
+} as const;
+type Protocol = (typeof protocols)[keyof typeof protocols];
+const clients = 4;
+const streams = 16;
+
+const listFromEnv = (name: string, all: string[]) => {
+  const wanted = process.env[name]?.split(",").filter(Boolean) ?? all;
+  const unknown = wanted.filter((w) => !all.includes(w));
+  if (unknown.length > 0)
+    throw new Error(`${name}: unknown ${unknown.join(", ")}; known: ${all.join(", ")}`);
+  return wanted;
+};
+const onlyProtocols = listFromEnv("BENCH_PROTOCOLS", Object.keys(protocols));
+
+/** User + system CPU time of a process so far, in ms (Linux clock ticks are 10 ms). */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
+
+const start = (side: "bare" | "serve", nodeArgs: string[] = []) =>
+  startServiceProcess(server, ["--side", side], { nodeArgs });
+
+/** One real call through a Connect client, so h2load's 200s are known to be answers. */
+const check = async (p: ServiceProcess, protocol: Protocol) => {
+  const client = createClient(
+    WorkerService,
+    protocol.transport({ baseUrl: p.url, httpVersion: "2" }),
+  );
+  const res = await client.compute({ input: "x" });
+  if (res.digest !== "d") throw new Error(`${p.url}: unexpected answer ${JSON.stringify(res)}`);
+};
+
+const load = async (p: ServiceProcess, protocol: Protocol, secs: number) => {
+  const before = cpuMs(p.pid);
+  const result = await h2load({
+    url: p.url + procedure,
+    seconds: secs,
+    clients,
+    streams,
+    bodyFile: protocol.body,
+    headers: protocol.headers,
+    cpu: loadCpu,
+  });
+  // h2load counts the requests still in flight when the duration ends as failed.
+  if (result.failed > clients * streams) throw new Error(`${p.url}: ${result.failed} failed`);
+  // h2load's 1 s warm-up requests cost CPU too: count them at the measured rate.
+  const served = result.succeeded * (1 + 1 / secs);
+  return { reqPerSec: result.reqPerSec, cpuUsPerCall: ((cpuMs(p.pid) - before) * 1000) / served };
+};
+
+async function profile(): Promise<void> {
+  const side = process.env.BENCH_PROFILE_SIDE === "bare" ? "bare" : "serve";
+  const profileDir = mkdtempSync(join(tmpdir(), "quartet-server-overhead-profile-"));
+  const protocolName = onlyProtocols[0]!;
+  const protocol = protocols[protocolName as keyof typeof protocols];
+  const p = await start(side, ["--cpu-prof", "--cpu-prof-dir", profileDir]);
+  try {
+    await check(p, protocol);
+    if (serverCpu !== undefined) pinToCpu(p.pid, serverCpu);
+    await load(p, protocol, warmupSeconds);
+    const m = await load(p, protocol, seconds);
+    console.log(
+      `${side} ${protocolName} alone under --cpu-prof: ${Math.round(m.reqPerSec)} req/s, ${m.cpuUsPerCall.toFixed(1)} us CPU/call`,
+    );
+  } finally {
+    // SIGINT lets node write the profile; serve() drains, bare exits at once.
+    await p.kill("SIGINT");
+  }
+  const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no profile in ${profileDir}`);
+  console.log(`profile: ${join(profileDir, file)}`);
+  const rows = topSelfTime(join(profileDir, file), Number.POSITIVE_INFINITY, seconds * 1000);
+  console.log("by package:");
+  for (const [pkg, percent] of selfTimeByPackage(rows).slice(0, 15))
+    console.log(`  ${percent.toFixed(1).padStart(5)}%  ${pkg}`);
+  console.log("by function:");
+  for (const f of rows.slice(0, 40))
+    console.log(`  ${f.percent.toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
+}
+
+if (process.env.BENCH_PROFILE) {
+  await profile();
+  process.exit(0);
+}
+
+interface Measured {
+  reqPerSec: number;
+  cpuUsPerCall: number;
+}
+const runs: Record<string, Measured[]> = {};
+const ratioRuns: Record<string, number[]> = {};
+const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
+  map[key] ??= [];
+  map[key].push(value);
+};
+for (let round = 1; round <= rounds; round++) {
+  for (const name of onlyProtocols) {
+    const protocol = protocols[name as keyof typeof protocols];
+    const pair = await Promise.all([start("bare"), start("serve")]);
+    // Alternate which server h2load starts on first.
+    const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
+    try {
+      for (const p of pair) await check(p, protocol);
+      if (serverCpu !== undefined) for (const p of pair) pinToCpu(p.pid, serverCpu);
+      await Promise.all(order.map((p) => load(p, protocol, warmupSeconds)));
+      const measured = await Promise.all(order.map((p) => load(p, protocol, seconds)));
+      const [bare, serve] = round % 2 === 0 ? measured : [measured[1]!, measured[0]!];
+      push(runs, `bare/${name}`, bare!);
+      push(runs, `serve/${name}`, serve!);
+      push(ratioRuns, `serve_vs_bare/${name}`, serve!.reqPerSec / bare!.reqPerSec);
+      push(ratioRuns, `serve_vs_bare_cpu/${name}`, bare!.cpuUsPerCall / serve!.cpuUsPerCall);
+      console.log(
+        `round ${round} ${name}: bare ${Math.round(bare!.reqPerSec)} req/s (${bare!.cpuUsPerCall.toFixed(1)} us CPU/call), ` +
+          `serve ${Math.round(serve!.reqPerSec)} req/s (${serve!.cpuUsPerCall.toFixed(1)} us CPU/call): ` +
+          `${(serve!.reqPerSec / bare!.reqPerSec).toFixed(3)}x`,
+      );
+    } finally {
+      await Promise.all(pair.map((p) => p.kill("SIGKILL")));
+    }
+  }
+}
+
+const figures: Record<string, Figure> = {};
+for (const [key, measured] of Object.entries(runs)) {
+  figures[key] = { value: median(measured.map((m) => m.reqPerSec)), unit: "req/s" };
+  figures[`${key}/cpu`] = {
+    value: median(measured.map((m) => m.cpuUsPerCall)),
+    unit: "us CPU/call",
+  };
+}
+const ratios: Record<string, number> = {};
+for (const [key, values] of Object.entries(ratioRuns)) ratios[key] = median(values);
+report("server-overhead", figures, ratios, [
+  `serve() and a bare connectNodeAdapter + http2 server loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}; ${rounds} rounds of fresh processes, ${warmupSeconds} s warm-up, ${seconds} s measured`,
+  `h2c, ${clients} connections x ${streams} streams, binary; a trivial unary method (no work in the handler); telemetry off`,
+  "ratios: medians over rounds of serve() over bare (req/s), and of bare's CPU per call over serve()'s (_cpu)",
+]);
