@@ -2,34 +2,17 @@
 // any that crash (with backoff), waits quietly until every one answers its health check, and
 // then prints one table: what runs where, the credential, and what to curl. Service logs go to
 // files in the data directory; only warnings, errors and restarts reach the terminal.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { buildDashboard, dashboardBuildNeeded } from "@quartet/dashboard/build";
+import { createLogger, type Server, serve } from "@quartet/server";
+import { type ServiceSpec, Supervisor, supervisorRoutes } from "./supervisor.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-
-interface ServiceSpec {
-  name: string;
-  entry: string;
-  args: string[];
-  url: string;
-  /** What it is, for the table. */
-  role: string;
-}
 
 // QUARTET_PORT_BASE moves the whole suite (consensus on base-99..-97, broker on base, workers
 // on base+101..103, gateway on base+980: 7001-7003, 7100, 7201-7203 and 8080 by default), so
@@ -52,7 +35,12 @@ if (!existsSync(tokenFile))
   writeFileSync(tokenFile, randomBytes(32).toString("base64url"), { mode: 0o600 });
 chmodSync(tokenFile, 0o600);
 const clusterToken = readFileSync(tokenFile, "utf8").trim();
-const serviceEnv = { ...process.env, QUARTET_CLUSTER_TOKEN: clusterToken };
+// Fault controls (isolate or crash a Raft member, make a worker fail) are on for the dashboard.
+const serviceEnv = {
+  ...process.env,
+  QUARTET_CLUSTER_TOKEN: clusterToken,
+  QUARTET_FAULT_CONTROLS: "true",
+};
 
 const consensus: ServiceSpec[] = [1, 2, 3].map((id) => {
   const peers = [1, 2, 3].map((m) => `${m}=http://127.0.0.1:${base - 100 + m}`).join(",");
@@ -101,93 +89,24 @@ const gateway: ServiceSpec = {
   url: `http://127.0.0.1:${base + 980}`,
   role: "gateway: one address for every service, REST at /v1",
 };
+// The supervisor's own API (the dashboard's kill/restart buttons), also routed by the gateway.
+const supervisorUrl = `http://127.0.0.1:${base + 981}`;
+gateway.args.push("--route", `quartet.suite.v1.SupervisorService=${supervisorUrl}`);
 const services = [...consensus, broker, ...workers, gateway];
 const logDir = join(dataDir, "logs");
 mkdirSync(logDir, { recursive: true });
 
-const children = new Map<string, ChildProcess>();
-let stopping = false;
-const width = Math.max(...services.map((s) => s.name.length));
-
-function start(spec: ServiceSpec, attempt = 0): void {
-  const child = spawn(process.execPath, [join(root, spec.entry), ...spec.args], {
-    cwd: root,
-    env: serviceEnv,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.set(spec.name, child);
-  const startedAt = Date.now();
-  const prefix = `${spec.name.padEnd(width)} |`;
-  const log = createWriteStream(join(logDir, `${spec.name}.log`), { flags: "a" });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on("line", (line) => {
-      log.write(`${line}\n`);
-      // The terminal gets what needs a person: warnings, errors, and anything not a log line.
-      const level = levelOf(line);
-      if (level === undefined || level >= 40) console.log(`${prefix} ${summarise(line)}`);
-    });
-  }
-  child.once("exit", () => log.end());
-  child.on("exit", (code, signal) => {
-    children.delete(spec.name);
-    if (stopping) return;
-    // A service that ran for a while gets a fresh backoff; one that keeps crashing waits longer.
-    const next = Date.now() - startedAt > 10_000 ? 0 : attempt + 1;
-    const wait = Math.min(30_000, 250 * 2 ** next);
-    console.log(`${prefix} exited (code ${code}, signal ${signal}); restarting in ${wait} ms`);
-    setTimeout(() => start(spec, next), wait).unref();
-  });
-}
-
-/** A pino line's level (30 info, 40 warn...), undefined for anything else. */
-function levelOf(line: string): number | undefined {
-  if (!line.startsWith("{")) return undefined;
-  try {
-    const level = (JSON.parse(line) as { level?: unknown }).level;
-    return typeof level === "number" ? level : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Pino JSON lines become "level msg key=value" for people; anything else passes through. */
-function summarise(line: string): string {
-  try {
-    const {
-      level,
-      msg,
-      time: _t,
-      pid: _p,
-      hostname: _h,
-      service: _s,
-      name: _n,
-      ...rest
-    } = JSON.parse(line);
-    const levels: Record<number, string> = {
-      10: "trace",
-      20: "debug",
-      30: "info",
-      40: "warn",
-      50: "error",
-      60: "fatal",
-    };
-    const extra = Object.entries(rest).map(
-      ([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`,
-    );
-    return [levels[level] ?? level, msg, ...extra].join(" ");
-  } catch {
-    return line;
-  }
-}
+const width = Math.max(...services.map((s) => s.name.length), "supervisor".length);
+const supervisor = new Supervisor(services, { root, env: serviceEnv, logDir });
+let supervisorServer: Server | undefined;
 
 function stop(reason: string): void {
-  if (stopping) return;
-  stopping = true;
-  console.log(`\n${reason}: stopping ${children.size} services (they drain in-flight calls first)`);
-  for (const child of children.values()) child.kill("SIGTERM");
-  const done = () => children.size === 0 && process.exit(0);
-  for (const child of children.values()) child.on("exit", done);
-  done();
+  if (supervisor.stopping) return;
+  console.log(
+    `\n${reason}: stopping ${supervisor.running} services (they drain in-flight calls first)`,
+  );
+  void supervisor.stopAll().then(() => process.exit(0));
+  void supervisorServer?.close();
 }
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
@@ -230,7 +149,7 @@ function portTaken(port: number): Promise<boolean> {
     server.listen(port, "127.0.0.1", () => server.close(() => resolve(false)));
   });
 }
-const ports = services.map((s) => Number(new URL(s.url).port));
+const ports = [...services.map((s) => s.url), supervisorUrl].map((u) => Number(new URL(u).port));
 const takenFlags = await Promise.all(ports.map(portTaken));
 const taken = ports.filter((_, i) => takenFlags[i]);
 if (taken.length > 0) {
@@ -245,7 +164,18 @@ if (dashboardBuild) {
   console.log(`Building the dashboard (${dashboardBuild} build)...`);
   await buildDashboard().catch((error: Error) => console.error(error.message));
 }
-for (const spec of services) start(spec);
+supervisor.startAll();
+supervisorServer = await serve({
+  name: "quartet-supervisor",
+  host: "127.0.0.1",
+  port: base + 981,
+  logger: createLogger("quartet-supervisor", "warn"),
+  routes: supervisorRoutes(supervisor),
+  auth: {
+    token: clusterToken,
+    protects: (procedure) => procedure.startsWith("/quartet.suite.v1."),
+  },
+});
 console.log(
   `Quartet on node ${process.version}: starting ${services.length} services (logs in ${logDir})...`,
 );
@@ -265,15 +195,24 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 // Quiet until every service answers its health check, then one table.
-while (!stopping && !(await Promise.all(services.map((s) => healthy(s.url)))).every(Boolean)) {
+while (
+  !supervisor.stopping &&
+  !(await Promise.all(services.map((s) => healthy(s.url)))).every(Boolean)
+) {
   await new Promise((resolve) => setTimeout(resolve, 250));
 }
-if (!stopping) {
-  const rows = services.map((s) => `  ${s.name.padEnd(width)}  ${s.url.padEnd(24)}  ${s.role}`);
+if (!supervisor.stopping) {
+  const rows = [
+    ...services.map((s) => `  ${s.name.padEnd(width)}  ${s.url.padEnd(24)}  ${s.role}`),
+    `  ${"supervisor".padEnd(width)}  ${supervisorUrl.padEnd(24)}  this process: list, kill, restart services`,
+  ];
   const gw = gateway.url;
   console.log(`
 All ${services.length} services are ready:
 ${rows.join("\n")}
+
+Dashboard (the credential rides in the URL's fragment, which never reaches a server or a log):
+  ${gateway.url}/#token=${clusterToken}
 
 Try (through the gateway; every service also answers on its own port):
   curl -s ${gw}/v1/compute -H 'Content-Type: application/json' -d '{"iterations": 1000, "input": "hello"}'

@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { afterEach, expect, test } from "vitest";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-// Consensus members, broker, workers, gateway (see scripts/start.ts).
-const offsets = [-99, -98, -97, 0, 101, 102, 103, 980];
+// Consensus members, broker, workers, gateway, supervisor (see scripts/start.ts).
+const offsets = [-99, -98, -97, 0, 101, 102, 103, 980, 981];
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
