@@ -1,5 +1,7 @@
 // Quartet's side: a fresh 3-member consensus cluster (services/consensus/src/main.ts on the
-// pinned Node), driven with Connect's gRPC transport over one h2c connection to the leader.
+// pinned Node), driven over one h2c connection to the leader: puts and gets with @grpc/grpc-js,
+// the gRPC library the etcd3 client drives the etcd side with (BENCH_KV_CLIENT=connect: with
+// Connect's createGrpcTransport instead), watches with Connect.
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -8,6 +10,7 @@ import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { grpcJsClient } from "./grpc-js-client.ts";
 import { value } from "./load.ts";
 import { freePort, type KvSide, pollUntil } from "./side.ts";
 
@@ -56,8 +59,11 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
     });
     const leader = members[leaderIndex]!;
     const transport = createGrpcTransport({ baseUrl: leader.url });
-    const kv = createClient(KVService, transport);
     const watch = createClient(WatchService, transport);
+    const kv =
+      process.env.BENCH_KV_CLIENT === "connect"
+        ? createClient(KVService, transport)
+        : grpcJsKv(leader.url);
     return {
       name: "quartet",
       leaderPid: leader.pid,
@@ -93,6 +99,7 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
         });
       },
       async stop() {
+        if ("close" in kv) kv.close();
         await stopAll();
       },
     };
@@ -100,4 +107,14 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
     await stopAll();
     throw e;
   }
+}
+
+/** The two KVService calls the load generator makes, over @grpc/grpc-js. */
+function grpcJsKv(baseUrl: string) {
+  const client = grpcJsClient(new URL(baseUrl).host);
+  return {
+    put: client.unary(KVService, KVService.method.put),
+    range: client.unary(KVService, KVService.method.range),
+    close: client.close,
+  };
 }
