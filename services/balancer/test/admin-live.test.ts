@@ -26,7 +26,11 @@ beforeAll(async () => {
     ["live-1", "live-2"].map((id) => startWorker(id, ["--fault-controls", "true"], { env })),
   );
   gateway = await startGateway(
-    ["--route", `${service}=${workers.map((w) => w.url).join(",")}`, "--hash-header", "x-key"],
+    [
+      "--route",
+      `${service}=${workers.map((w) => w.url).join(",")};quartet.worker.v1.WorkerAdminService=${workers[0]!.url}`,
+      ...["--hash-header", "x-key"],
+    ],
     { env },
   );
 }, 60_000);
@@ -67,6 +71,14 @@ describe("the gateway's live admin API", () => {
       expect(res.workerId).toBe(nameOf.get(placement.endpoint));
     }
     await admin.setPicker({ service, picker: "round_robin" }, auth);
+  });
+
+  it("passes the caller's credential through to an admin backend, and only the caller's", async () => {
+    const viaGateway = createClient(WorkerAdminService, transport());
+    const anonymous = await viaGateway.getFault({}).catch((e: unknown) => ConnectError.from(e));
+    expect((anonymous as ConnectError).code).toBe(Code.Unauthenticated);
+    const standing = await viaGateway.getFault({}, auth);
+    expect(standing.standing?.calls).toBe(0n);
   });
 
   it("WatchRoutes shows an endpoint's breaker opening when its worker fails", async () => {
