@@ -367,24 +367,27 @@ describe("member", () => {
   });
 
   it("add needs --learner and a URL; ids must be numbers (exit 2)", async () => {
-    for (const args of [
+    const cases = [
       ["member", "add", "m4", "--peer-url", closedUrl],
       ["member", "add", "m4", "--peer-url", "nonsense", "--learner"],
       ["member", "add", "m4", "--learner"],
       ["member", "promote", "four"],
       ["member", "remove", "0"],
-    ]) {
-      const res = await runCli(args, env);
+    ];
+    // Independent processes: run together, checked in order.
+    const results = await Promise.all(cases.map((args) => runCli(args, env)));
+    cases.forEach((args, i) => {
+      const res = results[i];
       expect(res.code, args.join(" ")).toBe(2);
       expect(oneLine(res.stderr)).toMatch(/^quartet: .* \(invalid_argument\): /);
-    }
+    });
   });
 });
 
 describe("errors and help", () => {
   it("an unreachable cluster exits 3 with one line, for every kind of command", async () => {
     const down = { QUARTET_ENDPOINTS: closedUrl, QUARTET_CLUSTER_TOKEN: TOKEN };
-    for (const args of [
+    const cases = [
       ["kv", "get", "k"],
       ["kv", "put", "k", "v"],
       ["kv", "del", "k"],
@@ -392,19 +395,22 @@ describe("errors and help", () => {
       ["lease", "grant", "10"],
       ["lease", "keepalive", "1"],
       ["member", "list"],
-    ]) {
-      const res = await runCli(args, down);
+    ];
+    // Independent processes: run together, checked in order.
+    const results = await Promise.all(cases.map((args) => runCli(args, down)));
+    cases.forEach((args, i) => {
+      const res = results[i];
       expect(res.code, args.join(" ")).toBe(3);
       expect(oneLine(res.stderr)).toBe(
         `quartet: cannot reach ${closedUrl} (unavailable): check the URL and that the service is running (quartet status)`,
       );
-    }
+    });
     const txn = await runCli(["kv", "txn", "--endpoints", closedUrl], {}, "\nput k v\n");
     expect(txn.code).toBe(3);
   });
 
   it("bad arguments exit 2 with one line saying what to fix", async () => {
-    for (const [args, message] of [
+    const cases = [
       [["kv", "get", "k", "--limit", "0"], /--limit must be a positive integer/],
       [["kv", "get", "k", "--rev", "abc"], /--rev must be a decimal integer, got "abc"/],
       [["kv", "get", ""], /the key is empty/],
@@ -414,11 +420,14 @@ describe("errors and help", () => {
       [["lease", "grant", "ten"], /<ttl> must be a decimal integer/],
       [["lease", "revoke"], /missing required argument 'id'/],
       [["kv", "get", "k", "--endpoints", "ftp://x"], /not an http\(s\) URL: ftp:\/\/x/],
-    ] as const) {
-      const res = await runCli([...args], env);
+    ] as const;
+    // Independent processes: run together, checked in order.
+    const results = await Promise.all(cases.map(([args]) => runCli([...args], env)));
+    cases.forEach(([args, message], i) => {
+      const res = results[i];
       expect(res.code, args.join(" ")).toBe(2);
       expect(oneLine(res.stderr)).toMatch(message);
-    }
+    });
   });
 
   it("a server-side refusal names the Connect code and exits 1", async () => {
@@ -428,7 +437,7 @@ describe("errors and help", () => {
   });
 
   it("--help works on every kv, lease and member command", async () => {
-    for (const cmd of [
+    const cases = [
       ["kv"],
       ["kv", "get"],
       ["kv", "put"],
@@ -444,10 +453,13 @@ describe("errors and help", () => {
       ["member", "add"],
       ["member", "promote"],
       ["member", "remove"],
-    ]) {
-      const res = await runCli([...cmd, "--help"]);
+    ];
+    // Independent processes: run together, checked in order.
+    const results = await Promise.all(cases.map((cmd) => runCli([...cmd, "--help"])));
+    cases.forEach((cmd, i) => {
+      const res = results[i];
       expect(res.code, cmd.join(" ")).toBe(0);
       expect(res.stdout).toMatch(new RegExp(`^Usage: quartet ${cmd.join(" ")}`));
-    }
+    });
   });
 });
