@@ -42,12 +42,18 @@ const serviceEnv = {
   QUARTET_FAULT_CONTROLS: "true",
 };
 
+// Every service registers itself in the consensus cluster's registry; the gateway routes by it.
+const consensusUrls = [1, 2, 3].map((m) => `http://127.0.0.1:${base - 100 + m}`).join(",");
+const registry = ["--registry", consensusUrls, "--registry-ttl-s", "10"];
 const consensus: ServiceSpec[] = [1, 2, 3].map((id) => {
   const peers = [1, 2, 3].map((m) => `${m}=http://127.0.0.1:${base - 100 + m}`).join(",");
   return {
     name: `consensus-${id}`,
     entry: "services/consensus/src/main.ts",
-    args: ["--id", String(id), "--peers", peers, "--data-dir", join(dataDir, `consensus-${id}`)],
+    args: [
+      ...["--id", String(id), "--peers", peers, "--data-dir", join(dataDir, `consensus-${id}`)],
+      ...registry,
+    ],
     url: `http://127.0.0.1:${base - 100 + id}`,
     role: "Raft KV store member",
   };
@@ -55,7 +61,10 @@ const consensus: ServiceSpec[] = [1, 2, 3].map((id) => {
 const broker: ServiceSpec = {
   name: "broker",
   entry: "services/broker/src/main.ts",
-  args: ["--port", String(base), "--data-dir", join(dataDir, "broker"), "--queues", "jobs"],
+  args: [
+    ...["--port", String(base), "--data-dir", join(dataDir, "broker"), "--queues", "jobs"],
+    ...registry,
+  ],
   url: `http://127.0.0.1:${base}`,
   role: "pub/sub, request-reply, work queues",
 };
@@ -66,26 +75,16 @@ const workers: ServiceSpec[] = [base + 101, base + 102, base + 103].map((port) =
   args: [
     ...["--port", String(port), "--id", `worker-${port}`, "--broker-url", broker.url],
     ...["--queue", "jobs", "--request-subject", "compute.sha"],
+    ...registry,
   ],
   url: `http://127.0.0.1:${port}`,
   role: "Compute, Fanout, Watch; consumes jobs",
 }));
-const consensusUrls = consensus.map((c) => c.url).join(",");
 const gateway: ServiceSpec = {
   name: "gateway",
   entry: "services/balancer/src/main.ts",
-  args: [
-    "--port",
-    String(base + 980),
-    "--route",
-    [
-      `quartet.worker.v1.WorkerService=${workers.map((w) => w.url).join(",")}`,
-      `quartet.broker.v1.BrokerService=${broker.url}`,
-      ...["KVService", "WatchService", "LeaseService"].map(
-        (svc) => `quartet.consensus.v1.${svc}=${consensusUrls}`,
-      ),
-    ].join(";"),
-  ],
+  // No static routes: a route per service registered, endpoints added and removed live.
+  args: ["--port", String(base + 980), "--discovery", consensusUrls, ...registry],
   url: `http://127.0.0.1:${base + 980}`,
   role: "gateway: one address for every service, REST at /v1",
 };
@@ -194,10 +193,29 @@ async function healthy(url: string): Promise<boolean> {
     return false;
   }
 }
-// Quiet until every service answers its health check, then one table.
+/** Whether the gateway has discovered an endpoint of each service the READMEs call through it. */
+async function discovered(): Promise<boolean> {
+  try {
+    const res = await fetch(`${gateway.url}/quartet.balancer.v1.BalancerAdminService/ListRoutes`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${clusterToken}` },
+      body: "{}",
+      signal: AbortSignal.timeout(1000),
+    });
+    const { routes = [] } = (await res.json()) as {
+      routes?: { service: string; endpoints?: unknown[] }[];
+    };
+    return ["worker.v1.WorkerService", "broker.v1.BrokerService", "consensus.v1.KVService"].every(
+      (svc) => routes.some((r) => r.service === `quartet.${svc}` && (r.endpoints?.length ?? 0) > 0),
+    );
+  } catch {
+    return false;
+  }
+}
+// Quiet until every service answers its health check and is routed, then one table.
 while (
   !supervisor.stopping &&
-  !(await Promise.all(services.map((s) => healthy(s.url)))).every(Boolean)
+  !(await Promise.all([...services.map((s) => healthy(s.url)), discovered()])).every(Boolean)
 ) {
   await new Promise((resolve) => setTimeout(resolve, 250));
 }

@@ -130,7 +130,7 @@ export function register(options: RegisterOptions): Registration {
     if (lease === 0n) return;
     const id = lease;
     // Bounded: a cluster that cannot be reached now lets the lease expire instead.
-    const signal = AbortSignal.timeout(Math.min(5000, ttlSeconds * 1000));
+    const signal = AbortSignal.timeout(Math.min(2000, ttlSeconds * 1000));
     await client
       .retrying((m) => m.lease.leaseRevoke({ id }, { signal }), signal)
       .then(
