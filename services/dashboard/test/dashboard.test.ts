@@ -42,7 +42,11 @@ let browser: Browser | undefined;
 let page: Page;
 let gateway: string;
 
-beforeAll(async () => {
+/** Starts the suite as a user does, or uses one already running (QUARTET_DASHBOARD_TEST_SUITE). */
+async function suite(): Promise<{ base: number; dataDir: string }> {
+  // "<port base>:<data dir>" of an `npm start` already running, to iterate on the pages.
+  const running = process.env.QUARTET_DASHBOARD_TEST_SUITE?.split(":");
+  if (running) return { base: Number(running[0]), dataDir: running.slice(1).join(":") };
   const base = await freeBase();
   const dataDir = mkdtempSync(join(tmpdir(), "quartet-dashboard-"));
   npm = spawn("npm", ["start"], {
@@ -61,8 +65,17 @@ beforeAll(async () => {
     npm!.stderr!.on("data", check);
     npm!.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
   });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
   await ready;
+  return { base, dataDir };
+}
+
+beforeAll(async () => {
+  const launching = chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox"],
+  });
+  const { base, dataDir } = await suite();
+  browser = await launching;
   gateway = `http://127.0.0.1:${base + 980}`;
   const token = readFileSync(join(dataDir, "cluster-token"), "utf8").trim();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
@@ -108,6 +121,7 @@ test("Raft: three live members; killing the leader from the page shows a new lea
   const leader = (await main.getAttribute("data-leader"))!;
   // Write a key from the page and see it applied on every member.
   await page.locator("form.control button[type=submit]").click();
+  await shows("#actions li", "put demo/greeting revision");
   await shows("#write-status", "applied on 3 of 3");
   await page.screenshot({ path: join(screenshots, "raft.png") });
 

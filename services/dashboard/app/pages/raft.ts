@@ -47,14 +47,17 @@ export const raftPage: Page = {
         class: "control",
         onsubmit: (e) => {
           e.preventDefault();
-          write = { key: key.value };
+          write = undefined;
+          redraw();
           void act(
             `put ${key.value}`,
             (t) => api.kv.put({ key: enc.encode(key.value), value: enc.encode(value.value) }, t),
             (r) => `revision ${r.header?.revision}, by member ${r.header?.memberId}`,
-          ).then(() => {
-            // The write is committed now: the leader's commit index covers it.
-            if (write && leader()) write.index = leader()!.view!.commitIndex;
+          ).then((done) => {
+            // Committed once acknowledged: the leader's commit index covers it. A failed
+            // write has nothing to follow.
+            const l = leader();
+            if (done && l) write = { key: key.value, index: l.view!.commitIndex };
             redraw();
           });
         },
@@ -99,11 +102,15 @@ export const raftPage: Page = {
     }
 
     function noteLeader(): void {
+      // A leader (id and term), or none (0): each change is one entry of the timeline.
       const l = leader();
+      const now = l
+        ? { leader: l.member.id, term: l.view!.term }
+        : { leader: 0n, term: changes.at(-1)?.term ?? 0n };
       const last = changes.at(-1);
-      if (l && (!last || last.leader !== l.member.id || last.term !== l.view!.term)) {
-        changes.push({ at: Date.now(), term: l.view!.term, leader: l.member.id });
-        if (changes.length > 20) changes.shift();
+      if (last ? last.leader !== now.leader || last.term !== now.term : l) {
+        changes.push({ at: Date.now(), ...now });
+        if (changes.length > 30) changes.shift();
       }
     }
 
@@ -120,6 +127,7 @@ export const raftPage: Page = {
       drawTable(l);
       drawTimeline();
       const ws = root.querySelector("#write-status");
+      if (ws) fill(ws);
       if (ws && write?.index !== undefined) {
         const applied = [...members.values()].filter(
           (m) => m.view && m.stream === "live" && m.view.appliedIndex >= write!.index!,
@@ -131,13 +139,13 @@ export const raftPage: Page = {
     function drawDiagram(l: MemberState | undefined): void {
       const list = [...members.values()];
       const w = 360;
-      const r = 120;
+      const r = 110;
       const pos = new Map<string, { x: number; y: number }>();
       list.forEach((m, i) => {
         const a = (2 * Math.PI * i) / list.length - Math.PI / 2;
-        pos.set(m.url, { x: w / 2 + r * Math.cos(a), y: 150 + r * Math.sin(a) });
+        pos.set(m.url, { x: w / 2 + r * Math.cos(a), y: 160 + r * Math.sin(a) });
       });
-      const svg = s("svg", { width: w, height: 300, viewBox: `0 0 ${w} 300` });
+      const svg = s("svg", { width: w, height: 320, viewBox: `0 0 ${w} 320` });
       svg.append(
         s(
           "defs",
@@ -166,11 +174,12 @@ export const raftPage: Page = {
         if (votee && votee !== m) {
           const to = pos.get(votee.url)!;
           svg.append(
-            line(from, to, {
-              stroke: "#999",
-              "stroke-dasharray": "4 3",
-              "marker-end": "url(#arrow)",
-            }),
+            line(
+              from,
+              to,
+              { stroke: "#999", "stroke-dasharray": "4 3", "marker-end": "url(#arrow)" },
+              8,
+            ),
           );
         }
       }
@@ -204,7 +213,7 @@ export const raftPage: Page = {
           s("circle", {
             cx: x,
             cy: y,
-            r: 34,
+            r: 40,
             fill: colour,
             stroke: v?.isolated ? "#c62828" : "#fff",
             "stroke-width": v?.isolated ? 4 : 2,
@@ -213,13 +222,13 @@ export const raftPage: Page = {
           s(
             "text",
             { x, y: y - 6, "text-anchor": "middle", fill: "#fff", "font-weight": 700 },
-            m.member.name || `member ${m.member.id}`,
+            m.member.id ? `member ${m.member.id}` : m.member.name,
           ),
           s("text", { x, y: y + 8, "text-anchor": "middle", fill: "#fff" }, role),
           s(
             "text",
-            { x, y: y + 22, "text-anchor": "middle", fill: "#fff" },
-            v ? `t${v.term} log ${v.lastLogIndex}` : "",
+            { x, y: y + 22, "text-anchor": "middle", fill: "#fff", "font-size": 10 },
+            v ? `term ${v.term} · log ${v.lastLogIndex}` : "",
           ),
         );
       }
@@ -268,7 +277,7 @@ export const raftPage: Page = {
                       act(
                         `kill ${proc.name}`,
                         (t) => api.supervisor.killProcess({ name: proc.name }, t),
-                        (r) => `killed; ${r.process?.state}`,
+                        () => "killed (the supervisor restarts it)",
                       ),
                   },
                   "Kill",
@@ -367,22 +376,25 @@ export const raftPage: Page = {
     }
 
     function drawTimeline(): void {
+      const nameOf = (id: bigint) => byId(id)?.member.name ?? `member ${id}`;
       fill(
         timeline,
-        h("b", {}, "Leader changes"),
+        h("b", {}, "Leaders over the last 2 minutes"),
+        strip(changes, Date.now(), (id) =>
+          [...members.values()].findIndex((m) => m.member.id === id),
+        ),
         h(
           "ol",
-          { id: "leader-changes" },
+          { id: "leader-changes", reversed: true },
           ...[...changes].reverse().map((c, i, all) => {
             const before = all[i + 1];
-            const m = byId(c.leader);
+            const gap = before ? ` (+${((c.at - before.at) / 1000).toFixed(1)} s)` : "";
             return h(
               "li",
-              {},
-              `${fmtTime(c.at)} term ${c.term}: ${m?.member.name || c.leader} leads`,
-              before
-                ? ` (after ${before.leader === c.leader ? "re-election of" : ""} ${byId(before.leader)?.member.name || before.leader}, +${((c.at - before.at) / 1000).toFixed(1)} s)`
-                : "",
+              { "data-leader": String(c.leader) },
+              `${fmtTime(c.at)} `,
+              c.leader === 0n ? "no leader" : `term ${c.term}: ${nameOf(c.leader)} leads`,
+              gap,
             );
           }),
         ),
@@ -414,21 +426,56 @@ export const raftPage: Page = {
   },
 };
 
+/** A line between two members' circles, stopping at their edges, shifted sideways by `offset`. */
 function line(
   a: { x: number; y: number },
   b: { x: number; y: number },
   attrs: Record<string, string | number | undefined>,
+  offset = 0,
 ): SVGLineElement {
-  // Stop short of the circles so arrowheads show.
   const dx = b.x - a.x;
   const dy = b.y - a.y;
   const len = Math.hypot(dx, dy) || 1;
-  const k = 36 / len;
+  const k = 42 / len;
+  const ox = (-dy / len) * offset;
+  const oy = (dx / len) * offset;
   return s("line", {
-    x1: a.x + dx * k,
-    y1: a.y + dy * k,
-    x2: b.x - dx * k,
-    y2: b.y - dy * k,
+    x1: a.x + dx * k + ox,
+    y1: a.y + dy * k + oy,
+    x2: b.x - dx * k + ox,
+    y2: b.y - dy * k + oy,
     ...attrs,
   });
+}
+
+const leaderColours = ["#1565c0", "#2e7d32", "#6a1b9a", "#00838f", "#ef6c00"];
+
+/** Who led when: one coloured stretch per leader, grey where there was none. */
+function strip(
+  changes: LeaderChange[],
+  now: number,
+  indexOf: (id: bigint) => number,
+): SVGSVGElement {
+  const w = 320;
+  const span = 120_000;
+  const x = (t: number) => Math.max(0, w - ((now - t) / span) * w);
+  const svg = s("svg", { width: w, height: 22 });
+  changes.forEach((c, i) => {
+    const end = changes[i + 1]?.at ?? now;
+    if (end < now - span) return;
+    const colour =
+      c.leader === 0n
+        ? "#bbb"
+        : leaderColours[Math.max(0, indexOf(c.leader)) % leaderColours.length];
+    svg.append(
+      s("rect", {
+        x: x(c.at),
+        y: 2,
+        width: Math.max(1, x(end) - x(c.at)),
+        height: 16,
+        fill: colour,
+      }),
+    );
+  });
+  return svg;
 }
