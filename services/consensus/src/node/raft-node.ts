@@ -81,7 +81,8 @@ interface Waiter {
 
 /**
  * One Raft member's event loop: it ticks the core on a timer, handles each `Ready` in the
- * order the core's contract gives (persist with one fsync, then send, then apply), matches
+ * order the core's contract gives (the leader's appends out, persist with one fsync, then
+ * the other messages, then apply), matches
  * applied entries to the proposals waiting for them, and serves linearizable reads in
  * batches: every read that arrives while a ReadIndex round is out waits for the next round,
  * so many reads cost one heartbeat round. On start the state machine is rebuilt from the
@@ -129,6 +130,8 @@ export class RaftNode {
     this.sm.restore(snap.metadata.index, snap.data);
     this.applied = snap.metadata.index;
     this.raw = new RawNode({
+      // The leader's appends leave while it writes the same entries (Raft thesis 10.2.1).
+      sendBeforePersist: true,
       ...options.raft,
       id: options.id,
       storage: options.storage,
@@ -327,6 +330,15 @@ export class RaftNode {
     try {
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
+        // The leader's appends first: followers write while it writes (its own copy counts
+        // towards the commit only after this Ready's advance()).
+        if (rd.earlyMessages.length > 0) this.send(rd.earlyMessages);
+        // Committed entries this member already holds on disk (all of them on a leader, which
+        // commits only what it persisted) are applied, and their callers answered, while this
+        // Ready's write runs; the rest wait for it.
+        const onDisk = rd.snapshot ? 0 : persistedPrefix(rd.committedEntries, rd.entries);
+        for (let i = 0; i < onDisk; i++) this.applyEntry(rd.committedEntries[i]!);
+        if (onDisk > 0) this.releaseApplied();
         if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
           await this.storage.persist(rd, rd.mustSync);
         }
@@ -336,7 +348,8 @@ export class RaftNode {
           this.applied = rd.snapshot.metadata.index;
           this.failProposalsUpTo(this.applied);
         }
-        for (const e of rd.committedEntries) this.applyEntry(e);
+        for (let i = onDisk; i < rd.committedEntries.length; i++)
+          this.applyEntry(rd.committedEntries[i]!);
         for (const rs of rd.readStates) {
           if (rs.context !== this.readRound?.context) continue;
           for (const w of this.readRound.reads) this.waitFor(rs.index, w);
@@ -412,4 +425,13 @@ export class RaftNode {
     const conf: ConfState = this.raw.status().config;
     await this.storage.snapshotAndCompact(this.applied, conf, this.sm.snapshot(), this.keepEntries);
   }
+}
+
+/** How many of `committed` (in index order) come before the first of `unpersisted`. */
+function persistedPrefix(committed: readonly Entry[], unpersisted: readonly Entry[]): number {
+  if (unpersisted.length === 0) return committed.length;
+  const first = unpersisted[0]!.index;
+  let n = 0;
+  while (n < committed.length && committed[n]!.index < first) n++;
+  return n;
 }
