@@ -113,6 +113,8 @@ export function registerKvCommands(program: Command): void {
       ) => {
         try {
           const lease = opts.lease === undefined ? 0n : parseId("--lease", opts.lease);
+          if (value === undefined && process.stdin.isTTY)
+            process.stderr.write("reading the value from stdin; Ctrl-D ends it\n");
           const bytes =
             value === undefined
               ? new Uint8Array(readFileSync(0))

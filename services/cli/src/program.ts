@@ -36,9 +36,10 @@ registerBrokerCommands(program);
 registerCallCommand(program);
 registerStatusCommand(program);
 
-// Bad arguments become the one-line error and exit code 2 on every subcommand.
+// Bad arguments become the one-line error and exit code 2 on every subcommand (commander's
+// own error text is silenced; the help a group prints when its subcommand is missing is not).
 function oneLineErrors(cmd: Command): void {
-  cmd.exitOverride().configureOutput({ writeErr: () => {} });
+  cmd.exitOverride().configureOutput({ outputError: () => {} });
   for (const sub of cmd.commands) oneLineErrors(sub);
 }
 oneLineErrors(program);
@@ -51,7 +52,8 @@ try {
   if (e instanceof CommanderError) {
     if (e.exitCode === 0 || e.code === "commander.helpDisplayed" || e.code === "commander.version")
       process.exit(0);
-    if (e.code === "commander.help") process.exit(0);
+    // A group without its subcommand (`quartet kv`): its help went to stderr; a usage error.
+    if (e.code === "commander.help") process.exit(Exit.badArguments);
     fail(
       new CliError(
         e.message.replace(/^error: /, "").split("\n")[0],

@@ -436,6 +436,19 @@ describe("errors and help", () => {
     expect(oneLine(res.stderr)).toMatch(/future revision.*\(out_of_range\)/);
   });
 
+  it("a command group without its subcommand shows its help on stderr and exits 2", async () => {
+    const results = await Promise.all(
+      [["kv"], ["lease"], ["member"], ["queue"]].map((g) => runCli(g)),
+    );
+    for (const [i, group] of ["kv", "lease", "member", "queue"].entries()) {
+      expect(results[i].code, group).toBe(2);
+      expect(results[i].stdout).toBe("");
+      expect(results[i].stderr).toMatch(
+        new RegExp(`^Usage: quartet ${group} \\[options\\] \\[command\\]`),
+      );
+    }
+  });
+
   it("--help works on every kv, lease and member command", async () => {
     const cases = [
       ["kv"],
