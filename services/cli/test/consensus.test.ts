@@ -476,3 +476,20 @@ describe("errors and help", () => {
     });
   });
 });
+
+// Last: it kills a member (the cluster keeps a majority, and nothing runs after it).
+describe("kv watch across a member's death", () => {
+  it("goes on through another member when the one it watches through is killed", async () => {
+    // The first endpoint is the one the watch starts on.
+    const watch = await startStreaming(
+      ["kv", "watch", "survivor", "--count", "2"],
+      "watching survivor",
+    );
+    await runCli(["kv", "put", "survivor", "before"], env);
+    await members[0].kill("SIGKILL");
+    const after = await runCli(["kv", "put", "survivor", "after"], env);
+    expect(after.code).toBe(0);
+    expect(await watch.closed).toBe(0);
+    expect(watch.stdout()).toBe("PUT survivor before\nPUT survivor after\n");
+  });
+});
