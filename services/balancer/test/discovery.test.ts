@@ -20,9 +20,9 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** A worker that registers itself with a 2 s lease; resolves with its instance id too. */
+/** A worker that registers itself with a 3 s lease; resolves with its instance id too. */
 async function registeredWorker(id: string, urls: string[]) {
-  const worker = await startWorker(id, ["--registry", urls.join(","), "--registry-ttl-s", "2"]);
+  const worker = await startWorker(id, ["--registry", urls.join(","), "--registry-ttl-s", "3"]);
   started.push(worker);
   const line = await worker.waitForLog((l) => l.msg === "registered");
   return { worker, instanceId: String(line.instanceId) };
@@ -51,14 +51,18 @@ describe("gateway discovery from the registry", () => {
     };
     const prefix = enc(servicePrefix(service));
     const load = Promise.all(Array.from({ length: 6 }, loop));
-    /** The first registry event after `revision`, as [type, key]. */
-    const nextEvent = async (revision: bigint) => {
+    /**
+     * Waits for the deletion of `key` as a registry event after `revision`. (Other events may
+     * come first: on a loaded machine a survivor's renewal can miss its TTL, and it registers
+     * again.)
+     */
+    const deletion = async (revision: bigint, key: string) => {
       for await (const event of registry.watch({
         key: prefix,
         rangeEnd: prefixEnd(prefix),
         startRevision: revision,
       })) {
-        return [event.type, dec(event.kv!.key)];
+        if (event.type === Event_EventType.DELETE && dec(event.kv!.key) === key) return key;
       }
     };
     const waitFor = async (what: string, done: () => boolean) => {
@@ -74,14 +78,10 @@ describe("gateway discovery from the registry", () => {
 
     // SIGKILL d1 under load: it cannot deregister, so its key goes when its lease expires.
     const before = await registry.range({ key: prefix, rangeEnd: prefixEnd(prefix) });
-    expect(before.kvs.map((kv) => dec(kv.key)).sort()).toEqual(
-      workers.map((w) => instanceKey(service, w.instanceId)).sort(),
-    );
+    const killed = instanceKey(service, workers[0]!.instanceId);
+    expect(before.kvs.map((kv) => dec(kv.key))).toContain(killed);
     await workers[0]!.worker.kill("SIGKILL");
-    expect(await nextEvent(before.header!.revision + 1n)).toEqual([
-      Event_EventType.DELETE,
-      instanceKey(service, workers[0]!.instanceId),
-    ]);
+    expect(await deletion(before.header!.revision + 1n, killed)).toBe(killed);
 
     // A fourth worker registers and gets calls through the same gateway.
     await registeredWorker("d4", urls);
@@ -89,12 +89,10 @@ describe("gateway discovery from the registry", () => {
 
     // SIGTERM d2 under load: it deregisters first, then drains.
     const now = await registry.range({ key: prefix, rangeEnd: prefixEnd(prefix) });
+    const stopped = instanceKey(service, workers[1]!.instanceId);
     await workers[1]!.worker.kill("SIGTERM");
-    expect(await nextEvent(now.header!.revision + 1n)).toEqual([
-      Event_EventType.DELETE,
-      instanceKey(service, workers[1]!.instanceId),
-    ]);
-    const messages = workers[1]!.worker.lines.map((l) => (JSON.parse(l) as { msg?: string }).msg);
+    expect(await deletion(now.header!.revision + 1n, stopped)).toBe(stopped);
+    const messages = workers[1]!.worker.lines.map((l) => /"msg":"([^"]*)"/.exec(l)?.[1]);
     expect(messages.indexOf("deregistered")).toBeGreaterThan(-1);
     expect(messages.indexOf("deregistered")).toBeLessThan(
       messages.findIndex((m) => m?.startsWith("shutting down")),
@@ -105,5 +103,5 @@ describe("gateway discovery from the registry", () => {
     await load;
     expect(answered.get("d2")).toBeGreaterThan(0);
     expect(answered.get("d3")).toBeGreaterThan(0);
-  }, 90_000);
+  }, 180_000);
 });
