@@ -70,7 +70,8 @@ export function createCors(origins: AllowedOrigins): (req: Req, res: Res) => boo
     res.setHeader("vary", "Origin");
     if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
       res.statusCode = 204;
-      res.setHeader("access-control-allow-methods", "GET, POST");
+      // Connect and gRPC-Web use GET and POST; the gateway's REST tier also PUT, PATCH, DELETE.
+      res.setHeader("access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE");
       res.setHeader("access-control-allow-headers", allowedHeaders);
       res.setHeader("access-control-max-age", "7200");
       res.end();

@@ -158,6 +158,24 @@ describe("KV over REST", () => {
   });
 });
 
+describe("REST from a browser page", () => {
+  it("the preflight of a PUT or DELETE from an allowed origin lets the page send it", async () => {
+    for (const verb of ["PUT", "DELETE"]) {
+      const preflight = await fetch(`${gateway.url}/v1/kv/from-a-page`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "http://localhost:5173",
+          "access-control-request-method": verb,
+          "access-control-request-headers": "content-type",
+        },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe("http://localhost:5173");
+      expect(preflight.headers.get("access-control-allow-methods")).toContain(verb);
+    }
+  });
+});
+
 describe("the broker over REST", () => {
   it("POST /v1/queues/{queue}/messages enqueues; GET /v1/queues/{queue} counts it", async () => {
     const res = await call("POST", "/v1/queues/jobs/messages", {
