@@ -880,6 +880,61 @@ export declare type StatsResponse = Message$1<"quartet.broker.v1.StatsResponse">
 export declare const StatsResponseSchema: GenMessage<StatsResponse>;
 
 /**
+ * @generated from message quartet.broker.v1.WatchQueuesRequest
+ */
+export declare type WatchQueuesRequest = Message$1<"quartet.broker.v1.WatchQueuesRequest"> & {
+  /**
+   * 0 means 1000; 100 to 60000.
+   *
+   * @generated from field: uint32 interval_ms = 1;
+   */
+  intervalMs: number;
+};
+
+/**
+ * Describes the message quartet.broker.v1.WatchQueuesRequest.
+ * Use `create(WatchQueuesRequestSchema)` to create a new message.
+ */
+export declare const WatchQueuesRequestSchema: GenMessage<WatchQueuesRequest>;
+
+/**
+ * @generated from message quartet.broker.v1.WatchQueuesResponse
+ */
+export declare type WatchQueuesResponse = Message$1<"quartet.broker.v1.WatchQueuesResponse"> & {
+  /**
+   * Every work queue the caller may use, as ListQueues.
+   *
+   * @generated from field: repeated quartet.broker.v1.QueueStats queues = 1;
+   */
+  queues: QueueStats[];
+
+  /**
+   * Subscriptions active now (request inboxes not counted), and queue groups with a member.
+   *
+   * @generated from field: uint32 subscriptions = 2;
+   */
+  subscriptions: number;
+
+  /**
+   * @generated from field: uint32 queue_groups = 3;
+   */
+  queueGroups: number;
+
+  /**
+   * Wall-clock time of this sample, milliseconds since the Unix epoch.
+   *
+   * @generated from field: int64 observed_at_unix_ms = 4;
+   */
+  observedAtUnixMs: bigint;
+};
+
+/**
+ * Describes the message quartet.broker.v1.WatchQueuesResponse.
+ * Use `create(WatchQueuesResponseSchema)` to create a new message.
+ */
+export declare const WatchQueuesResponseSchema: GenMessage<WatchQueuesResponse>;
+
+/**
  * @generated from message quartet.broker.v1.ListQueuesRequest
  */
 export declare type ListQueuesRequest = Message$1<"quartet.broker.v1.ListQueuesRequest"> & {
@@ -1259,6 +1314,18 @@ export declare const BrokerService: GenService<{
     methodKind: "unary";
     input: typeof ListQueuesRequestSchema;
     output: typeof ListQueuesResponseSchema;
+  },
+  /**
+   * WatchQueues streams what ListQueues returns, with the broker's subscription counts: at
+   * once, then every `interval_ms` (default 1000; 100 to 60000) while it lasts (the dashboard's
+   * message queue page: depth, in flight, redeliveries, dead letters over time).
+   *
+   * @generated from rpc quartet.broker.v1.BrokerService.WatchQueues
+   */
+  watchQueues: {
+    methodKind: "server_streaming";
+    input: typeof WatchQueuesRequestSchema;
+    output: typeof WatchQueuesResponseSchema;
   },
 }>;
 
