@@ -6,7 +6,7 @@ import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-g
 import { endCallWithError } from "./call-error.ts";
 import type { LimitLog } from "./limit-log.ts";
 import type { Limits } from "./limits.ts";
-import type { NodeHandler } from "./listener.ts";
+import type { RpcHandler } from "./node-adapter.ts";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -53,7 +53,7 @@ export function createRequestArrival(
   let buffered = 0;
   const maxBodyBytes = limits.maxRequestBytes + envelopePrefixBytes;
 
-  return function receive(req: Request, res: Response, next: NodeHandler): void {
+  return function receive(req: Request, res: Response, next: RpcHandler): void {
     const path = req.url?.split("?", 1)[0] ?? "";
     if (!singleMessagePaths.has(path) || req.complete) {
       next(req, res);
@@ -111,13 +111,8 @@ export function createRequestArrival(
       if ("stream" in req ? req.stream.destroyed : req.socket.destroyed) return;
       if (callTimeoutMs !== undefined)
         tellRemaining(req, callTimeoutMs - (performance.now() - start));
-      // Connect reads the request body by iterating the request; give it what was read.
-      Object.defineProperty(req, Symbol.asyncIterator, {
-        value: async function* body() {
-          yield* chunks;
-        },
-      });
-      next(req, res);
+      // The body is read: the handler takes it as it is.
+      next(req, res, chunks);
     };
     const onClose = () => release();
     const timer = setTimeout(() => {

@@ -1,8 +1,9 @@
 import type { DescEnum, DescMessage, JsonReadOptions } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import type { Compression } from "@connectrpc/connect/protocol";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { Compression, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { endedCallReason } from "./node-adapter.ts";
 
 /**
  * JSON requests are read strictly: an unknown field or an unknown enum name is
@@ -46,55 +47,67 @@ const allowedRequestFlags = 0x01;
 const envelopedContentType = /^application\/(grpc|connect\+)/i;
 
 /**
- * Wraps the router's handlers (call it at the end of the routes callback) so that request
- * envelopes with response-only flags are refused with InvalidArgument. Unary Connect
- * requests carry no envelope and pass untouched.
+ * The request body as the handler should read it: for gRPC, gRPC-Web and Connect streaming
+ * requests, envelopes with response-only flags make the read fail with InvalidArgument.
+ * Unary Connect requests carry no envelope and pass untouched. A body already read in full
+ * (`read`) is checked here at once and, when it is fine, handed on without a wrapper.
  */
-export function refuseResponseFlags(router: ConnectRouter): void {
-  const handlers = router.handlers;
-  for (let i = 0; i < handlers.length; i++) {
-    const handler = handlers[i]!;
-    handlers[i] = Object.assign(
-      (req: Parameters<typeof handler>[0]) => {
-        const type = req.header.get("content-type") ?? "";
-        if (!envelopedContentType.test(type) || !isByteStream(req.body)) return handler(req);
-        return handler({ ...req, body: checkEnvelopeFlags(req.body) });
-      },
-      { ...handler },
-    ) as typeof handler;
+export function checkEnvelopeFlagsOf(
+  req: UniversalServerRequest,
+  read: readonly Uint8Array[] | undefined,
+): AsyncIterable<Uint8Array> {
+  const body = req.body as AsyncIterable<Uint8Array>;
+  if (!envelopedContentType.test(req.header.get("content-type") ?? "")) return body;
+  if (read !== undefined) {
+    const flags = new EnvelopeFlags();
+    if (read.every((chunk) => flags.pass(chunk))) return body;
   }
+  return checkEnvelopeFlags(body);
 }
 
-function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
-  return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
+/** Reads each envelope's 5-byte prefix as the bytes go by, and finds bad flags. */
+class EnvelopeFlags {
+  /** Bytes until the next envelope prefix starts. */
+  #skip = 0;
+  /** The prefix, as it arrives. */
+  readonly #prefix = new Uint8Array(5);
+  #have = 0;
+  /** The flags of the first bad envelope seen. */
+  bad: number | undefined;
+
+  /** False once an envelope with flags other than 0x01 has been seen. */
+  pass(chunk: Uint8Array): boolean {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, chunk.length - at);
+        this.#skip -= n;
+        at += n;
+        continue;
+      }
+      this.#prefix[this.#have++] = chunk[at++]!;
+      if (this.#have < 5) continue;
+      this.#have = 0;
+      const flags = this.#prefix[0]!;
+      if ((flags & ~allowedRequestFlags) !== 0) {
+        this.bad = flags;
+        return false;
+      }
+      this.#skip = new DataView(this.#prefix.buffer).getUint32(1);
+    }
+    return true;
+  }
 }
 
 /** Passes the bytes through, reading each envelope's 5-byte prefix on the way. */
 async function* checkEnvelopeFlags(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  // Bytes until the next envelope prefix starts; the prefix itself as it arrives.
-  let skip = 0;
-  const prefix = new Uint8Array(5);
-  let have = 0;
+  const flags = new EnvelopeFlags();
   for await (const chunk of body) {
-    let at = 0;
-    while (at < chunk.length) {
-      if (skip > 0) {
-        const n = Math.min(skip, chunk.length - at);
-        skip -= n;
-        at += n;
-        continue;
-      }
-      prefix[have++] = chunk[at++]!;
-      if (have < 5) continue;
-      have = 0;
-      const flags = prefix[0]!;
-      if ((flags & ~allowedRequestFlags) !== 0) {
-        throw new ConnectError(
-          `request message envelope has flags 0x${flags.toString(16).padStart(2, "0")}: a request may set only 0x01 (compressed); 0x02 (end of stream) and 0x80 (trailers) are for responses`,
-          Code.InvalidArgument,
-        );
-      }
-      skip = new DataView(prefix.buffer).getUint32(1);
+    if (!flags.pass(chunk)) {
+      throw new ConnectError(
+        `request message envelope has flags 0x${flags.bad!.toString(16).padStart(2, "0")}: a request may set only 0x01 (compressed); 0x02 (end of stream) and 0x80 (trailers) are for responses`,
+        Code.InvalidArgument,
+      );
     }
     yield chunk;
   }
@@ -106,10 +119,12 @@ export type ServedServices = readonly { methods: readonly { input: DescMessage }
 /**
  * A request gate that makes request decoding errors the client's: connect-node raises a
  * malformed binary message ("parse binary: ...") as Internal, and reports an unknown JSON
- * enum name without the field or the accepted values. The gate registers one shared
- * listener on the call's signal; connect aborts that signal with the error before it
- * answers, so the listener can correct the error in place. `inner` is the gate it wraps.
- * `learn` is given the served services once the routes are registered.
+ * enum name without the field or the accepted values. connect aborts the call's context with
+ * the error before it answers; the gate wraps that `abort` so it can correct the error in
+ * place. The same wrapper gives a call that ends normally one shared AbortError as its
+ * signal's reason: connect aborts it without one, which builds a DOMException (a stack
+ * trace) per call. `inner` is the gate it wraps. `learn` is given the served services once
+ * the routes are registered.
  */
 export function createDecodeErrorGate(inner?: (ctx: HandlerContext) => void): {
   gate: (ctx: HandlerContext) => void;
@@ -122,7 +137,17 @@ export function createDecodeErrorGate(inner?: (ctx: HandlerContext) => void): {
   };
   return {
     gate(ctx) {
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      // connect's handler context has abort(); HandlerContext does not declare it.
+      const controller = ctx as HandlerContext & { abort?: (reason?: unknown) => void };
+      const abort = controller.abort;
+      if (typeof abort === "function") {
+        controller.abort = (reason?: unknown) => {
+          if (reason instanceof ConnectError) correct(reason, enums);
+          abort(reason ?? endedCallReason);
+        };
+      } else {
+        ctx.signal.addEventListener("abort", onAbort, { once: true });
+      }
       inner?.(ctx);
     },
     learn(services) {
