@@ -123,7 +123,6 @@ test("Raft: three live members; killing the leader from the page shows a new lea
   await page.locator("form.control button[type=submit]").click();
   await shows("#actions li", "put demo/greeting revision");
   await shows("#write-status", "applied on 3 of 3");
-  await page.screenshot({ path: join(screenshots, "raft.png") });
 
   await main.locator(`tr[data-member="${leader}"] button[data-action="kill"]`).click();
   await shows(`main[data-leader]:not([data-leader='']):not([data-leader='${leader}'])`);
@@ -131,6 +130,7 @@ test("Raft: three live members; killing the leader from the page shows a new lea
   const now = (await main.getAttribute("data-leader"))!;
   expect(now).not.toBe(leader);
   expect(await page.locator("#leader-changes li").count()).toBeGreaterThanOrEqual(2);
+  await page.screenshot({ path: join(screenshots, "raft.png") });
 });
 
 test("circuit breaker: making a worker fail from the page opens its breaker on the page", async () => {
@@ -150,11 +150,20 @@ test("circuit breaker: making a worker fail from the page opens its breaker on t
   await shows("#actions li", "fault cleared");
 });
 
-test("load balancing: calls per worker per second, live", async () => {
+test("load balancing: calls per worker per second, live; switching the picker draws its ring", async () => {
   await open("#/balancing");
   await page.locator("main input[name=traffic]").check();
   const busy = page.locator("main tr[data-endpoint]:not([data-rps='0.00'])");
   await expect.poll(() => busy.count(), { timeout: waitMs }).toBeGreaterThanOrEqual(2);
+  // Switch to a hashing picker from the page: the route reports it, and the ring is drawn.
+  await page.locator("main select[name=picker]").selectOption("ring_hash");
+  await shows("main[data-picker='ring_hash']");
+  await shows("#key-ownership[data-picker='ring_hash'] svg path");
+  await expect
+    .poll(async () => Number(await page.locator("#share-chart").getAttribute("data-updates")), {
+      timeout: waitMs,
+    })
+    .toBeGreaterThanOrEqual(10);
   await page.screenshot({ path: join(screenshots, "balancing.png") });
 });
 
@@ -168,6 +177,7 @@ test("queues: a message published from the page appears on the page's subscripti
     "hello from the dashboard",
   );
   await page.locator("#enqueue button").click();
-  await shows("main .card[data-queue='jobs']");
+  // The queue's figures move: the job was enqueued (and the workers take it).
+  await shows("main .card[data-queue='jobs']", "enqueued 1");
   await page.screenshot({ path: join(screenshots, "queues.png") });
 });

@@ -45,8 +45,8 @@ export const balancingPage: Page = {
       ...pickers.map((p) => h("option", { value: p }, p)),
     );
     const bars = h("div", { class: "card" });
-    const chart = h("div", { class: "card" });
-    const ring = h("div", { class: "card" });
+    const chart = h("div", { class: "card", id: "share-chart" });
+    const ring = h("div", { class: "card", id: "key-ownership" });
     root.append(
       h("h2", {}, "Load balancing: the gateway's worker route"),
       status,
@@ -62,10 +62,10 @@ export const balancingPage: Page = {
     let ownershipOf = "";
 
     followRoutes(signal, (feed) => {
+      route = feed.routes.find((r) => r.service === workerRoute) ?? route;
       fill(status, feed.state === "live" ? `live · picker ${route?.picker ?? "?"}` : feed.state);
       status.className = `stream ${feed.state}`;
-      route = feed.routes.find((r) => r.service === workerRoute);
-      if (!route) return;
+      if (!route || feed.state !== "live") return;
       root.dataset.picker = route.picker;
       if (document.activeElement !== picker) picker.value = route.picker;
       history.push({
@@ -172,7 +172,7 @@ export const balancingPage: Page = {
       r.endpoints.forEach((e, i) => {
         const points = history.map(
           (p, j) =>
-            `${(j / (historyLength - 1)) * w},${hgt - ((p.rps.get(e.id) ?? 0) / max) * hgt}`,
+            `${(j / Math.max(1, history.length - 1)) * w},${hgt - ((p.rps.get(e.id) ?? 0) / max) * hgt}`,
         );
         svg.append(
           s("polyline", {
@@ -186,6 +186,7 @@ export const balancingPage: Page = {
       svg.append(
         s("text", { x: 0, y: hgt + 14 }, `last ${historyLength} updates, peak ${max.toFixed(1)}/s`),
       );
+      chart.dataset.updates = String(history.length);
       fill(chart, h("b", {}, "share over time"), h("div", {}, svg));
     }
 
@@ -208,7 +209,10 @@ export const balancingPage: Page = {
           api.gateway.keyOwnership({ service: r.service, keys: sampleKeys, samples: 10_000 }, t),
         (x) => `${x.shares.length} owners`,
       );
-      if (owned) fill(ring, h("b", {}, `key ownership (${owned.picker})`), ringOf(owned, r));
+      if (owned) {
+        ring.dataset.picker = owned.picker;
+        fill(ring, h("b", {}, `key ownership (${owned.picker})`), ringOf(owned, r));
+      }
     }
   },
 };

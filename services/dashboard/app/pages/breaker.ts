@@ -154,10 +154,11 @@ function timeline(e: EndpointStatus, now: number): SVGSVGElement {
     state = t.to;
   }
   svg.append(
+    // The state now, at least a few pixels wide so a change that just happened shows.
     s("rect", {
-      x: x(start),
+      x: Math.min(x(start), w - 4),
       y: 0,
-      width: w - x(start),
+      width: Math.max(4, w - x(start)),
       height: 14,
       fill: stateColour[state] ?? "#999",
     }),

@@ -213,7 +213,7 @@ export const raftPage: Page = {
           s("circle", {
             cx: x,
             cy: y,
-            r: 40,
+            r: 46,
             fill: colour,
             stroke: v?.isolated ? "#c62828" : "#fff",
             "stroke-width": v?.isolated ? 4 : 2,
@@ -228,7 +228,7 @@ export const raftPage: Page = {
           s(
             "text",
             { x, y: y + 22, "text-anchor": "middle", fill: "#fff", "font-size": 10 },
-            v ? `term ${v.term} · log ${v.lastLogIndex}` : "",
+            v ? `t${v.term} · log ${v.lastLogIndex}` : "",
           ),
         );
       }
@@ -379,7 +379,7 @@ export const raftPage: Page = {
       const nameOf = (id: bigint) => byId(id)?.member.name ?? `member ${id}`;
       fill(
         timeline,
-        h("b", {}, "Leaders over the last 2 minutes"),
+        h("b", {}, "Leaders over time (up to 2 minutes)"),
         strip(changes, Date.now(), (id) =>
           [...members.values()].findIndex((m) => m.member.id === id),
         ),
@@ -436,7 +436,7 @@ function line(
   const dx = b.x - a.x;
   const dy = b.y - a.y;
   const len = Math.hypot(dx, dy) || 1;
-  const k = 42 / len;
+  const k = 48 / len;
   const ox = (-dy / len) * offset;
   const oy = (dx / len) * offset;
   return s("line", {
@@ -457,7 +457,8 @@ function strip(
   indexOf: (id: bigint) => number,
 ): SVGSVGElement {
   const w = 320;
-  const span = 120_000;
+  // The whole history up to 2 minutes (at least 20 s), so a fresh election is not a sliver.
+  const span = Math.min(120_000, Math.max(20_000, now - (changes[0]?.at ?? now)));
   const x = (t: number) => Math.max(0, w - ((now - t) / span) * w);
   const svg = s("svg", { width: w, height: 22 });
   changes.forEach((c, i) => {
