@@ -8,6 +8,7 @@ import { PeerTransport, raftTransportRoutes } from "../transport/peer-transport.
 import { callerContext } from "./caller-address.ts";
 import { Membership } from "./membership.ts";
 import { RaftNode, type StateMachine } from "./raft-node.ts";
+import { markRemoved, wasMarkedRemoved } from "./removed-mark.ts";
 
 /** What a member replicates and serves: its state machine, and the RPCs in front of it. */
 export interface ReplicatedService {
@@ -72,6 +73,7 @@ export interface Member {
 export async function startMember(options: MemberOptions): Promise<Member> {
   const { id, clusterId, service, logger } = options;
   mkdirSync(options.dataDir, { recursive: true });
+  if (wasMarkedRemoved(options.dataDir)) throw removedError(id);
   const storage = DurableRaftStorage.open(options.dataDir);
   if (storage.isEmpty() && !options.join) {
     await storage.bootstrap({ voters: [...options.peers.keys()].sort((a, b) => a - b) });
@@ -86,6 +88,11 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     retire = (why) => {
       retire = () => {};
       logger.warn({ id }, `this member was removed from the cluster (${why}): it stops serving`);
+      try {
+        markRemoved(options.dataDir, why);
+      } catch (e) {
+        logger.error({ err: e }, "cannot mark the data directory as removed");
+      }
       // After the Ready being handled: the node stops between two of them.
       setImmediate(() => {
         node?.stop("this member was removed from the cluster");
@@ -133,9 +140,7 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     started.stop();
     transport.close();
     await storage.close();
-    throw new Error(
-      `member ${id} was removed from the cluster and cannot serve again: start a new member on an empty --data-dir and add it with MemberAddLearner`,
-    );
+    throw removedError(id);
   }
   // The transport follows the membership: new members' addresses come with the change that
   // adds them, removed members are dropped. A member still waiting to join knows only --peers.
@@ -192,6 +197,12 @@ export async function startMember(options: MemberOptions): Promise<Member> {
       await storage.close();
     },
   };
+}
+
+function removedError(id: NodeId): Error {
+  return new Error(
+    `member ${id} was removed from the cluster and cannot serve again: start a new member on an empty --data-dir and add it with MemberAddLearner`,
+  );
 }
 
 function withoutSelf(peers: ReadonlyMap<NodeId, string>, self: NodeId): Map<NodeId, string> {

@@ -81,6 +81,8 @@ export class TestCluster {
    * `join(id)` starts it.
    */
   async reserve(id: number): Promise<string> {
+    // Its links first: a proxy listening after freePort could take the port it found.
+    for (const other of this.ids) await this.link(id, other);
     this.ports.set(id, await freePort());
     return `http://127.0.0.1:${this.ports.get(id)}`;
   }
