@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
@@ -91,6 +92,7 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
   const subscriptionsByClient = new Map<string, number>();
   const buffers = deps.buffers ?? new SubscriptionBuffers(limits, logger);
   const identities = deps.identities ?? openIdentities();
+  const visibleQueues = (who: Identity) => visibleQueuesOf(queues, who);
   const deliveryIds = new DeliveryIds();
   const replies = new ReplyInboxes();
 
@@ -537,11 +539,32 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     },
 
     listQueues(_req, ctx) {
+      return { queues: visibleQueues(identities.of(ctx)) };
+    },
+
+    async *watchQueues(req, ctx) {
+      const interval = req.intervalMs === 0 ? 1000 : req.intervalMs;
+      if (interval < 100 || interval > 60_000)
+        throw invalid("interval_ms", `must be 0 (default 1000) or 100 to 60000, got ${interval}`);
       const who = identities.of(ctx);
-      const names = queues.names().filter((name) => who.permissions.canUseQueue(name));
-      return { queues: names.map((name) => statsOf(queues, name)) };
+      while (!ctx.signal.aborted) {
+        yield {
+          queues: visibleQueues(who),
+          subscriptions: pubsub.subscriptions,
+          queueGroups: pubsub.queueGroups,
+          observedAtUnixMs: BigInt(Date.now()),
+        };
+        // A sample per interval: the counters are the page's time series.
+        await sleep(interval, undefined, { signal: ctx.signal }).catch(() => {});
+      }
     },
   };
+}
+
+/** The queues a caller may use, with their counters. */
+function visibleQueuesOf(queues: Queues, who: Identity): QueueStats[] {
+  const names = queues.names().filter((name) => who.permissions.canUseQueue(name));
+  return names.map((name) => statsOf(queues, name));
 }
 
 export function statsOf(queues: Queues, name: string): QueueStats {
