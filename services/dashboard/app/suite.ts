@@ -2,7 +2,9 @@
 // for the kill and restart buttons. A deployment without that supervisor has no such buttons.
 import type { Process } from "@quartet/proto/quartet/suite/v1/supervisor_pb";
 import { api } from "./api.ts";
+import { h } from "./dom.ts";
 import { follow } from "./stream.ts";
+import { act } from "./trace.ts";
 
 export interface Suite {
   /** Processes by base URL; empty until the stream answers (or when there is no supervisor). */
@@ -22,4 +24,32 @@ export function followSuite(signal: AbortSignal, changed: () => void): Suite {
     },
   );
   return suite;
+}
+
+/**
+ * Kill for a running process (SIGKILL, as a crash: the supervisor restarts it after its
+ * backoff), Restart for one that is not running (now, without waiting out the backoff).
+ */
+export function processButton(proc: Process | undefined): HTMLButtonElement | null {
+  if (!proc) return null;
+  const running = proc.state === "running";
+  return h(
+    "button",
+    {
+      "data-action": running ? "kill" : "start",
+      onclick: () =>
+        running
+          ? act(
+              `kill ${proc.name}`,
+              (t) => api.supervisor.killProcess({ name: proc.name }, t),
+              () => "killed (the supervisor restarts it)",
+            )
+          : act(
+              `start ${proc.name}`,
+              (t) => api.supervisor.startProcess({ name: proc.name }, t),
+              (r) => r.process?.state ?? "",
+            ),
+    },
+    running ? "Kill" : "Restart",
+  );
 }

@@ -6,7 +6,7 @@ import { api } from "../api.ts";
 import { fill, h, s } from "../dom.ts";
 import type { Page } from "../main.ts";
 import { followRoutes, trafficControl, workerRoute } from "../routes.ts";
-import { followSuite } from "../suite.ts";
+import { followSuite, processButton } from "../suite.ts";
 import { act } from "../trace.ts";
 
 const pickers = [
@@ -125,39 +125,7 @@ export const balancingPage: Page = {
                       e.drained ? "drained" : e.ejected ? "ejected" : "unhealthy",
                     ),
               ),
-              h(
-                "td",
-                { class: "control" },
-                proc?.state === "running"
-                  ? h(
-                      "button",
-                      {
-                        "data-action": "kill",
-                        onclick: () =>
-                          act(
-                            `kill ${proc.name}`,
-                            (t) => api.supervisor.killProcess({ name: proc.name }, t),
-                            () => "killed",
-                          ),
-                      },
-                      "Kill",
-                    )
-                  : proc
-                    ? h(
-                        "button",
-                        {
-                          "data-action": "start",
-                          onclick: () =>
-                            act(
-                              `start ${proc.name}`,
-                              (t) => api.supervisor.startProcess({ name: proc.name }, t),
-                              (x) => x.process?.state ?? "",
-                            ),
-                        },
-                        "Restart",
-                      )
-                    : null,
-              ),
+              h("td", { class: "control" }, processButton(proc)),
             );
           }),
         ),
@@ -184,7 +152,11 @@ export const balancingPage: Page = {
         );
       });
       svg.append(
-        s("text", { x: 0, y: hgt + 14 }, `last ${historyLength} updates, peak ${max.toFixed(1)}/s`),
+        s(
+          "text",
+          { x: 0, y: hgt + 14 },
+          `last ${history.length} updates, peak ${max.toFixed(1)}/s`,
+        ),
       );
       chart.dataset.updates = String(history.length);
       fill(chart, h("b", {}, "share over time"), h("div", {}, svg));

@@ -7,7 +7,7 @@ import { api, clientAt } from "../api.ts";
 import { fill, fmtTime, h, s } from "../dom.ts";
 import type { Page } from "../main.ts";
 import { follow, type StreamState } from "../stream.ts";
-import { followSuite } from "../suite.ts";
+import { followSuite, processButton } from "../suite.ts";
 import { act } from "../trace.ts";
 
 interface MemberState {
@@ -268,35 +268,7 @@ export const raftPage: Page = {
           h(
             "td",
             { class: "control" },
-            proc && proc.state === "running"
-              ? h(
-                  "button",
-                  {
-                    "data-action": "kill",
-                    onclick: () =>
-                      act(
-                        `kill ${proc.name}`,
-                        (t) => api.supervisor.killProcess({ name: proc.name }, t),
-                        () => "killed (the supervisor restarts it)",
-                      ),
-                  },
-                  "Kill",
-                )
-              : proc
-                ? h(
-                    "button",
-                    {
-                      "data-action": "start",
-                      onclick: () =>
-                        act(
-                          `start ${proc.name}`,
-                          (t) => api.supervisor.startProcess({ name: proc.name }, t),
-                          (r) => r.process?.state ?? "",
-                        ),
-                    },
-                    "Restart",
-                  )
-                : null,
+            processButton(proc),
             !proc && v
               ? h(
                   "button",
