@@ -5,7 +5,7 @@ import type { Route } from "@quartet/proto/quartet/balancer/v1/admin_pb";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { api } from "./api.ts";
 import { fill, h } from "./dom.ts";
-import { follow, type StreamState } from "./stream.ts";
+import { describe, follow, type StreamState } from "./stream.ts";
 
 export const workerRoute = WorkerService.typeName;
 
@@ -13,10 +13,12 @@ export interface RoutesFeed {
   routes: Route[];
   observedAt: number;
   state: StreamState;
+  /** The state for people, with the error that ended the last stream. */
+  status: string;
 }
 
 export function followRoutes(signal: AbortSignal, changed: (feed: RoutesFeed) => void): RoutesFeed {
-  const feed: RoutesFeed = { routes: [], observedAt: 0, state: "connecting" };
+  const feed: RoutesFeed = { routes: [], observedAt: 0, state: "connecting", status: "connecting" };
   follow(
     signal,
     (sig) => api.gateway.watchRoutes({ intervalMs: 500 }, { signal: sig }),
@@ -25,8 +27,9 @@ export function followRoutes(signal: AbortSignal, changed: (feed: RoutesFeed) =>
       feed.observedAt = Number(message.observedAtUnixMs) || Date.now();
       changed(feed);
     },
-    (state) => {
+    (state, error) => {
       feed.state = state;
+      feed.status = describe(state, error);
       changed(feed);
     },
   );

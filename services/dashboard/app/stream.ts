@@ -1,7 +1,15 @@
 // Follows a server stream for as long as the page shows it: on an error or an end it opens the
 // stream again after a backoff (250 ms doubling to 5 s, reset by a message), and reports
 // whether it is live so the page can say "reconnecting" instead of showing stale data as live.
+import { ConnectError } from "@connectrpc/connect";
+
 export type StreamState = "connecting" | "live" | "retrying";
+
+/** What a stream's state means to a reader: "retrying: [unauthenticated] ..." says what to fix. */
+export function describe(state: StreamState, error?: unknown): string {
+  if (state !== "retrying" || error === undefined) return state;
+  return `retrying: ${ConnectError.from(error).message}`;
+}
 
 export function follow<T>(
   signal: AbortSignal,

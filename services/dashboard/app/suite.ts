@@ -3,23 +3,31 @@
 import type { Process } from "@quartet/proto/quartet/suite/v1/supervisor_pb";
 import { api } from "./api.ts";
 import { h } from "./dom.ts";
-import { follow } from "./stream.ts";
+import { describe, follow } from "./stream.ts";
 import { act } from "./trace.ts";
 
 export interface Suite {
   /** Processes by base URL; empty until the stream answers (or when there is no supervisor). */
   byUrl: Map<string, Process>;
   available: boolean;
+  /** Why the process stream is not live, for the page to say (e.g. no credential). */
+  problem: string;
 }
 
 export function followSuite(signal: AbortSignal, changed: () => void): Suite {
-  const suite: Suite = { byUrl: new Map(), available: false };
+  const suite: Suite = { byUrl: new Map(), available: false, problem: "" };
   follow(
     signal,
     (s) => api.supervisor.watchProcesses({}, { signal: s }),
     (message) => {
       suite.available = true;
       suite.byUrl = new Map(message.processes.map((p) => [p.url.replace(/\/$/, ""), p]));
+      suite.problem = "";
+      changed();
+    },
+    (state, error) => {
+      if (state !== "retrying") return;
+      suite.problem = `the supervisor's process list: ${describe(state, error)}`;
       changed();
     },
   );

@@ -63,7 +63,7 @@ export const balancingPage: Page = {
 
     followRoutes(signal, (feed) => {
       route = feed.routes.find((r) => r.service === workerRoute) ?? route;
-      fill(status, feed.state === "live" ? `live · picker ${route?.picker ?? "?"}` : feed.state);
+      fill(status, feed.state === "live" ? `live · picker ${route?.picker ?? "?"}` : feed.status);
       status.className = `stream ${feed.state}`;
       if (!route || feed.state !== "live") return;
       root.dataset.picker = route.picker;

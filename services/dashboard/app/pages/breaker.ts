@@ -36,7 +36,7 @@ export const breakerPage: Page = {
         status,
         feed.state === "live"
           ? `live · ${new Date(feed.observedAt).toLocaleTimeString()}`
-          : feed.state,
+          : feed.status,
       );
       status.className = `stream ${feed.state}`;
       if (!route) return;

@@ -122,6 +122,9 @@ export const raftPage: Page = {
         status,
         `${live} of ${members.size} members streaming · `,
         l ? `leader: ${l.member.name || l.member.id} (term ${l.view!.term})` : "no leader",
+        suite.problem && members.size === 0
+          ? h("span", { class: "warn" }, ` · ${suite.problem}`)
+          : "",
       );
       drawDiagram(l);
       drawTable(l);
