@@ -2,7 +2,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { clusterToken, dec, enc, TestCluster } from "./support/cluster.ts";
+import { clusterToken, dec, enc, eventually, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -127,6 +127,18 @@ describe("membership", () => {
       expect(list.members.map((m) => Number(m.id))).toEqual(survivors);
       expect(list.members.find((m) => m.id === 4n)?.peerUrls).toEqual([newUrl]);
     }
+    // A founder restarted with the founders' --peers learns the new member's address from its
+    // own log and snapshot, and a write through it reaches the leader.
+    const founder = survivors.find((id) => id !== 4)!;
+    await c.kill(founder);
+    await c.startMember(founder, [], [1, 2, 3]);
+    const relearnt = await members(founder).memberList({ serializable: true }, auth);
+    expect(relearnt.members.find((m) => m.id === 4n)?.peerUrls).toEqual([newUrl]);
+    // With the new member leading, the restarted founder forwards the write to its address.
+    await maintenance(4).moveLeader({ targetId: 4n }, auth);
+    await eventually(() =>
+      c.kv(founder).put({ key: enc("after-restart"), value: enc("1") }, { timeoutMs: 3000 }),
+    );
     // The removed member does not come back on its old data.
     const restart = await c.startMember(leader).then(
       () => "started",

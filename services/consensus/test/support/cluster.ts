@@ -97,10 +97,17 @@ export class TestCluster {
     return this.startMember(id, ["--join", "true"]);
   }
 
-  /** Starts (or restarts) member `id` on its data directory. */
-  async startMember(id: number, args: string[] = []): Promise<ServiceProcess> {
+  /**
+   * Starts (or restarts) member `id` on its data directory, with `peerIds` (default: every
+   * member started so far) in its --peers.
+   */
+  async startMember(
+    id: number,
+    args: string[] = [],
+    peerIds: number[] = this.ids,
+  ): Promise<ServiceProcess> {
     const urls: string[] = [];
-    for (const other of this.ids) {
+    for (const other of peerIds) {
       urls.push(
         `${other}=${other === id ? `http://127.0.0.1:${this.ports.get(id)}` : (await this.link(id, other)).url}`,
       );
