@@ -1,9 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { freePort, type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonLines, oneLine, runCli, startCli } from "./cli.ts";
 
@@ -16,15 +15,6 @@ let worker: ServiceProcess;
 let dir: string;
 let closedUrl: string;
 let env: Record<string, string>;
-
-/** A loopback URL nothing listens on: a port the OS gave us, then closed. */
-async function closedPort(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return `http://127.0.0.1:${port}`;
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "quartet-cli-"));
@@ -45,7 +35,8 @@ beforeAll(async () => {
     "--request-subject",
     "compute.sha",
   ]);
-  closedUrl = await closedPort();
+  // A loopback port that was free a moment ago: nothing listens on it.
+  closedUrl = `http://127.0.0.1:${await freePort()}`;
   env = { QUARTET_BROKER_URL: broker.url, QUARTET_CLUSTER_TOKEN: TOKEN };
 });
 
