@@ -19,7 +19,7 @@ import {
   onFirstReachable,
 } from "./consensus.ts";
 import { badArguments, colour, fail, printProto } from "./output.ts";
-import { prefixEnd, readBytes, showBytes } from "./payload.ts";
+import { prefixRange, readBytes, showBytes } from "./payload.ts";
 import { parseTxn } from "./txn.ts";
 
 interface KvOpts extends ConsensusOpts {
@@ -37,10 +37,7 @@ function kvOptions(cmd: Command, { timeout = true } = {}): Command {
 /** [key, rangeEnd) for a key, or for every key under a prefix (the empty prefix: all keys). */
 function keyRange(arg: string, opts: KvOpts): { key: Uint8Array; rangeEnd: Uint8Array } {
   const key = readBytes(arg, Boolean(opts.base64));
-  if (opts.prefix) {
-    if (key.length === 0) return { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) };
-    return { key, rangeEnd: prefixEnd(key) };
-  }
+  if (opts.prefix) return prefixRange(key);
   if (key.length === 0)
     throw badArguments("the key is empty", "give a key, or --prefix '' for every key");
   return { key, rangeEnd: new Uint8Array() };

@@ -50,16 +50,18 @@ export function showBytes(bytes: Uint8Array, base64 = false): string {
 }
 
 /**
- * The end of the range holding every key that starts with `prefix` (etcd's prefix range
- * end): the prefix with its last byte below 0xff incremented; "\0" (every key) if none is.
+ * The range [key, rangeEnd) of every key that starts with `prefix` (etcd's prefix range): the
+ * end is the prefix with its last byte below 0xff incremented; the empty prefix, or one of
+ * only 0xff bytes, reaches to the last key ("\0" as range_end means "every key from key on").
  */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
+export function prefixRange(prefix: Uint8Array): { key: Uint8Array; rangeEnd: Uint8Array } {
+  const key = prefix.length === 0 ? new Uint8Array([0]) : prefix;
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i] < 0xff) {
       const end = prefix.slice(0, i + 1);
       end[i]++;
-      return end;
+      return { key, rangeEnd: end };
     }
   }
-  return new Uint8Array([0]);
+  return { key, rangeEnd: new Uint8Array([0]) };
 }

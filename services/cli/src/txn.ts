@@ -6,7 +6,7 @@ import {
   type TxnRequestSchema,
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { badArguments } from "./output.ts";
-import { prefixEnd } from "./payload.ts";
+import { prefixRange } from "./payload.ts";
 
 type Compare = MessageInitShape<typeof CompareSchema>;
 type RequestOp = MessageInitShape<typeof RequestOpSchema>;
@@ -140,10 +140,7 @@ function parseOp(text: string, line: number): RequestOp {
   };
   const range = () => {
     const key = enc(args[0]);
-    if (!flags.has("prefix")) return { key };
-    return key.length === 0
-      ? { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) }
-      : { key, rangeEnd: prefixEnd(key) };
+    return flags.has("prefix") ? prefixRange(key) : { key };
   };
   switch (verb) {
     case "put": {

@@ -69,6 +69,17 @@ describe("kv txn's format (etcdctl's)", () => {
     expect(txn.failure).toEqual([]);
   });
 
+  it('the empty prefix is every key: from "\\0" on', () => {
+    expect(parseTxn('\nget "" --prefix').success).toEqual([
+      {
+        request: {
+          case: "requestRange",
+          value: { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) },
+        },
+      },
+    ]);
+  });
+
   it("says which line is wrong and how to write it", () => {
     expect(refusal('value("k") ~ "v"')).toBe('txn line 1: not a compare: value("k") ~ "v"');
     expect(refusal('size("k") = "1"')).toBe("txn line 1: unknown compare target size");
