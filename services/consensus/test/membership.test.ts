@@ -99,10 +99,12 @@ describe("membership", () => {
     expect(promoted.members.find((m) => m.id === 4n)?.isLearner).toBe(false);
     await waitForWrites(20);
 
-    // Remove the leader (it hands leadership over first); it stops serving and exits.
+    // Remove the leader; it stops serving and exits.
     const leader = Number((await maintenance(4).status({}, auth)).leader);
     expect([1, 2, 3]).toContain(leader);
-    const removed = await members(leader).memberRemove({ id: BigInt(leader) }, auth);
+    // Sent to a follower: forwarded to the leader, which hands leadership over and forwards
+    // it once more, to the new leader.
+    const removed = await members(4).memberRemove({ id: BigInt(leader) }, auth);
     expect(removed.members.map((m) => Number(m.id))).toEqual(
       [1, 2, 3, 4].filter((id) => id !== leader),
     );

@@ -88,10 +88,22 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
     }
   }
 
-  function forwardTo<R>(ctx: HandlerContext, leader: NodeId, forward: Forward<R>): Promise<R> {
-    if (leader === 0 || ctx.requestHeader.has(forwardedHeader)) {
+  /** Forwards the call to `leader`; a call already forwarded once goes on only if `again`. */
+  function forwardTo<R>(
+    ctx: HandlerContext,
+    leader: NodeId,
+    forward: Forward<R>,
+    again = false,
+  ): Promise<R> {
+    if (leader === 0) {
       throw new ConnectError(
         "no leader to decide the membership change now (an election is running): retry",
+        Code.Unavailable,
+      );
+    }
+    if (ctx.requestHeader.has(forwardedHeader) && !again) {
+      throw new ConnectError(
+        `leadership moved while the call was forwarded (member ${leader} leads now): retry`,
         Code.Unavailable,
       );
     }
@@ -172,35 +184,35 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
     },
 
     async memberRemove(req, ctx) {
-      for (;;) {
-        const status = node.status();
-        if (status.leaderId === node.id && Number(req.id) === node.id) {
-          // Removing the leader: hand leadership to the most caught-up voter first, so the
-          // cluster does not wait out an election timeout after the leader steps down.
-          await handOver(status, ctx);
-          continue;
-        }
-        const r = await change(
-          ctx,
-          (s) => {
-            const id = known(s, req.id);
-            if (s.config.voters.length === 1 && s.config.voters[0] === id) {
-              throw new ConnectError(
-                `member ${id} is the last voter: add a learner and promote it before removing this one`,
-                Code.FailedPrecondition,
-              );
-            }
-            return { changes: [{ type: "removeNode", nodeId: id }] };
-          },
-          (client, options) => client.memberRemove(req, options),
-        );
-        if ("forwarded" in r) return r.forwarded;
-        return { header: header(), members: membersIn(r.conf) };
+      const status = node.status();
+      if (status.leaderId === node.id && Number(req.id) === node.id) {
+        // Removing the leader: hand leadership to the most caught-up voter first, so the
+        // cluster does not wait out an election timeout after the leader steps down. The new
+        // leader decides (even if the call came here forwarded).
+        const to = await handOver(status, ctx);
+        return forwardTo(ctx, to, (client, options) => client.memberRemove(req, options), true);
       }
+      const r = await change(
+        ctx,
+        (s) => {
+          const id = known(s, req.id);
+          if (s.config.voters.length === 1 && s.config.voters[0] === id) {
+            throw new ConnectError(
+              `member ${id} is the last voter: add a learner and promote it before removing this one`,
+              Code.FailedPrecondition,
+            );
+          }
+          return { changes: [{ type: "removeNode", nodeId: id }] };
+        },
+        (client, options) => client.memberRemove(req, options),
+      );
+      if ("forwarded" in r) return r.forwarded;
+      return { header: header(), members: membersIn(r.conf) };
     },
   };
 
-  async function handOver(status: Status, ctx: HandlerContext): Promise<void> {
+  /** Moves leadership to the most caught-up other voter; resolves with it once it leads. */
+  async function handOver(status: Status, ctx: HandlerContext): Promise<NodeId> {
     const others = status.config.voters.filter((id) => id !== node.id);
     if (others.length === 0) {
       throw new ConnectError(
@@ -220,6 +232,7 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
       );
     }
     await router.until(target, ctx.signal);
+    return target;
   }
 }
 
