@@ -12,6 +12,7 @@ import {
   ProcessSchema,
   SupervisorService,
 } from "@quartet/proto/quartet/suite/v1/supervisor_pb";
+import { ChangeWaiter } from "@quartet/server";
 
 export interface ServiceSpec {
   name: string;
@@ -252,29 +253,14 @@ export function supervisorRoutes(supervisor: Supervisor): (router: ConnectRouter
     router.service(SupervisorService, {
       listProcesses: () => ({ processes: supervisor.list() }),
       async *watchProcesses(_req, ctx) {
-        let changed = true;
-        let wake: (() => void) | undefined;
-        const stop = supervisor.listen(() => {
-          changed = true;
-          wake?.();
-        });
-        const aborted = () => wake?.();
-        ctx.signal.addEventListener("abort", aborted);
+        const changes = new ChangeWaiter((changed) => supervisor.listen(changed), ctx.signal);
         try {
           while (!ctx.signal.aborted) {
-            if (changed) {
-              changed = false;
-              yield { processes: supervisor.list() };
-              continue;
-            }
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-            });
-            wake = undefined;
+            if (changes.take()) yield { processes: supervisor.list() };
+            await changes.wait();
           }
         } finally {
-          stop();
-          ctx.signal.removeEventListener("abort", aborted);
+          changes.close();
         }
       },
       killProcess: (req) => ({ process: supervisor.kill(req.name) }),

@@ -1,5 +1,6 @@
 export { type AuthOptions, createAuthGate } from "./auth.ts";
 export { endCallWithError } from "./call-error.ts";
+export { ChangeWaiter } from "./change-waiter.ts";
 export {
   ClusterTokenError,
   type ClusterTokenSources,

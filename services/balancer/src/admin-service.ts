@@ -9,6 +9,7 @@ import {
   type Route as RouteMessage,
   RouteSchema,
 } from "@quartet/proto/quartet/balancer/v1/admin_pb";
+import { ChangeWaiter } from "@quartet/server";
 import { BreakerHistory, stateName } from "./breaker-history.ts";
 import type { Route } from "./route.ts";
 
@@ -73,34 +74,18 @@ export function createAdminService(
           Code.InvalidArgument,
         );
       const signal = ctx.signal;
-      let changed = false;
-      let wake: (() => void) | undefined;
-      const stop = history.listen(() => {
-        changed = true;
-        wake?.();
-      });
-      const aborted = () => wake?.();
-      signal.addEventListener("abort", aborted);
+      const changes = new ChangeWaiter((changed) => history.listen(changed), signal);
       try {
         while (!signal.aborted) {
-          changed = false;
+          changes.take();
           const sentAt = Date.now();
           yield { routes: listRoutes(), observedAtUnixMs: BigInt(sentAt) };
           // Changes during this pause go out together after it.
           await sleep(minChangeIntervalMs, undefined, { signal }).catch(() => {});
-          if (changed || signal.aborted) continue;
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, Math.max(0, sentAt + interval - Date.now()));
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = undefined;
+          await changes.wait(sentAt + interval - Date.now());
         }
       } finally {
-        stop();
-        signal.removeEventListener("abort", aborted);
+        changes.close();
       }
     },
     setPicker(req) {

@@ -104,7 +104,7 @@ describe("the dashboard's Raft view and fault controls", () => {
     } finally {
       await Promise.all([...watches.values()].map((w) => w.close()));
     }
-  });
+  }, 60_000);
 
   it("needs the credential, and Crash ends the member's process", async () => {
     cluster = await TestCluster.start(1, ["--fault-controls", "true"]);
@@ -120,7 +120,7 @@ describe("the dashboard's Raft view and fault controls", () => {
     const crashed = await createClient(FaultService, transport).crash({}, auth);
     expect(crashed.pid).toBe(member.pid);
     expect((await member.exited).signal).toBe("SIGKILL");
-  });
+  }, 60_000);
 
   it("refuses fault controls on a member started without --fault-controls", () => {
     const service = createFaultService({

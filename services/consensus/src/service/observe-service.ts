@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { ObserveService, RaftView } from "@quartet/proto/quartet/consensus/v1/observe_pb";
+import { ChangeWaiter } from "@quartet/server";
 import type { RaftNode } from "../node/raft-node.ts";
 import { type RaftObserver, raftView, sameView } from "./raft-observer.ts";
 
@@ -32,19 +33,12 @@ export function createObserveService(deps: ObserveDeps): ServiceImpl<typeof Obse
       const minInterval = duration("min_interval_ms", req.minIntervalMs, 100, 20, 60_000);
       const heartbeat = duration("heartbeat_ms", req.heartbeatMs, 5000, 100, 600_000);
       const signal = ctx.signal;
-      let dirty = true;
-      let wake: (() => void) | undefined;
-      const stop = deps.observer.listen(() => {
-        dirty = true;
-        wake?.();
-      });
-      const aborted = () => wake?.();
-      signal.addEventListener("abort", aborted);
+      const changes = new ChangeWaiter((changed) => deps.observer.listen(changed), signal);
       let last: RaftView | undefined;
       let lastSentAt = 0;
       try {
         while (!signal.aborted) {
-          dirty = false;
+          changes.take();
           const current = view();
           const now = Date.now();
           if (last === undefined || !sameView(last, current) || now - lastSentAt >= heartbeat) {
@@ -55,20 +49,10 @@ export function createObserveService(deps: ObserveDeps): ServiceImpl<typeof Obse
             // Coalesce: changes during the pause are sent together after it.
             await sleep(minInterval, undefined, { signal }).catch(() => {});
           }
-          if (dirty || signal.aborted) continue;
-          const wait = Math.max(0, lastSentAt + heartbeat - Date.now());
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, wait);
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = undefined;
+          await changes.wait(lastSentAt + heartbeat - Date.now());
         }
       } finally {
-        stop();
-        signal.removeEventListener("abort", aborted);
+        changes.close();
       }
     },
   };
