@@ -1,7 +1,9 @@
 import { fileURLToPath } from "node:url";
-import type { EndpointAddress, Resolver } from "@quartet/balancer";
+import { createClient } from "@connectrpc/connect";
+import { createBalancedTransport, type EndpointAddress, type Resolver } from "@quartet/balancer";
 import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
-import { parseConfig } from "@quartet/server";
+import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { parseConfig, type Server, serve } from "@quartet/server";
 import { startServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -46,7 +48,9 @@ beforeAll(async () => {
   client = cluster.client();
 });
 
+const servers: Server[] = [];
 afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
   await cluster?.stop();
 });
 
@@ -217,5 +221,95 @@ describe("registrySettings", () => {
       /--registry.*http:\/\/127\.0\.0\.1:7001/,
     );
     expect(() => parseConfig(spec, ["--registry-ttl-s", "0"], {})).toThrow(/--registry-ttl-s/);
+  });
+});
+
+/** A WorkerService whose Compute answers with `id`; a Compute with input "hold" waits for `release`. */
+async function backend(id: string, release?: Promise<void>) {
+  let held: () => void = () => {};
+  const holding = new Promise<void>((resolve) => {
+    held = resolve;
+  });
+  const server = await serve({
+    name: id,
+    routes: (router) =>
+      router.service(WorkerService, {
+        async compute(req) {
+          if (req.input === "hold") {
+            held();
+            await release;
+          }
+          return { workerId: id };
+        },
+      }),
+  });
+  servers.push(server);
+  return { server, holding };
+}
+
+/** Resolves once the resolver delivers a list of `n` endpoints. */
+function listOf(resolver: Resolver, n: number): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = resolver.subscribe((list) => {
+      if (list.length !== n) return;
+      resolve();
+      queueMicrotask(() => stop());
+    });
+  });
+}
+
+describe("registryResolver with the balancing transport", () => {
+  it("follows the registry: new instances get calls, a deregistered one gets none while its running call finishes", async () => {
+    const service = WorkerService.typeName;
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const a = await backend("a", released);
+    const b = await backend("b");
+    const resolver = registryResolver({ client, service });
+    const transport = createBalancedTransport({ resolver, healthCheck: false });
+    const worker = createClient(WorkerService, transport);
+
+    const regA = register({
+      client,
+      services: [service],
+      address: a.server.url,
+      instanceId: "a",
+      ttlSeconds: 30,
+    });
+    await listOf(resolver, 1);
+    expect((await worker.compute({})).workerId).toBe("a");
+
+    const regB = register({
+      client,
+      services: [service],
+      address: b.server.url,
+      instanceId: "b",
+      ttlSeconds: 30,
+    });
+    await listOf(resolver, 2);
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add((await worker.compute({})).workerId);
+    expect([...seen].sort()).toEqual(["a", "b"]);
+
+    // A call running on a when a deregisters finishes there; new calls go to b only.
+    let running: Promise<{ workerId: string }> | undefined;
+    for (let i = 0; i < 4 && !running; i++) {
+      const call = worker.compute({ input: "hold" });
+      const first = await Promise.race([a.holding.then(() => "a" as const), call.then(() => "b")]);
+      if (first === "a") running = call;
+    }
+    expect(running).toBeDefined();
+    const gone = listOf(resolver, 1);
+    await regA.close();
+    await gone;
+    for (let i = 0; i < 6; i++) expect((await worker.compute({})).workerId).toBe("b");
+    release();
+    expect((await running!).workerId).toBe("a");
+
+    await regB.close();
+    resolver.close();
+    await transport.close();
   });
 });
