@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { promisify } from "node:util";
 
@@ -18,6 +19,8 @@ export interface H2loadResult {
   reqPerSec: number;
   /** Request latency percentiles in ms, when h2load printed them. */
   meanMs: number;
+  /** 99th percentile of request time in ms, when a `logFile` was given. */
+  p99Ms: number;
   succeeded: number;
   failed: number;
 }
@@ -40,6 +43,10 @@ export async function h2load(options: {
   headers: Record<string, string>;
   threads?: number;
   cpu?: number;
+  /** Requests per second per client (h2load --rps): a fixed load instead of as fast as it goes. */
+  rps?: number;
+  /** Where h2load logs each measured request (its time gives `p99Ms`). */
+  logFile?: string;
 }): Promise<H2loadResult> {
   const args = [
     "-D",
@@ -56,8 +63,12 @@ export async function h2load(options: {
     options.bodyFile,
     ...Object.entries(options.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
     ...(options.h1 ? ["--h1"] : []),
+    ...(options.rps !== undefined ? ["--rps", String(options.rps)] : []),
+    ...(options.logFile !== undefined ? ["--log-file", options.logFile] : []),
     options.url,
   ];
+  // h2load appends to its log file: start each run with an empty one.
+  if (options.logFile !== undefined) rmSync(options.logFile, { force: true });
   const [command, argv] = pinned(options.cpu, "h2load", args);
   const { stdout: out } = await execFileAsync(command, argv, {
     encoding: "utf8",
@@ -78,9 +89,21 @@ export async function h2load(options: {
   return {
     reqPerSec: Number(rps[1]),
     meanMs: time ? toMs(time[5]!, time[6]!) : Number.NaN,
+    p99Ms: options.logFile !== undefined ? logPercentileMs(options.logFile, 0.99) : Number.NaN,
     succeeded: Number(reqs[1]),
     failed,
   };
+}
+
+/** A percentile of the request times in an h2load log (lines: start us, status, duration us). */
+function logPercentileMs(file: string, p: number): number {
+  const times = readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => Number(line.split("\t")[2]))
+    .sort((a, b) => a - b);
+  if (times.length === 0) return Number.NaN;
+  return times[Math.min(times.length - 1, Math.floor(p * times.length))]! / 1000;
 }
 
 /** Pins a running process and all its threads to one CPU (taskset). */

@@ -1,0 +1,169 @@
+// bench/gateway: the Quartet gateway beside HAProxy, in front of the same 3 worker processes,
+// and one worker called directly. WorkerService.Compute with no extra rounds (the worker's
+// cheapest unary method), h2load with 64 connections: Connect JSON over HTTP/1.1, Connect
+// binary over h2c (one stream per connection, as HTTP/1.1 has).
+//
+// Per round and protocol: each side's peak req/s (the order of the sides rotates by round),
+// then the p99 of every side at half of the gateway's peak of that round (h2load --rps), so
+// the p99 the gateway adds is measured at a load it holds. Ratios are medians of per-round
+// ratios: on a shared 2-core machine only figures taken minutes apart compare.
+import { writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { ComputeRequestSchema } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
+import { type Figure, median, report } from "../lib/report.ts";
+import { ensureCommands, h2load } from "../lib/tools.ts";
+import { type HAProxy, startHAProxy } from "./haproxy.ts";
+
+ensureCommands({ h2load: "nghttp2-client", haproxy: "haproxy" });
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const connections = 64;
+// BENCH_PROFILE=<dir>: the gateway runs with --cpu-prof and writes its profile there on exit.
+const profileDir = process.env.BENCH_PROFILE;
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const procedure = "/quartet.worker.v1.WorkerService/Compute";
+const service = "quartet.worker.v1.WorkerService";
+// Telemetry off everywhere: this measures the proxy, not the OpenTelemetry SDK.
+const env = { OTEL_SDK_DISABLED: "true" };
+
+const dir = tmpdir();
+const jsonBody = join(dir, "quartet-gateway-bench.json");
+const binBody = join(dir, "quartet-gateway-bench.bin");
+const logFile = join(dir, `quartet-gateway-bench-${process.pid}.log`);
+writeFileSync(jsonBody, JSON.stringify({ input: "x" }));
+writeFileSync(
+  binBody,
+  toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input: "x" })),
+);
+const protocols = {
+  h1: { h1: true, body: jsonBody, contentType: "application/json" },
+  h2c: { h1: false, body: binBody, contentType: "application/proto" },
+} as const;
+type Protocol = keyof typeof protocols;
+const protocolNames = Object.keys(protocols) as Protocol[];
+const sideNames = ["direct", "haproxy", "quartet"] as const;
+type Side = (typeof sideNames)[number];
+type Urls = Record<Side, Record<Protocol, string>>;
+
+/** One h2load run against a side: as fast as it goes, or at `rpsPerClient` per connection. */
+async function load(
+  urls: Urls,
+  side: Side,
+  protocol: Protocol,
+  secs: number,
+  rpsPerClient?: number,
+) {
+  const p = protocols[protocol];
+  const result = await h2load({
+    url: urls[side][protocol] + procedure,
+    seconds: secs,
+    clients: connections,
+    h1: p.h1,
+    bodyFile: p.body,
+    headers: { "content-type": p.contentType, "connect-protocol-version": "1" },
+    ...(rpsPerClient !== undefined ? { rps: rpsPerClient, logFile } : {}),
+  });
+  // h2load counts the requests still in flight when the duration ends as failed.
+  if (result.failed > connections) {
+    throw new Error(`${side} ${protocol}: ${result.failed} of ${result.succeeded} requests failed`);
+  }
+  return result;
+}
+
+const runs: Record<string, number[]> = {};
+const push = (key: string, value: number) => {
+  runs[key] ??= [];
+  runs[key].push(value);
+};
+
+async function measure(urls: Urls): Promise<void> {
+  for (const protocol of protocolNames) {
+    for (const side of sideNames) await load(urls, side, protocol, warmupSeconds);
+  }
+  for (let round = 1; round <= rounds; round++) {
+    // Rotate which side goes first, so a drift of the machine within a round hits each alike.
+    const order = sideNames.map((_, i) => sideNames[(i + round) % sideNames.length]!);
+    for (const protocol of protocolNames) {
+      const peak = {} as Record<Side, number>;
+      for (const side of order) {
+        peak[side] = (await load(urls, side, protocol, seconds)).reqPerSec;
+        push(`${side}/${protocol}/peak`, peak[side]);
+      }
+      const half = peak.quartet / 2;
+      const p99 = {} as Record<Side, number>;
+      for (const side of order) {
+        p99[side] = (await load(urls, side, protocol, seconds, half / connections)).p99Ms;
+        push(`${side}/${protocol}/p99_at_half_quartet_peak`, p99[side]);
+      }
+      push(`quartet_vs_haproxy/${protocol}`, peak.quartet / peak.haproxy);
+      push(`quartet_vs_direct/${protocol}`, peak.quartet / peak.direct);
+      push(`haproxy_vs_direct/${protocol}`, peak.haproxy / peak.direct);
+      push(`quartet/${protocol}/p99_added`, p99.quartet - p99.direct);
+      push(`haproxy/${protocol}/p99_added`, p99.haproxy - p99.direct);
+      push(`half_quartet_peak/${protocol}`, half);
+      console.log(
+        `round ${round} ${protocol}: peak req/s direct ${Math.round(peak.direct)}, haproxy ${Math.round(peak.haproxy)}, quartet ${Math.round(peak.quartet)} ` +
+          `(${(peak.quartet / peak.haproxy).toFixed(3)}x haproxy); p99 at ${Math.round(half)} req/s: ` +
+          `direct ${p99.direct.toFixed(2)} ms, haproxy ${p99.haproxy.toFixed(2)} ms, quartet ${p99.quartet.toFixed(2)} ms`,
+      );
+    }
+  }
+}
+
+const loadBefore = loadavg()[0]!;
+// Everything started is stopped in the finally below, also when a later start fails.
+const started: ServiceProcess[] = [];
+const startProcess = async (entry: string, args: string[], nodeArgs: string[] = []) => {
+  const p = await startServiceProcess(here(entry), args, { env, nodeArgs });
+  started.push(p);
+  return p;
+};
+let haproxy: HAProxy | undefined;
+try {
+  const workers = await Promise.all(
+    [1, 2, 3].map((i) =>
+      startProcess("../../services/worker/src/main.ts", ["--port", "0", "--id", `w${i}`]),
+    ),
+  );
+  const gateway = await startProcess(
+    "../../services/balancer/src/main.ts",
+    ["--port", "0", "--route", `${service}=${workers.map((w) => w.url).join(",")}`],
+    profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
+  );
+  haproxy = await startHAProxy(workers.map((w) => new URL(w.url)));
+  const direct = workers[0]!.url;
+  await measure({
+    direct: { h1: direct, h2c: direct },
+    haproxy: { h1: haproxy.h1Url, h2c: haproxy.h2cUrl },
+    quartet: { h1: gateway.url, h2c: gateway.url },
+  });
+} finally {
+  await haproxy?.stop();
+  // SIGTERM lets a profiled gateway write its profile.
+  await Promise.all(started.map((p) => p.kill("SIGTERM")));
+}
+const loadAfter = loadavg()[0]!;
+
+const figures: Record<string, Figure> = {};
+const ratios: Record<string, number> = {};
+for (const [key, values] of Object.entries(runs)) {
+  if (key.includes("_vs_")) ratios[key] = median(values);
+  else if (key.endsWith("/peak") || key.startsWith("half_"))
+    figures[key] = { value: median(values), unit: "req/s" };
+  else figures[key] = { value: median(values), unit: "ms" };
+}
+figures.load_average_1m_before = { value: loadBefore, unit: "runnable" };
+figures.load_average_1m_after = { value: loadAfter, unit: "runnable" };
+report("gateway", figures, ratios, [
+  `h2load, ${connections} connections (one stream each on h2c), Connect JSON over HTTP/1.1 (h1) and Connect binary over h2c, WorkerService.Compute with no extra rounds; 3 worker processes, telemetry off (OTEL_SDK_DISABLED)`,
+  "sides: direct = one worker; haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers over h2c",
+  `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection); figures and ratios are medians over rounds (ratios of the same round)`,
+  "p99_added = that side's p99 minus the direct worker's p99 at the same offered load",
+  `the machine is shared by other work: 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end`,
+]);
