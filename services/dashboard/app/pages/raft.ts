@@ -265,6 +265,11 @@ export const raftPage: Page = {
           h("td", {}, v?.isolated ? "isolated" : ""),
           h(
             "td",
+            { class: "ok" },
+            v && write?.index !== undefined && v.appliedIndex >= write.index ? "✓" : "",
+          ),
+          h(
+            "td",
             {},
             proc ? `${proc.state}${proc.restarts ? ` (${proc.restarts} restarts)` : ""}` : "",
           ),
@@ -340,6 +345,7 @@ export const raftPage: Page = {
                 "applied",
                 "log length",
                 "",
+                "has the write",
                 "process",
                 "",
               ].map((c) => h("th", {}, c)),
@@ -423,7 +429,8 @@ function line(
   });
 }
 
-const leaderColours = ["#1565c0", "#2e7d32", "#6a1b9a", "#00838f", "#ef6c00"];
+// Not the role colours of the diagram: here a colour names a member.
+const leaderColours = ["#8e24aa", "#00838f", "#6d4c41", "#c2185b", "#5e35b1"];
 
 /** Who led when: one coloured stretch per leader, grey where there was none. */
 function strip(
@@ -432,8 +439,8 @@ function strip(
   indexOf: (id: bigint) => number,
 ): SVGSVGElement {
   const w = 320;
-  // The whole history up to 2 minutes (at least 20 s), so a fresh election is not a sliver.
-  const span = Math.min(120_000, Math.max(20_000, now - (changes[0]?.at ?? now)));
+  // The whole history up to 2 minutes (at least 5 s), so a fresh election is not a sliver.
+  const span = Math.min(120_000, Math.max(5_000, now - (changes[0]?.at ?? now)));
   const x = (t: number) => Math.max(0, w - ((now - t) / span) * w);
   const svg = s("svg", { width: w, height: 22 });
   changes.forEach((c, i) => {
