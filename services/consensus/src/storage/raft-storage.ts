@@ -33,7 +33,7 @@ const COMPACTED = "compacted";
  * pairs its WAL with raft's MemoryStorage: reads are served from memory, every write goes to
  * disk first. One `persist()` per Ready is one LMDB transaction and one fsync, however many
  * entries it carries (group commit); it resolves only once that is on disk, so the caller
- * sends the Ready's messages after it. Every entry and the snapshot carry a CRC-32 checked
+ * sends the Ready's acknowledgements and votes after it. Every entry and the snapshot carry a CRC-32 checked
  * on open; a log with a gap, a bad checksum, or a commit index past its last entry makes
  * `open` throw {@link StorageCorruptError} instead of serving wrong data.
  *
@@ -123,7 +123,7 @@ export class DurableRaftStorage implements Storage {
     const { snapshot, entries, hardState } = write;
     const oldLast = this.memory.lastIndex();
     const oldFirst = this.memory.firstIndex();
-    await this.env.transaction(() => {
+    const writeAll = () => {
       if (snapshot) {
         // A snapshot replaces the whole log.
         for (let i = oldFirst; i <= oldLast; i++) void this.log.remove(i);
@@ -142,10 +142,17 @@ export class DurableRaftStorage implements Storage {
           if (e.index >= firstNew) void this.log.put(e.index, encodeEntry(e));
       }
       if (hardState) void this.meta.put(HARD_STATE, encodeHardState(hardState));
-    });
-    // Without `sync` (a Ready whose only change is the commit index, which Raft can learn
-    // again) the commit is visible at once and reaches the disk with the next fsync.
-    if (sync) await this.env.flushed;
+    };
+    if (sync) {
+      // Committed and fsync'd on this thread: no hand-off to lmdb's writer thread and back,
+      // each of which waits for a CPU on a loaded machine, on the path of every commit.
+      this.env.transactionSync(writeAll);
+    } else {
+      await this.env.transaction(writeAll);
+      // Without `sync` (a Ready whose only change is the commit index, which Raft can learn
+      // again) the commit is visible at once and reaches the disk with the next fsync.
+      if (sync) await this.env.flushed;
+    }
     if (snapshot) this.memory.applySnapshot(snapshot);
     this.memory.append(entries);
     if (hardState) this.memory.setHardState(hardState);
