@@ -33,9 +33,9 @@ const COMPACTED = "compacted";
  * pairs its WAL with raft's MemoryStorage: reads are served from memory, every write goes to
  * disk first. One `persist()` per Ready is one LMDB transaction and one fsync, however many
  * entries it carries (group commit); it resolves only once that is on disk, so the caller
- * sends the Ready's acknowledgements and votes after it. Every entry and the snapshot carry a CRC-32 checked
- * on open; a log with a gap, a bad checksum, or a commit index past its last entry makes
- * `open` throw {@link StorageCorruptError} instead of serving wrong data.
+ * sends the Ready's acknowledgements and votes after it. Every entry and the snapshot carry
+ * a CRC-32 checked on open; a log with a gap, a bad checksum, or a commit index past its last
+ * entry makes `open` throw {@link StorageCorruptError} instead of serving wrong data.
  *
  * LMDB (lmdb-js, already used by the broker) gives atomic multi-key transactions and
  * crash-safe commits without a recovery procedure of ours; the checksums add detection of
@@ -144,14 +144,14 @@ export class DurableRaftStorage implements Storage {
       if (hardState) void this.meta.put(HARD_STATE, encodeHardState(hardState));
     };
     if (sync) {
-      // Committed and fsync'd on this thread: no hand-off to lmdb's writer thread and back,
-      // each of which waits for a CPU on a loaded machine, on the path of every commit.
+      // Committed and fsync'd before transactionSync returns (lmdb's default flags: no
+      // deferred flush), on this thread: no hand-off to lmdb's writer thread and back, each of
+      // which waits for a CPU on a loaded machine, on the path of every commit.
       this.env.transactionSync(writeAll);
     } else {
+      // A Ready whose only change is the commit index (which Raft can learn again): the
+      // commit is visible at once and reaches the disk with the next fsync.
       await this.env.transaction(writeAll);
-      // Without `sync` (a Ready whose only change is the commit index, which Raft can learn
-      // again) the commit is visible at once and reaches the disk with the next fsync.
-      if (sync) await this.env.flushed;
     }
     if (snapshot) this.memory.applySnapshot(snapshot);
     this.memory.append(entries);
