@@ -25,7 +25,8 @@ beforeAll(async () => {
   Object.assign(process.env, env);
   telemetry = startTelemetry({ serviceName: "test-client" });
   workers = await Promise.all(["w-a", "w-b", "w-c"].map((id) => startWorker(id, [], { env })));
-});
+  // Three processes with telemetry start in 10 s on an idle machine, not on a loaded one.
+}, 60_000);
 
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.kill("SIGTERM")));
