@@ -13,6 +13,8 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
+import { createGrpcUnaryFastPaths } from "./grpc-unary.ts";
+import { readBody } from "./read-body.ts";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -51,17 +53,20 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
  *   stream still aborts it with the ConnectError connect-node gives for its code.
  * - A body already read in full is handed to the handler as is, instead of through two
  *   async generators over the request stream.
+ * - A unary gRPC call that is binary, uncompressed and read in full takes a direct path
+ *   instead of connect's streaming pipeline (grpc-unary.ts).
  */
 export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
   const router = createConnectRouter(options);
-  options.routes(router);
+  const grpcUnary = createGrpcUnaryFastPaths(router, options.routes, options);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
   const { fallback, checkBody, contextValues, onError } = options;
   return (req, res, body) => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
-    const handler = paths.get(q < 0 ? url : url.slice(0, q));
+    const path = q < 0 ? url : url.slice(0, q);
+    const handler = paths.get(path);
     if (handler === undefined) {
       fallback(req, res);
       return;
@@ -71,8 +76,9 @@ export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
       "stream" in req
         ? universalRequestFromH2(req, body, values)
         : withBody(universalRequestFromNodeRequest(req, res, undefined, values), body);
-    if (checkBody !== undefined) uReq.body = checkBody(uReq, body);
-    handler(uReq)
+    const fast = body === undefined ? undefined : grpcUnary.get(path)?.(uReq, body);
+    if (fast === undefined && checkBody !== undefined) uReq.body = checkBody(uReq, body);
+    (fast ?? handler(uReq))
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
         // Aborted: the client went away while the response was written; nothing to tell.
@@ -146,27 +152,6 @@ function withBody(
 ): UniversalServerRequest {
   if (body !== undefined) uReq.body = readBody(body);
   return uReq;
-}
-
-/** The chunks of a body already read, as the async iterable connect reads a body from. */
-export function readBody(chunks: readonly Uint8Array[]): AsyncIterable<Uint8Array> {
-  return {
-    [Symbol.asyncIterator]() {
-      let i = 0;
-      return {
-        next: () =>
-          Promise.resolve(
-            i < chunks.length
-              ? { done: false as const, value: chunks[i++]! }
-              : { done: true as const, value: undefined },
-          ),
-        return: () => {
-          i = chunks.length;
-          return Promise.resolve({ done: true as const, value: undefined });
-        },
-      };
-    },
-  };
 }
 
 /** Node's request headers as Fetch API Headers, HTTP/2 pseudo-headers left out (as connect-node). */

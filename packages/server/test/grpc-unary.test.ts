@@ -1,0 +1,97 @@
+// serve() answers a unary gRPC call on a direct path of its own (grpc-unary.ts) instead of
+// connect's streaming pipeline: what a client reads must not change. Each case is sent, as
+// raw HTTP/2, to serve() and to a bare connect-node server with the same implementation,
+// and the two answers (status, headers, body bytes, trailers) must be the same.
+import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import { pino } from "pino";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { type Server, serve } from "../src/index.ts";
+
+const routes = (router: ConnectRouter) =>
+  router.service(WorkerService, {
+    async compute(req, ctx) {
+      ctx.responseHeader.set("x-header", "h");
+      ctx.responseTrailer.set("x-trailer", "t");
+      if (req.input === "fail") {
+        throw new ConnectError("refused", Code.FailedPrecondition, { "x-error-meta": "m" });
+      }
+      if (req.input === "crash") throw new Error("a bug");
+      return { digest: req.input.repeat(Math.max(1, req.iterations)), workerId: "w" };
+    },
+  });
+
+let quartet: Server;
+let bare: http2.Http2Server;
+let bareUrl: string;
+beforeAll(async () => {
+  quartet = await serve({ name: "test", routes, logger: pino({ level: "silent" }) });
+  bare = http2.createServer(connectNodeAdapter({ routes }));
+  await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", resolve));
+  bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  await quartet?.close();
+  bare?.close();
+});
+
+function envelope(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + message.length);
+  new DataView(out.buffer).setUint32(1, message.length);
+  out.set(message, 5);
+  return out;
+}
+
+const request = (input: string, iterations = 0) =>
+  envelope(toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input, iterations })));
+
+/** One raw gRPC call: everything the client receives but the date. */
+async function answer(url: string, body: Uint8Array, headers: Record<string, string>) {
+  const session = http2.connect(url);
+  try {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": `/${WorkerService.typeName}/Compute`,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    stream.end(body);
+    const chunks: Buffer[] = [];
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => (head = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    await new Promise((resolve) => stream.on("close", resolve));
+    const { date: _, ...rest } = head;
+    return { head: rest, body: Buffer.concat(chunks).toString("hex"), trailers: { ...trailers } };
+  } finally {
+    session.close();
+  }
+}
+
+const cases: [string, Uint8Array, Record<string, string>][] = [
+  ["a success, with response headers and trailers", request("x"), {}],
+  ["a ConnectError with metadata", request("fail"), {}],
+  ["an exception (internal error)", request("crash"), {}],
+  ["a deadline within the limit", request("x"), { "grpc-timeout": "5S" }],
+  ["a large answer, gzip accepted", request("abcdefghij", 300), { "grpc-accept-encoding": "gzip" }],
+  ["a small answer, gzip accepted", request("ab"), { "grpc-accept-encoding": "gzip" }],
+  ["no request message", new Uint8Array(0), {}],
+  ["two request messages", Buffer.concat([request("a"), request("b")]), {}],
+  ["a bad timeout", request("x"), { "grpc-timeout": "soon" }],
+  ["an unknown request encoding", request("x"), { "grpc-encoding": "zstd" }],
+];
+
+for (const [name, body, headers] of cases) {
+  it(`answers a unary gRPC call as connect-node does: ${name}`, async () => {
+    const theirs = await answer(bareUrl, body, headers);
+    const ours = await answer(quartet.url, body, headers);
+    expect(ours).toEqual(theirs);
+    expect(ours.head[":status"]).toBe(200);
+  });
+}
