@@ -9,5 +9,8 @@ export default defineConfig({
     // The browser test starts the whole suite; its waits are for page states, these are caps.
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // One file at a time: both browser tests may build dist/ (npm start does too), and the
+    // suite alone keeps two cores busy.
+    fileParallelism: false,
   },
 });
