@@ -13,9 +13,15 @@ export class Upstream {
     this.address = address;
   }
 
-  session(): Promise<http2.ClientHttp2Session> {
+  /** The open connection, if there is one: the hot path takes it without a promise. */
+  current(): http2.ClientHttp2Session | undefined {
     const s = this.#session;
-    if (s && !s.closed && !s.destroyed) return Promise.resolve(s);
+    return s && !s.closed && !s.destroyed ? s : undefined;
+  }
+
+  session(): Promise<http2.ClientHttp2Session> {
+    const s = this.current();
+    if (s) return Promise.resolve(s);
     this.#connecting ??= new Promise((resolve, reject) => {
       const session = http2.connect(this.address);
       const forget = () => {
