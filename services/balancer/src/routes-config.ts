@@ -33,7 +33,7 @@ const fileSchema = z.array(
 /**
  * Routes from `--route "svc=url,url;svc2=url"` and from a JSON file
  * (`[{"service", "endpoints", "picker"?, "hashHeader"?, "timeoutMs"?}]`). Both are static
- * endpoint lists; a registry resolver plugs into RouteConfig.resolver later.
+ * endpoint lists, and they win over routes discovered in the registry (discovery.ts).
  */
 export function parseRoutes(
   flag: string | undefined,
