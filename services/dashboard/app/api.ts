@@ -7,7 +7,6 @@ import { BalancerAdminService } from "@quartet/proto/quartet/balancer/v1/admin_p
 import { BrokerService } from "@quartet/proto/quartet/broker/v1/broker_pb";
 import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
-import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { SupervisorService } from "@quartet/proto/quartet/suite/v1/supervisor_pb";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { token } from "./auth.ts";
@@ -16,23 +15,6 @@ const credential: Interceptor = (next) => (req) => {
   const t = token();
   if (t && !req.header.has("authorization")) req.header.set("authorization", `Bearer ${t}`);
   return next(req);
-};
-
-const transport = createConnectTransport({
-  baseUrl: location.origin,
-  interceptors: [credential],
-});
-
-const client = <S extends DescService>(service: S): Client<S> => createClient(service, transport);
-
-export const api = {
-  gateway: client(BalancerAdminService),
-  broker: client(BrokerService),
-  kv: client(KVService),
-  watch: client(WatchService),
-  maintenance: client(MaintenanceService),
-  supervisor: client(SupervisorService),
-  worker: client(WorkerService),
 };
 
 const transports = new Map<string, Transport>();
@@ -50,3 +32,15 @@ export function clientAt<S extends DescService>(service: S, baseUrl: string): Cl
   }
   return createClient(service, t);
 }
+
+/** Through the gateway that served this page. */
+const client = <S extends DescService>(service: S): Client<S> => clientAt(service, location.origin);
+
+export const api = {
+  gateway: client(BalancerAdminService),
+  broker: client(BrokerService),
+  kv: client(KVService),
+  maintenance: client(MaintenanceService),
+  supervisor: client(SupervisorService),
+  worker: client(WorkerService),
+};
