@@ -9,9 +9,21 @@
 // throughput ratio is the inverse ratio of their CPU cost per call; each server's CPU per call
 // is also read from /proc. Each round starts fresh processes.
 //
+// BENCH_BASELINE=<git revision> sets serve() against the serve() of that revision instead of
+// bare (its packages/server/src, extracted with git archive): a change's before and after in
+// one run, e.g. BENCH_BASELINE=HEAD~1.
+//
 // BENCH_PROFILE=1 instead loads serve() alone under `--cpu-prof` and prints where its time
 // goes (BENCH_PROTOCOLS picks the protocol; BENCH_PROFILE_SIDE=bare profiles bare instead).
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -75,8 +87,30 @@ const cpuMs = (pid: number) => {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
-const start = (side: "bare" | "serve", nodeArgs: string[] = []) =>
-  startServiceProcess(server, ["--side", side], { nodeArgs });
+/** packages/server/src as it is at `revision`, in a temporary directory. */
+const extractServerSrc = (revision: string) => {
+  const repo = fileURLToPath(new URL("../..", import.meta.url));
+  const root = mkdtempSync(join(tmpdir(), "quartet-server-baseline-"));
+  const tar = execFileSync("git", ["archive", revision, "packages/server/src"], {
+    cwd: repo,
+    maxBuffer: 64 << 20,
+  });
+  execFileSync("tar", ["-x", "-C", root], { input: tar });
+  // Its imports (@connectrpc/*, @quartet/telemetry, ...) resolve to this checkout's packages.
+  symlinkSync(join(repo, "node_modules"), join(root, "node_modules"));
+  return { root, src: join(root, "packages/server/src") };
+};
+const baselineRevision = process.env.BENCH_BASELINE;
+const baseline = baselineRevision === undefined ? undefined : extractServerSrc(baselineRevision);
+/** What serve() is set against: bare connect-node, or serve() at the baseline revision. */
+const other = baselineRevision === undefined ? "bare" : `serve@${baselineRevision}`;
+
+const start = (side: "bare" | "serve" | "baseline", nodeArgs: string[] = []) =>
+  startServiceProcess(
+    server,
+    side === "baseline" ? ["--side", "serve", "--server-src", baseline!.src] : ["--side", side],
+    { nodeArgs },
+  );
 
 /** One real call through a Connect client, so h2load's 200s are known to be answers. */
 const check = async (p: ServiceProcess, protocol: Protocol) => {
@@ -154,7 +188,7 @@ const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
 for (let round = 1; round <= rounds; round++) {
   for (const name of onlyProtocols) {
     const protocol = protocols[name as keyof typeof protocols];
-    const pair = await Promise.all([start("bare"), start("serve")]);
+    const pair = await Promise.all([start(baseline ? "baseline" : "bare"), start("serve")]);
     // Alternate which server h2load starts on first.
     const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
     try {
@@ -163,12 +197,12 @@ for (let round = 1; round <= rounds; round++) {
       await Promise.all(order.map((p) => load(p, protocol, warmupSeconds)));
       const measured = await Promise.all(order.map((p) => load(p, protocol, seconds)));
       const [bare, serve] = round % 2 === 0 ? measured : [measured[1]!, measured[0]!];
-      push(runs, `bare/${name}`, bare!);
+      push(runs, `${other}/${name}`, bare!);
       push(runs, `serve/${name}`, serve!);
-      push(ratioRuns, `serve_vs_bare/${name}`, serve!.reqPerSec / bare!.reqPerSec);
-      push(ratioRuns, `serve_vs_bare_cpu/${name}`, bare!.cpuUsPerCall / serve!.cpuUsPerCall);
+      push(ratioRuns, `serve_vs_${other}/${name}`, serve!.reqPerSec / bare!.reqPerSec);
+      push(ratioRuns, `serve_vs_${other}_cpu/${name}`, bare!.cpuUsPerCall / serve!.cpuUsPerCall);
       console.log(
-        `round ${round} ${name}: bare ${Math.round(bare!.reqPerSec)} req/s (${bare!.cpuUsPerCall.toFixed(1)} us CPU/call), ` +
+        `round ${round} ${name}: ${other} ${Math.round(bare!.reqPerSec)} req/s (${bare!.cpuUsPerCall.toFixed(1)} us CPU/call), ` +
           `serve ${Math.round(serve!.reqPerSec)} req/s (${serve!.cpuUsPerCall.toFixed(1)} us CPU/call): ` +
           `${(serve!.reqPerSec / bare!.reqPerSec).toFixed(3)}x`,
       );
@@ -177,6 +211,7 @@ for (let round = 1; round <= rounds; round++) {
     }
   }
 }
+if (baseline) rmSync(baseline.root, { recursive: true, force: true });
 
 const figures: Record<string, Figure> = {};
 for (const [key, measured] of Object.entries(runs)) {
@@ -189,7 +224,7 @@ for (const [key, measured] of Object.entries(runs)) {
 const ratios: Record<string, number> = {};
 for (const [key, values] of Object.entries(ratioRuns)) ratios[key] = median(values);
 report("server-overhead", figures, ratios, [
-  `serve() and a bare connectNodeAdapter + http2 server loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}; ${rounds} rounds of fresh processes, ${warmupSeconds} s warm-up, ${seconds} s measured`,
+  `serve() and ${baseline ? `serve() at ${baselineRevision}` : "a bare connectNodeAdapter + http2 server"} loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}; ${rounds} rounds of fresh processes, ${warmupSeconds} s warm-up, ${seconds} s measured`,
   `h2c, ${clients} connections x ${streams} streams, binary; a trivial unary method (no work in the handler); telemetry off`,
-  "ratios: medians over rounds of serve() over bare (req/s), and of bare's CPU per call over serve()'s (_cpu)",
+  `ratios: medians over rounds of serve() over ${other} (req/s), and of ${other}'s CPU per call over serve()'s (_cpu)`,
 ]);
