@@ -7,7 +7,7 @@
 // then the p99 of every side at half of the gateway's peak of that round (h2load --rps), so
 // the p99 the gateway adds is measured at a load it holds. Ratios are medians of per-round
 // ratios: on a shared 2-core machine only figures taken minutes apart compare.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,19 +49,33 @@ type Protocol = keyof typeof protocols;
 const protocolNames = Object.keys(protocols) as Protocol[];
 const sideNames = ["direct", "haproxy", "quartet"] as const;
 type Side = (typeof sideNames)[number];
-type Urls = Record<Side, Record<Protocol, string>>;
+/** Where each side listens, and the processes whose CPU per request the bench reports. */
+type Targets = Record<
+  Side,
+  { urls: Record<Protocol, string>; proxyPid?: number; workerPids: number[] }
+>;
+
+/** User + system CPU time of a process (all its threads) so far, in ms (10 ms ticks). */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 /** One h2load run against a side: as fast as it goes, or at `rpsPerClient` per connection. */
 async function load(
-  urls: Urls,
+  targets: Targets,
   side: Side,
   protocol: Protocol,
   secs: number,
   rpsPerClient?: number,
 ) {
   const p = protocols[protocol];
+  const { proxyPid, workerPids } = targets[side];
+  const proxyBefore = proxyPid === undefined ? 0 : cpuMs(proxyPid);
+  const workersBefore = sum(workerPids.map(cpuMs));
   const result = await h2load({
-    url: urls[side][protocol] + procedure,
+    url: targets[side].urls[protocol] + procedure,
     seconds: secs,
     clients: connections,
     h1: p.h1,
@@ -73,7 +87,14 @@ async function load(
   if (result.failed > connections) {
     throw new Error(`${side} ${protocol}: ${result.failed} of ${result.succeeded} requests failed`);
   }
-  return result;
+  // h2load's 1 s warm-up requests cost CPU too: count them at the measured rate.
+  const served = result.succeeded * (1 + 1 / secs);
+  return {
+    ...result,
+    proxyCpuUs:
+      proxyPid === undefined ? Number.NaN : ((cpuMs(proxyPid) - proxyBefore) * 1000) / served,
+    workersCpuUs: ((sum(workerPids.map(cpuMs)) - workersBefore) * 1000) / served,
+  };
 }
 
 const runs: Record<string, number[]> = {};
@@ -82,9 +103,9 @@ const push = (key: string, value: number) => {
   runs[key].push(value);
 };
 
-async function measure(urls: Urls): Promise<void> {
+async function measure(targets: Targets): Promise<void> {
   for (const protocol of protocolNames) {
-    for (const side of sideNames) await load(urls, side, protocol, warmupSeconds);
+    for (const side of sideNames) await load(targets, side, protocol, warmupSeconds);
   }
   for (let round = 1; round <= rounds; round++) {
     // Rotate which side goes first, so a drift of the machine within a round hits each alike.
@@ -92,13 +113,16 @@ async function measure(urls: Urls): Promise<void> {
     for (const protocol of protocolNames) {
       const peak = {} as Record<Side, number>;
       for (const side of order) {
-        peak[side] = (await load(urls, side, protocol, seconds)).reqPerSec;
+        const result = await load(targets, side, protocol, seconds);
+        peak[side] = result.reqPerSec;
         push(`${side}/${protocol}/peak`, peak[side]);
+        if (side !== "direct") push(`${side}/${protocol}/proxy_cpu`, result.proxyCpuUs);
+        push(`${side}/${protocol}/workers_cpu`, result.workersCpuUs);
       }
       const half = peak.quartet / 2;
       const p99 = {} as Record<Side, number>;
       for (const side of order) {
-        p99[side] = (await load(urls, side, protocol, seconds, half / connections)).p99Ms;
+        p99[side] = (await load(targets, side, protocol, seconds, half / connections)).p99Ms;
         push(`${side}/${protocol}/p99_at_half_quartet_peak`, p99[side]);
       }
       push(`quartet_vs_haproxy/${protocol}`, peak.quartet / peak.haproxy);
@@ -138,10 +162,15 @@ try {
   );
   haproxy = await startHAProxy(workers.map((w) => new URL(w.url)));
   const direct = workers[0]!.url;
+  const workerPids = workers.map((w) => w.pid);
   await measure({
-    direct: { h1: direct, h2c: direct },
-    haproxy: { h1: haproxy.h1Url, h2c: haproxy.h2cUrl },
-    quartet: { h1: gateway.url, h2c: gateway.url },
+    direct: { urls: { h1: direct, h2c: direct }, workerPids: [workers[0]!.pid] },
+    haproxy: {
+      urls: { h1: haproxy.h1Url, h2c: haproxy.h2cUrl },
+      proxyPid: haproxy.pid,
+      workerPids,
+    },
+    quartet: { urls: { h1: gateway.url, h2c: gateway.url }, proxyPid: gateway.pid, workerPids },
   });
 } finally {
   await haproxy?.stop();
@@ -156,6 +185,7 @@ for (const [key, values] of Object.entries(runs)) {
   if (key.includes("_vs_")) ratios[key] = median(values);
   else if (key.endsWith("/peak") || key.startsWith("half_"))
     figures[key] = { value: median(values), unit: "req/s" };
+  else if (key.endsWith("_cpu")) figures[key] = { value: median(values), unit: "us CPU/req" };
   else figures[key] = { value: median(values), unit: "ms" };
 }
 figures.load_average_1m_before = { value: loadBefore, unit: "runnable" };
@@ -165,5 +195,6 @@ report("gateway", figures, ratios, [
   "sides: direct = one worker; haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers over h2c",
   `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection); figures and ratios are medians over rounds (ratios of the same round)`,
   "p99_added = that side's p99 minus the direct worker's p99 at the same offered load",
+  "proxy_cpu: CPU per request of the proxy process (the gateway, or HAProxy's threads) at peak; workers_cpu: of the workers behind it (from /proc, 10 ms ticks)",
   `the machine is shared by other work: 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end`,
 ]);
