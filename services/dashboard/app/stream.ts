@@ -39,20 +39,6 @@ export function follow<T>(
   })();
 }
 
-/** Calls `tick` now and then every `ms` until the signal aborts (only where no stream exists). */
-export function every(signal: AbortSignal, ms: number, tick: () => Promise<void> | void): void {
-  void (async () => {
-    while (!signal.aborted) {
-      try {
-        await tick();
-      } catch {
-        // The page shows the last good figures; the next tick tries again.
-      }
-      await pause(signal, ms);
-    }
-  })();
-}
-
 /** Waits `ms`, or less when the signal aborts first. */
 function pause(signal: AbortSignal, ms: number): Promise<void> {
   return new Promise<void>((resolve) => {

@@ -176,8 +176,12 @@ test("queues: a message published from the page appears on the page's subscripti
     ".subscription[data-filter='demo.>'] li[data-subject='demo.hello']",
     "hello from the dashboard",
   );
+  // A Compute job enqueued from the page: a worker takes it and its result arrives on the
+  // page's subscription (demo.> covers demo.results).
   await page.locator("#enqueue button").click();
-  // The queue's figures move: the job was enqueued (and the workers take it).
-  await shows("main .card[data-queue='jobs']", "enqueued 1");
+  await shows(".subscription[data-filter='demo.>'] li[data-subject='demo.results']", "computed");
+  await shows("#broker-counts", "subscriptions");
+  // The queue's figures move: the job was enqueued and acknowledged.
+  await shows("main .card[data-queue='jobs']", "enqueued 1, acked 1");
   await page.screenshot({ path: join(screenshots, "queues.png") });
 });

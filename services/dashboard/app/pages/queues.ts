@@ -1,16 +1,41 @@
 // Message queues: subscriptions opened from this page (Subscribe streams) with the messages
 // they receive, publish and enqueue forms, and each work queue's depth, in-flight,
-// redeliveries and dead letters over time. The broker has no stats stream, so queue figures
-// are read once a second; messages arrive on streams.
+// redeliveries and dead letters over time (BrokerService.WatchQueues, a sample a second), and
+// the broker's subscription counts (it does not list subjects or subscribers).
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { QueueStats } from "@quartet/proto/quartet/broker/v1/broker_pb";
+import {
+  ComputeRequestSchema,
+  ComputeResponseSchema,
+} from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { api } from "../api.ts";
 import { fill, fmtTime, h, s } from "../dom.ts";
 import type { Page } from "../main.ts";
-import { every, follow } from "../stream.ts";
+import { describe, follow } from "../stream.ts";
 import { act } from "../trace.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
+const text = new TextDecoder("utf-8", { fatal: true });
+// The workers consuming the "jobs" queue take binary ComputeRequests and publish each result
+// (a binary ComputeResponse) to the subject in the job's quartet-result-to header.
+const resultSubject = "demo.results";
+
+/** A message payload for people: a Compute result, text, or its size. */
+function show(subject: string, payload: Uint8Array): string {
+  if (subject === resultSubject) {
+    try {
+      const r = fromBinary(ComputeResponseSchema, payload);
+      return `${r.workerId} computed ${r.digest.slice(0, 16)}… (${r.iterations} rounds)`;
+    } catch {
+      // Not a result after all: shown as what it is below.
+    }
+  }
+  try {
+    return text.decode(payload);
+  } catch {
+    return `${payload.length} bytes`;
+  }
+}
 const series = ["depth", "inFlight", "redeliveredTotal", "deadLetters"] as const;
 const colours = ["#1565c0", "#ef6c00", "#6a1b9a", "#c62828"];
 const historyLength = 60;
@@ -22,6 +47,7 @@ export const queuesPage: Page = {
     const history = new Map<string, QueueStats[]>();
     const subs = h("div", { class: "row", id: "subscriptions" });
     const queues = h("div", { class: "row", id: "queues" });
+    const broker = h("p", { class: "stream", id: "broker-counts" }, "connecting…");
     const input = (name: string, value: string, size = 16) => h("input", { name, value, size });
 
     const subFilter = input("filter", "demo.>");
@@ -67,7 +93,7 @@ export const queuesPage: Page = {
       h("button", { type: "submit" }, "Publish"),
     );
     const queueName = input("queue", "jobs", 10);
-    const queuePayload = input("job", "job from the dashboard", 24);
+    const jobInput = input("job", "hello", 12);
     const enqueue = h(
       "form",
       {
@@ -82,8 +108,14 @@ export const queuesPage: Page = {
                   queue: queueName.value,
                   messages: [
                     {
-                      payload: enc.encode(queuePayload.value),
-                      headers: { traceparent: t.headers.traceparent },
+                      payload: toBinary(
+                        ComputeRequestSchema,
+                        create(ComputeRequestSchema, { input: jobInput.value, iterations: 1000 }),
+                      ),
+                      headers: {
+                        traceparent: t.headers.traceparent,
+                        "quartet-result-to": resultSubject,
+                      },
                     },
                   ],
                 },
@@ -93,13 +125,16 @@ export const queuesPage: Page = {
           );
         },
       },
-      "Enqueue on ",
+      "Enqueue a Compute job on ",
       queueName,
-      queuePayload,
+      "hashing ",
+      jobInput,
       h("button", { type: "submit" }, "Enqueue"),
+      h("span", { class: "stream" }, ` (a worker publishes the result to ${resultSubject})`),
     );
     root.append(
       h("h2", {}, "Message broker"),
+      broker,
       h("div", { class: "card" }, subscribe, publish, enqueue),
       h("h2", {}, "Subscriptions (this page's)"),
       subs,
@@ -146,7 +181,7 @@ export const queuesPage: Page = {
               h(
                 "li",
                 { "data-subject": m.subject },
-                `${fmtTime(Date.now())} ${m.subject}: ${dec.decode(m.payload)}`,
+                `${fmtTime(Date.now())} ${m.subject}: ${show(m.subject, m.payload)}`,
                 trace ? ` (trace ${trace.slice(0, 8)}…)` : "",
               ),
             );
@@ -162,16 +197,26 @@ export const queuesPage: Page = {
       );
     }
 
-    every(signal, 1000, async () => {
-      const { queues: all } = await api.broker.listQueues({}, { signal });
-      for (const q of all) {
-        const points = history.get(q.queue) ?? [];
-        points.push(q);
-        if (points.length > historyLength) points.shift();
-        history.set(q.queue, points);
-      }
-      fill(queues, ...all.map((q) => queueCard(q, history.get(q.queue) ?? [])));
-    });
+    follow(
+      signal,
+      (sig) => api.broker.watchQueues({ intervalMs: 1000 }, { signal: sig }),
+      (sample) => {
+        fill(
+          broker,
+          `The broker now: ${sample.subscriptions} subscriptions, ${sample.queueGroups} queue groups with a member`,
+        );
+        for (const q of sample.queues) {
+          const points = history.get(q.queue) ?? [];
+          points.push(q);
+          if (points.length > historyLength) points.shift();
+          history.set(q.queue, points);
+        }
+        fill(queues, ...sample.queues.map((q) => queueCard(q, history.get(q.queue) ?? [])));
+      },
+      (state, error) => {
+        if (state === "retrying") fill(broker, describe(state, error));
+      },
+    );
   },
 };
 
