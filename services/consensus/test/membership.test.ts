@@ -5,7 +5,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { clusterToken, dec, enc, eventually, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
+/** Stops the test's load, also when the test fails half-way. */
+let stopLoad: (() => Promise<void>) | undefined;
 afterEach(async () => {
+  await stopLoad?.();
+  stopLoad = undefined;
   await cluster?.stop();
   cluster = undefined;
 });
@@ -47,6 +51,7 @@ describe("membership", () => {
         const value = `v${n++}`;
         try {
           const founders = [1, 2, 3].filter((id) => c.members.has(id));
+          if (founders.length === 0) break;
           const to = founders[n % founders.length]!;
           await c.kv(to).put({ key: enc(key), value: enc(value) }, { timeoutMs: 2000 });
           acked.set(key, value);
@@ -56,6 +61,10 @@ describe("membership", () => {
         }
       }
     })();
+    stopLoad = async () => {
+      stopping = true;
+      await load;
+    };
     await waitForWrites(100);
 
     // Bad input changes nothing.
@@ -111,8 +120,7 @@ describe("membership", () => {
     expect((await c.members.get(leader)!.exited).code).toBe(0);
     c.members.delete(leader);
     await waitForWrites(20);
-    stopping = true;
-    await load;
+    await stopLoad();
 
     // Every acknowledged write, on the new member and on the others, in one linearizable read.
     const survivors = [1, 2, 3, 4].filter((id) => id !== leader);
