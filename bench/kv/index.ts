@@ -2,7 +2,8 @@
 // in one run: puts/s and latency at 1/16/64 closed-loop clients, linearizable gets/s with 64
 // clients, watch events/s delivered to 10 watchers of a prefix; then a check that Quartet
 // really fsyncs (strace counts its sync calls under put load). The same load generator in
-// this process drives both sides, over gRPC on one h2c connection to each side's leader.
+// this process drives both sides, over gRPC on one h2c connection to each side's leader, with
+// the same gRPC library (@grpc/grpc-js; BENCH_KV_CLIENT=connect drives Quartet with Connect).
 //
 // BENCH_PROFILE=1 instead runs Quartet alone under put-64 with `--cpu-prof` and prints the
 // leader's top self-time functions.
@@ -266,7 +267,7 @@ try {
 
 report("kv", figures, ratios, [
   `${seconds} s per case after ${warmupSeconds} s warm-up, ${rounds} rounds, sides alternating; medians`,
-  `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (etcd3 npm client; Connect createGrpcTransport)`,
+  `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (etcd: the etcd3 npm client on @grpc/grpc-js; Quartet: ${process.env.BENCH_KV_CLIENT === "connect" ? "Connect createGrpcTransport" : "@grpc/grpc-js, watches with Connect"}); Quartet members snapshot every 100,000 entries (etcd 3.4's default --snapshot-count)`,
   "puts: closed-loop clients over 10,000 keys; gets: linearizable, 64 clients over 1,000 existing keys; watch: 10 watchers of one prefix, 16 writers, events received by all watchers per second (its p50/p99 are the writers' put latencies)",
   "targets (issue 14): put-16 and put-64 >= 1.0x with p99 <= etcd's; get-64 >= 1.0x",
   ...notes,
