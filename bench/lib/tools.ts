@@ -129,3 +129,21 @@ export function pinned(
 ): [string, string[]] {
   return cpu === undefined ? [command, args] : ["taskset", ["-c", String(cpu), command, ...args]];
 }
+
+/**
+ * The names a `BENCH_*` variable lists (comma-separated), or `all` when it is not set; a name
+ * not in `all` is an error that lists the known ones.
+ */
+export function listFromEnv(name: string, all: string[]): string[] {
+  const wanted = process.env[name]?.split(",").filter(Boolean) ?? all;
+  const unknown = wanted.filter((w) => !all.includes(w));
+  if (unknown.length > 0)
+    throw new Error(`${name}: unknown ${unknown.join(", ")}; known: ${all.join(", ")}`);
+  return wanted;
+}
+
+/** User + system CPU time of a process so far, in ms (Linux clock ticks are 10 ms). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}

@@ -11,7 +11,7 @@
 // alike. Measuring them one after the other instead swung the ratio by +-20% between runs
 // here; three servers sharing the CPU doubled the spread of a round. Each round starts fresh
 // processes, so one process's JIT luck does not decide.
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { ComputeRequestSchema } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { type Figure, median, report } from "../lib/report.ts";
-import { ensureCommands, h2load, pairedCpus, pinToCpu } from "../lib/tools.ts";
+import { cpuMs, ensureCommands, h2load, listFromEnv, pairedCpus, pinToCpu } from "../lib/tools.ts";
 
 ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
 
@@ -77,12 +77,6 @@ const protocols = {
     contentType: "application/proto",
   },
 } as const;
-
-/** User + system CPU time of a process so far, in ms (Linux clock ticks are 10 ms). */
-const cpuMs = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-};
 
 interface Target {
   process: ServiceProcess;
@@ -143,13 +137,6 @@ const loadTogether = (
 
 // To iterate on one case: BENCH_MODES=off BENCH_PROTOCOLS=connect-proto-h2c BENCH_SUBJECTS=chain
 // npm run bench -- rpc
-const listFromEnv = (name: string, all: string[]) => {
-  const wanted = process.env[name]?.split(",").filter(Boolean) ?? all;
-  const unknown = wanted.filter((w) => !all.includes(w));
-  if (unknown.length > 0)
-    throw new Error(`${name}: unknown ${unknown.join(", ")}; known: ${all.join(", ")}`);
-  return wanted;
-};
 const onlyModes = listFromEnv("BENCH_MODES", Object.keys(modes));
 const onlyProtocols = listFromEnv("BENCH_PROTOCOLS", Object.keys(protocols));
 

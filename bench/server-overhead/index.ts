@@ -16,14 +16,7 @@
 // BENCH_PROFILE=1 instead loads serve() alone under `--cpu-prof` and prints where its time
 // goes (BENCH_PROTOCOLS picks the protocol; BENCH_PROFILE_SIDE=bare profiles bare instead).
 import { execFileSync } from "node:child_process";
-import {
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,7 +27,7 @@ import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/work
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
 import { selfTimeByPackage, topSelfTime } from "../kv/profile.ts";
 import { type Figure, median, report } from "../lib/report.ts";
-import { ensureCommands, h2load, pairedCpus, pinToCpu } from "../lib/tools.ts";
+import { cpuMs, ensureCommands, h2load, listFromEnv, pairedCpus, pinToCpu } from "../lib/tools.ts";
 
 ensureCommands({ h2load: "nghttp2-client", taskset: "util-linux" });
 
@@ -72,20 +65,7 @@ type Protocol = (typeof protocols)[keyof typeof protocols];
 const clients = 4;
 const streams = 16;
 
-const listFromEnv = (name: string, all: string[]) => {
-  const wanted = process.env[name]?.split(",").filter(Boolean) ?? all;
-  const unknown = wanted.filter((w) => !all.includes(w));
-  if (unknown.length > 0)
-    throw new Error(`${name}: unknown ${unknown.join(", ")}; known: ${all.join(", ")}`);
-  return wanted;
-};
 const onlyProtocols = listFromEnv("BENCH_PROTOCOLS", Object.keys(protocols));
-
-/** User + system CPU time of a process so far, in ms (Linux clock ticks are 10 ms). */
-const cpuMs = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-};
 
 /** packages/server/src as it is at `revision`, in a temporary directory. */
 const extractServerSrc = (revision: string) => {
