@@ -117,7 +117,9 @@ describe("watch", () => {
     const second = await open();
     const third = await refused();
     expect(third?.code).toBe(Code.ResourceExhausted);
-    expect(third?.rawMessage).toMatch(/already has 2 watches open.*--max-watches-per-client/);
+    expect(third?.rawMessage).toMatch(
+      /client at 127\.0\.0\.1 already has 2 watches open.*--max-watches-per-client/,
+    );
     // The header names a client only for a caller with the cluster credential.
     expect((await refused({ "quartet-client-id": "someone-else" }))?.code).toBe(
       Code.ResourceExhausted,
