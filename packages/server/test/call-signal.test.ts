@@ -1,6 +1,5 @@
 // What a handler's signal tells it, and how request bodies reach it, through serve()'s own
 // node adapter (node-adapter.ts), which stands in for connect-node's connectNodeAdapter.
-import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
@@ -12,7 +11,7 @@ import { RaftTransportService, SendRequestSchema } from "@quartet/proto/quartet/
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server } from "../src/index.ts";
-import { serveForTest } from "./fixtures.ts";
+import { grpcStatus, rawGrpc, serveForTest } from "./fixtures.ts";
 
 /** The signal of each Compute call, by its input; `started` resolves once the handler runs. */
 const signals = new Map<string, AbortSignal>();
@@ -109,35 +108,8 @@ describe("a client-streaming request body", () => {
   };
 
   /** A raw gRPC Send with the given envelopes, one write each; resolves with grpc-status. */
-  async function send(envelopes: Uint8Array[]) {
-    const session = http2.connect(server.url);
-    try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": `/${RaftTransportService.typeName}/Send`,
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      for (const e of envelopes) stream.write(e);
-      stream.end();
-      stream.resume();
-      return await new Promise<{ code: string; message: string }>((resolve, reject) => {
-        const take = (h: http2.IncomingHttpHeaders) => {
-          if (h["grpc-status"] !== undefined) {
-            resolve({
-              code: String(h["grpc-status"]),
-              message: decodeURIComponent(String(h["grpc-message"] ?? "")),
-            });
-          }
-        };
-        stream.on("response", take);
-        stream.on("trailers", take);
-        stream.on("close", () => reject(new Error("no grpc-status")));
-      });
-    } finally {
-      session.close();
-    }
-  }
+  const send = async (envelopes: Uint8Array[]) =>
+    grpcStatus(await rawGrpc(server.url, `/${RaftTransportService.typeName}/Send`, envelopes));
 
   it("streams to the handler, every message of it", async () => {
     expect((await send([envelope(0), envelope(0), envelope(0)])).code).toBe("0");

@@ -10,6 +10,7 @@ import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/work
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Server, serve } from "../src/index.ts";
+import { rawGrpc } from "./fixtures.ts";
 
 const routes = (router: ConnectRouter) =>
   router.service(WorkerService, {
@@ -50,28 +51,13 @@ const request = (input: string, iterations = 0) =>
 
 /** One raw gRPC call: everything the client receives but the date. */
 async function answer(url: string, body: Uint8Array, headers: Record<string, string>) {
-  const session = http2.connect(url);
-  try {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": `/${WorkerService.typeName}/Compute`,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    stream.end(body);
-    const chunks: Buffer[] = [];
-    let head: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    stream.on("response", (h) => (head = h));
-    stream.on("trailers", (t) => (trailers = t));
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    await new Promise((resolve) => stream.on("close", resolve));
-    const { date: _, ...rest } = head;
-    return { head: rest, body: Buffer.concat(chunks).toString("hex"), trailers: { ...trailers } };
-  } finally {
-    session.close();
-  }
+  const {
+    head,
+    body: bytes,
+    trailers,
+  } = await rawGrpc(url, `/${WorkerService.typeName}/Compute`, [body], headers);
+  const { date: _, ...rest } = head;
+  return { head: rest, body: bytes.toString("hex"), trailers };
 }
 
 const cases: [string, Uint8Array, Record<string, string>][] = [

@@ -1,10 +1,9 @@
-import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server } from "../src/index.ts";
-import { serveForTest } from "./fixtures.ts";
+import { grpcStatus, rawGrpc, serveForTest } from "./fixtures.ts";
 
 let server: Server;
 beforeAll(async () => {
@@ -37,33 +36,7 @@ function envelope(flags: number, message: Uint8Array): Uint8Array {
 
 /** A gRPC call over h2c with a raw body; resolves with grpc-status and grpc-message. */
 async function grpcPost(body: Uint8Array) {
-  const session = http2.connect(server.url);
-  try {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": `/${WorkerService.typeName}/Compute`,
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    stream.end(body);
-    stream.resume();
-    const status = await new Promise<{ code: string; message: string }>((resolve, reject) => {
-      const take = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] !== undefined) {
-          resolve({
-            code: String(h["grpc-status"]),
-            message: decodeURIComponent(String(h["grpc-message"] ?? "")),
-          });
-        }
-      };
-      stream.on("response", take);
-      stream.on("trailers", take);
-      stream.on("close", () => reject(new Error("no grpc-status")));
-    });
-    return status;
-  } finally {
-    session.close();
-  }
+  return grpcStatus(await rawGrpc(server.url, `/${WorkerService.typeName}/Compute`, [body]));
 }
 
 const valid = toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input: "x" }));
