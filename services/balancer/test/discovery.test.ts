@@ -42,28 +42,44 @@ describe("gateway discovery from the registry", () => {
     // told to stop; any failure fails the test.
     const answered = new Map<string, number>();
     let stop = false;
+    // The first failed call ends every wait at once (with the gateway's last log lines).
+    const failed = new AbortController();
     const call = async (i: number) => {
-      const res = await client.compute({ iterations: 100, input: `x${i}` }, { timeoutMs: 20_000 });
-      answered.set(res.workerId, (answered.get(res.workerId) ?? 0) + 1);
+      try {
+        const res = await client.compute(
+          { iterations: 100, input: `x${i}` },
+          { timeoutMs: 20_000 },
+        );
+        answered.set(res.workerId, (answered.get(res.workerId) ?? 0) + 1);
+      } catch (e) {
+        failed.abort(
+          new Error(
+            `a Compute through the gateway failed: ${e}\n${gateway.lines.slice(-10).join("\n")}`,
+          ),
+        );
+        throw failed.signal.reason;
+      }
     };
     const loop = async () => {
-      for (let i = 0; !stop; i++) await call(i);
+      for (let i = 0; !stop && !failed.signal.aborted; i++) await call(i);
     };
     const prefix = enc(servicePrefix(service));
     const load = Promise.all(Array.from({ length: 6 }, loop));
+    load.catch(() => {}); // its failure is reported where the test awaits
     /**
      * Waits for the deletion of `key` as a registry event after `revision`. (Other events may
      * come first: on a loaded machine a survivor's renewal can miss its TTL, and it registers
      * again.)
      */
     const deletion = async (revision: bigint, key: string) => {
-      for await (const event of registry.watch({
-        key: prefix,
-        rangeEnd: prefixEnd(prefix),
-        startRevision: revision,
-      })) {
+      const events = registry.watch(
+        { key: prefix, rangeEnd: prefixEnd(prefix), startRevision: revision },
+        failed.signal,
+      );
+      for await (const event of events) {
         if (event.type === Event_EventType.DELETE && dec(event.kv!.key) === key) return key;
       }
+      failed.signal.throwIfAborted();
     };
     const waitFor = async (what: string, done: () => boolean) => {
       // Bounded: each turn waits for at least one more answer.
