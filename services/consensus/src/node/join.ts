@@ -26,7 +26,8 @@ export async function discoverCluster(options: {
     for (const [, url] of others) {
       const client = createClient(ClusterService, createGrpcTransport({ baseUrl: url }));
       try {
-        const list = await client.memberList({ serializable: true }, { headers, timeoutMs: 2000 });
+        // Linearizable: a member that has not applied the addition yet still answers with it.
+        const list = await client.memberList({ serializable: false }, { headers, timeoutMs: 2000 });
         if (!list.members.some((m) => m.id === BigInt(options.self))) {
           throw new Error(
             `member ${options.self} is not in the cluster ${url} belongs to: add it first with MemberAddLearner (its answer gives the id to start with)`,
