@@ -7,7 +7,7 @@ import {
   type Snapshot,
   type Storage,
 } from "@quartet/raft";
-import { type Database, open, type RootDatabase } from "lmdb";
+import { type Database, open, type RootDatabase, TransactionFlags } from "lmdb";
 
 /** The node's Raft state on disk is wrong or incomplete: it must not serve from it. */
 export class StorageCorruptError extends Error {
@@ -143,16 +143,15 @@ export class DurableRaftStorage implements Storage {
       }
       if (hardState) void this.meta.put(HARD_STATE, encodeHardState(hardState));
     };
-    if (sync) {
-      // Committed and fsync'd before transactionSync returns (lmdb's default flags: no
-      // deferred flush), on this thread: no hand-off to lmdb's writer thread and back, each of
-      // which waits for a CPU on a loaded machine, on the path of every commit.
-      this.env.transactionSync(writeAll);
-    } else {
-      // A Ready whose only change is the commit index (which Raft can learn again): the
-      // commit is visible at once and reaches the disk with the next fsync.
-      await this.env.transaction(writeAll);
-    }
+    // Committed on this thread before transactionSync returns: no hand-off to lmdb's writer
+    // thread and back, each of which waits for a CPU on a loaded machine, on the path of
+    // every commit. With `sync`, fsync'd too (lmdb's default flags: no deferred flush);
+    // without (a Ready whose only change is the commit index, which Raft can learn again) it
+    // reaches the disk with the next fsync.
+    this.env.transactionSync(
+      writeAll,
+      sync ? undefined : TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH,
+    );
     if (snapshot) this.memory.applySnapshot(snapshot);
     this.memory.append(entries);
     if (hardState) this.memory.setHardState(hardState);
