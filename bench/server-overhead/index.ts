@@ -1,8 +1,9 @@
 // bench/server-overhead: the CPU one unary call costs through serve(), against a bare
 // connect-node server (connectNodeAdapter on a plain http2 server) answering the same trivial
-// method, over h2c, in the gRPC and the Connect protocol (binary). Telemetry is off on both
-// sides: bench/rpc measures tracing; this measures the runtime every service runs on (limits,
-// interceptors, default timeout, call budgets, the one-port listener).
+// method: gRPC and Connect binary over h2c, Connect JSON over HTTP/1.1. Telemetry is off on
+// both sides (BENCH_TRACING=on records serve()'s spans): bench/rpc measures tracing; this
+// measures the runtime every service runs on (limits, interceptors, default timeout, call
+// budgets, the one-port listener).
 //
 // As in bench/rpc, the two servers are loaded at the same time, both pinned to one CPU while
 // the h2load processes run on the other, so the kernel gives each half of that CPU and their
@@ -49,21 +50,36 @@ new DataView(envelope.buffer).setUint32(1, message.length);
 envelope.set(message, 5);
 writeFileSync(grpcBody, envelope);
 
+const jsonBody = join(dir, "quartet-server-overhead.json");
+writeFileSync(jsonBody, JSON.stringify({ input: "x" }));
+
 const protocols = {
   "grpc-proto-h2c": {
     body: grpcBody,
     headers: { "content-type": "application/grpc", te: "trailers" },
-    transport: createGrpcTransport,
+    transport: () => createGrpcTransport,
+    h1: false,
+    clients: 4,
+    streams: 16,
   },
   "connect-proto-h2c": {
     body: connectBody,
     headers: { "content-type": "application/proto", "connect-protocol-version": "1" },
-    transport: createConnectTransport,
+    transport: () => createConnectTransport,
+    h1: false,
+    clients: 4,
+    streams: 16,
+  },
+  "connect-json-h1": {
+    body: jsonBody,
+    headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+    transport: () => createConnectTransport,
+    h1: true,
+    clients: 64,
+    streams: 1,
   },
 } as const;
 type Protocol = (typeof protocols)[keyof typeof protocols];
-const clients = 4;
-const streams = 16;
 
 const onlyProtocols = listFromEnv("BENCH_PROTOCOLS", Object.keys(protocols));
 
@@ -85,10 +101,18 @@ const baseline = baselineRevision === undefined ? undefined : extractServerSrc(b
 /** What serve() is set against: bare connect-node, or serve() at the baseline revision. */
 const other = baselineRevision === undefined ? "bare" : `serve@${baselineRevision}`;
 
-const start = (side: "bare" | "serve" | "baseline", nodeArgs: string[] = []) =>
+// BENCH_TRACING=on: serve() (not bare) records a span per call, exported nowhere.
+const tracing = process.env.BENCH_TRACING === "on";
+const start = (side: "bare" | "serve" | "baseline", protocol: Protocol, nodeArgs: string[] = []) =>
   startServiceProcess(
     server,
-    side === "baseline" ? ["--side", "serve", "--server-src", baseline!.src] : ["--side", side],
+    [
+      ...(side === "bare" && protocol.h1 ? ["--http1"] : []),
+      ...(side === "baseline"
+        ? ["--side", "serve", "--server-src", baseline!.src]
+        : ["--side", side]),
+      ...(tracing ? ["--tracing"] : []),
+    ],
     { nodeArgs },
   );
 
@@ -96,7 +120,7 @@ const start = (side: "bare" | "serve" | "baseline", nodeArgs: string[] = []) =>
 const check = async (p: ServiceProcess, protocol: Protocol) => {
   const client = createClient(
     WorkerService,
-    protocol.transport({ baseUrl: p.url, httpVersion: "2" }),
+    protocol.transport()({ baseUrl: p.url, httpVersion: protocol.h1 ? "1.1" : "2" }),
   );
   const res = await client.compute({ input: "x" });
   if (res.digest !== "d") throw new Error(`${p.url}: unexpected answer ${JSON.stringify(res)}`);
@@ -107,14 +131,16 @@ const load = async (p: ServiceProcess, protocol: Protocol, secs: number) => {
   const result = await h2load({
     url: p.url + procedure,
     seconds: secs,
-    clients,
-    streams,
+    clients: protocol.clients,
+    streams: protocol.streams,
+    h1: protocol.h1,
     bodyFile: protocol.body,
     headers: protocol.headers,
     cpu: loadCpu,
   });
   // h2load counts the requests still in flight when the duration ends as failed.
-  if (result.failed > clients * streams) throw new Error(`${p.url}: ${result.failed} failed`);
+  if (result.failed > protocol.clients * protocol.streams)
+    throw new Error(`${p.url}: ${result.failed} failed`);
   // h2load's 1 s warm-up requests cost CPU too: count them at the measured rate.
   const served = result.succeeded * (1 + 1 / secs);
   return { reqPerSec: result.reqPerSec, cpuUsPerCall: ((cpuMs(p.pid) - before) * 1000) / served };
@@ -125,7 +151,7 @@ async function profile(): Promise<void> {
   const profileDir = mkdtempSync(join(tmpdir(), "quartet-server-overhead-profile-"));
   const protocolName = onlyProtocols[0]!;
   const protocol = protocols[protocolName as keyof typeof protocols];
-  const p = await start(side, ["--cpu-prof", "--cpu-prof-dir", profileDir]);
+  const p = await start(side, protocol, ["--cpu-prof", "--cpu-prof-dir", profileDir]);
   try {
     await check(p, protocol);
     if (serverCpu !== undefined) pinToCpu(p.pid, serverCpu);
@@ -168,7 +194,10 @@ const push = <T>(map: Record<string, T[]>, key: string, value: T) => {
 for (let round = 1; round <= rounds; round++) {
   for (const name of onlyProtocols) {
     const protocol = protocols[name as keyof typeof protocols];
-    const pair = await Promise.all([start(baseline ? "baseline" : "bare"), start("serve")]);
+    const pair = await Promise.all([
+      start(baseline ? "baseline" : "bare", protocol),
+      start("serve", protocol),
+    ]);
     // Alternate which server h2load starts on first.
     const order = round % 2 === 0 ? pair : [pair[1], pair[0]];
     try {
@@ -205,6 +234,6 @@ const ratios: Record<string, number> = {};
 for (const [key, values] of Object.entries(ratioRuns)) ratios[key] = median(values);
 report("server-overhead", figures, ratios, [
   `serve() and ${baseline ? `serve() at ${baselineRevision}` : "a bare connectNodeAdapter + http2 server"} loaded at the same time, both pinned to CPU ${serverCpu ?? "(none)"}, h2load on CPU ${loadCpu ?? "(none)"}; ${rounds} rounds of fresh processes, ${warmupSeconds} s warm-up, ${seconds} s measured`,
-  `h2c, ${clients} connections x ${streams} streams, binary; a trivial unary method (no work in the handler); telemetry off`,
+  `h2c: 4 connections x 16 streams; HTTP/1.1: 64 connections; a trivial unary method (no work in the handler); ${tracing ? "serve() records every span (OTEL_TRACES_EXPORTER=none)" : "telemetry off"}`,
   `ratios: medians over rounds of serve() over ${other} (req/s), and of ${other}'s CPU per call over serve()'s (_cpu)`,
 ]);
