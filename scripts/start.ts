@@ -56,6 +56,7 @@ const consensus: ServiceSpec[] = [1, 2, 3].map((id) => {
     ],
     url: `http://127.0.0.1:${base - 100 + id}`,
     role: "Raft KV store member",
+    stopLast: true,
   };
 });
 const broker: ServiceSpec = {

@@ -21,6 +21,11 @@ export interface ServiceSpec {
   url: string;
   /** What it is, for the table. */
   role: string;
+  /**
+   * Stopped only after every other service has exited: the consensus members hold the
+   * registry, and the others deregister from it as they stop, which needs a quorum.
+   */
+  stopLast?: boolean;
 }
 
 export interface SupervisorOptions {
@@ -149,12 +154,21 @@ export class Supervisor {
     return this.#describe(s);
   }
 
-  /** SIGTERM to every service; resolves when all have exited. */
-  stopAll(): Promise<void> {
+  /**
+   * SIGTERM to every service; resolves when all have exited. Those marked stopLast get theirs
+   * once the others are gone.
+   */
+  async stopAll(): Promise<void> {
     this.#stopping = true;
+    const all = [...this.#services.values()];
+    for (const s of all) this.#cancelRestart(s);
+    await this.#terminate(all.filter((s) => !s.spec.stopLast));
+    await this.#terminate(all.filter((s) => s.spec.stopLast));
+  }
+
+  #terminate(services: Supervised[]): Promise<void> {
     const running: Promise<unknown>[] = [];
-    for (const s of this.#services.values()) {
-      this.#cancelRestart(s);
+    for (const s of services) {
       if (!s.child) continue;
       s.state = "stopping";
       const child = s.child;

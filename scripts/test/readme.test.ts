@@ -38,7 +38,8 @@ for (const readme of readmes) {
       test(`${line} prints the settings`, () => {
         const out = execSync(line, { cwd: root, encoding: "utf8", stdio: "pipe", env: userEnv });
         expect(out).toContain("Settings (flag, environment variable, default):");
-      });
+        // Starting a Node process that loads a service takes seconds on a busy 2-core machine.
+      }, 30_000);
     }
   });
 }

@@ -135,3 +135,32 @@ test("kills, restarts, stops and starts services, and streams every change", asy
     await reading;
   }
 }, 60_000);
+
+test("stops the registry's members last, so the others can still deregister from it", async () => {
+  logDir = mkdtempSync(join(tmpdir(), "quartet-supervisor-"));
+  supervisor = new Supervisor(
+    [
+      { name: "member", stopLast: true },
+      { name: "worker", stopLast: false },
+    ].map(({ name, stopLast }) => ({
+      name,
+      entry: "scripts/test/fixtures/idle-service.ts",
+      args: [],
+      url: `http://127.0.0.1:1/${name}`,
+      role: "idle",
+      stopLast,
+    })),
+    { root, env: process.env, logDir, print: () => {} },
+  );
+  const state = (name: string) => supervisor?.list().find((p) => p.name === name)?.state;
+  let memberWhenWorkerStopped: string | undefined;
+  supervisor.listen(() => {
+    if (memberWhenWorkerStopped === undefined && state("worker") === "stopped")
+      memberWhenWorkerStopped = state("member");
+  });
+  supervisor.startAll();
+  await supervisor.stopAll();
+  // Not yet told to stop when the worker was gone (it may still be starting up).
+  expect(["starting", "running"]).toContain(memberWhenWorkerStopped);
+  expect(supervisor.list().map((p) => p.state)).toEqual(["stopped", "stopped"]);
+});
