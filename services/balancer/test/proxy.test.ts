@@ -1,3 +1,4 @@
+import http from "node:http";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
@@ -70,6 +71,30 @@ describe("routing", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) seen.add((await via.compute({ input: String(i) })).workerId);
     expect(seen).toEqual(new Set(["w1", "w2"]));
+  });
+
+  it("an HTTP/1.1 unary answer goes out whole with its Content-Length, not chunked", async () => {
+    const post = (body: string) =>
+      new Promise<{ headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = http.request(`${gateway.url}/${service}/Compute`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+        });
+        req.on("response", (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (c: string) => (text += c));
+          res.on("end", () => resolve({ headers: res.headers, body: text }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    for (const answer of [
+      await post('{"input":"x"}'),
+      await post('{"fault":{"failCode":9,"failMessage":"no such thing"}}'),
+    ]) {
+      expect(answer.headers["transfer-encoding"]).toBeUndefined();
+      expect(Number(answer.headers["content-length"])).toBe(Buffer.byteLength(answer.body));
+    }
   });
 
   it("an unknown service is Unimplemented and the message names the known routes", async () => {
