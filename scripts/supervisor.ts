@@ -239,6 +239,16 @@ export class Supervisor {
         this.#changed();
         return;
       }
+      // Exit code 0 is the service's own decision (a consensus member removed from the
+      // cluster, a drain asked for by someone else): restarting it would undo that.
+      if (code === 0) {
+        this.#print(
+          `${prefix} exited cleanly (exit code 0); not restarting it (start it again from the dashboard or with npm start)`,
+        );
+        s.state = "stopped";
+        this.#changed();
+        return;
+      }
       // A service that ran for a while gets a fresh backoff; one that keeps crashing waits longer.
       s.attempt = Date.now() - s.startedAt > healthyRunMs ? 0 : s.attempt + 1;
       const wait = Math.min(30_000, 250 * 2 ** s.attempt);

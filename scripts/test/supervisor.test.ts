@@ -164,3 +164,32 @@ test("stops the registry's members last, so the others can still deregister from
   expect(["starting", "running"]).toContain(memberWhenWorkerStopped);
   expect(supervisor.list().map((p) => p.state)).toEqual(["stopped", "stopped"]);
 });
+
+test("restarts a service that crashed, not one that exited cleanly by itself", async () => {
+  logDir = mkdtempSync(join(tmpdir(), "quartet-supervisor-"));
+  const printed: string[] = [];
+  supervisor = new Supervisor(
+    [
+      { name: "removed", code: "0" },
+      { name: "crashed", code: "1" },
+    ].map(({ name, code }) => ({
+      name,
+      entry: "scripts/test/fixtures/exiting-service.ts",
+      args: [code],
+      url: `http://127.0.0.1:1/${name}`,
+      role: "exits",
+    })),
+    { root, env: process.env, logDir, print: (line) => printed.push(line) },
+  );
+  const byName = (name: string) => supervisor?.list().find((p) => p.name === name);
+  const settled = new Promise<void>((resolve) => {
+    supervisor?.listen(() => {
+      if (byName("removed")?.lastExit && byName("crashed")?.state === "backoff") resolve();
+    });
+  });
+  supervisor.startAll();
+  await settled;
+  expect(byName("removed")).toMatchObject({ state: "stopped", lastExit: "exit code 0" });
+  expect(byName("crashed")).toMatchObject({ state: "backoff", lastExit: "exit code 1" });
+  expect(printed.join("\n")).toContain("not restarting");
+});
