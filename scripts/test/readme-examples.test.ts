@@ -5,11 +5,11 @@
 // fields, or the same error code.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { freeSuiteBase, suiteOffsets } from "../suite-ports.ts";
 import { shellBlocks } from "./readme.test.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -22,8 +22,6 @@ const readmes = [
   "services/balancer/README.md",
 ];
 const defaultBase = 7100;
-// The suite's ports relative to its base (scripts/start.ts).
-const offsets = [-99, -98, -97, 0, 101, 102, 103, 980];
 
 interface Example {
   command: string;
@@ -56,27 +54,12 @@ export function curlExamples(markdown: string): Example[] {
   return examples;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
 let base = 0;
 let dataDir = "";
 let npm: ChildProcess | undefined;
 
 beforeAll(async () => {
-  // A seeded walk over bases whose ports are all free.
-  let seed = 29;
-  for (let tries = 0; tries < 50 && base === 0; tries++) {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    const candidate = 20_000 + (seed % 30_000);
-    if ((await Promise.all(offsets.map((o) => portFree(candidate + o)))).every(Boolean))
-      base = candidate;
-  }
+  base = await freeSuiteBase(29);
   dataDir = mkdtempSync(join(tmpdir(), "quartet-readme-"));
   npm = spawn("npm", ["start"], {
     cwd: root,
@@ -108,7 +91,7 @@ function moved(command: string): string {
   return command
     .replace(/(127\.0\.0\.1|localhost):(\d{4})\b/g, (match, host: string, port: string) => {
       const offset = Number(port) - defaultBase;
-      return offsets.includes(offset) ? `${host}:${base + offset}` : match;
+      return suiteOffsets.includes(offset) ? `${host}:${base + offset}` : match;
     })
     .replaceAll("/tmp/quartet/", `${dataDir}/`);
 }

@@ -7,30 +7,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, expect, test } from "vitest";
+import { freeSuiteBase, portFree, suiteOffsets } from "../suite-ports.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-// Consensus members, broker, workers, gateway, supervisor (see scripts/start.ts).
-const offsets = [-99, -98, -97, 0, 101, 102, 103, 980, 981];
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** A base whose four ports are free now; seeded walk so a run is reproducible. */
-async function freeBase(): Promise<number> {
-  let seed = 17;
-  for (let tries = 0; tries < 50; tries++) {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    const base = 20_000 + (seed % 30_000);
-    const free = await Promise.all(offsets.map((o) => portFree(base + o)));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error("no free port base found");
-}
 
 async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
   // Polls with a bound on the count; the test's own timeout is the deadline.
@@ -69,8 +48,8 @@ afterEach(() => {
 });
 
 test("SIGTERM to npm's own pid stops the supervisor and every service and frees the ports", async () => {
-  const base = await freeBase();
-  const ports = offsets.map((o) => base + o);
+  const base = await freeSuiteBase(17);
+  const ports = suiteOffsets.map((o) => base + o);
   const dataDir = mkdtempSync(join(tmpdir(), "quartet-start-"));
   npm = spawn("npm", ["start"], {
     cwd: root,
@@ -117,7 +96,7 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
 }, 120_000);
 
 test("a second npm start names the taken ports and exits instead of crash-looping", async () => {
-  const base = await freeBase();
+  const base = await freeSuiteBase(17);
   const holder = createServer();
   await new Promise<void>((r) => holder.listen(base + 102, "127.0.0.1", r));
   try {

@@ -4,38 +4,17 @@
 // go to docs/screenshots/ (linked from the READMEs). Every wait is for a DOM state.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { freeSuiteBase } from "../../../scripts/suite-ports.ts";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const screenshots = join(root, "docs/screenshots");
-// Consensus members, broker, workers, gateway, supervisor (see scripts/start.ts).
-const offsets = [-99, -98, -97, 0, 101, 102, 103, 980, 981];
 // Generous bounds for a loaded 2-core machine; the waits end as soon as the page shows the state.
 const waitMs = 30_000;
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** A port base whose ports are all free now; a seeded walk, so a run is reproducible. */
-async function freeBase(): Promise<number> {
-  let seed = 41;
-  for (let tries = 0; tries < 50; tries++) {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    const base = 20_000 + (seed % 30_000);
-    if ((await Promise.all(offsets.map((o) => portFree(base + o)))).every(Boolean)) return base;
-  }
-  throw new Error("no free port base found");
-}
 
 let npm: ChildProcess | undefined;
 let browser: Browser | undefined;
@@ -47,7 +26,7 @@ async function suite(): Promise<{ base: number; dataDir: string }> {
   // "<port base>:<data dir>" of an `npm start` already running, to iterate on the pages.
   const running = process.env.QUARTET_DASHBOARD_TEST_SUITE?.split(":");
   if (running) return { base: Number(running[0]), dataDir: running.slice(1).join(":") };
-  const base = await freeBase();
+  const base = await freeSuiteBase(41);
   const dataDir = mkdtempSync(join(tmpdir(), "quartet-dashboard-"));
   npm = spawn("npm", ["start"], {
     cwd: root,
