@@ -1,15 +1,17 @@
 // Validates deploy/ offline (no Docker daemon, no cluster, no network here):
 // the compose file against the Compose specification's JSON schema, the
-// Kubernetes manifests as the kustomization renders them against the
-// Kubernetes OpenAPI schemas (kubernetes-models), and the Dockerfile's syntax
-// and the files it copies and runs.
+// Kubernetes manifests as the real kustomize renders them (a `kustomize`
+// binary, else `kubectl kustomize`; scripts/test-tools.ts checks one is there)
+// against the Kubernetes OpenAPI schemas (kubernetes-models), and the
+// Dockerfile's syntax and the files it copies and runs.
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import Ajv2019 from "ajv/dist/2019.js";
 import { DockerfileParser } from "dockerfile-ast";
 import * as k8s from "kubernetes-models";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -21,76 +23,45 @@ type Manifest = {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
   [key: string]: unknown;
 };
-type Kustomization = {
-  resources?: string[];
-  namespace?: string;
-  labels?: { pairs: Record<string, string> }[];
-  secretGenerator?: { name: string; files: string[] }[];
-  images?: { name: string; newName?: string; newTag?: string }[];
-};
 
-// kustomize has no maintained offline renderer on npm, so this renders the
-// subset of kustomize our manifests use (resources, namespace, labels,
-// secretGenerator with files, images) and refuses any other field.
-const supported = new Set([
-  "apiVersion",
-  "kind",
-  "resources",
-  "namespace",
-  "labels",
-  "secretGenerator",
-  "generatorOptions",
-  "images",
-]);
-function renderKustomization(dir: string): Manifest[] {
-  const k = parse(readFileSync(join(dir, "kustomization.yaml"), "utf8")) as Kustomization;
-  for (const key of Object.keys(k)) {
-    if (!supported.has(key))
-      throw new Error(`${dir}: kustomization field ${key} is not rendered by this test`);
-  }
-  const out: Manifest[] = [];
-  for (const r of k.resources ?? []) {
-    const path = join(dir, r);
-    if (existsSync(join(path, "kustomization.yaml"))) out.push(...renderKustomization(path));
-    else
-      for (const doc of parseAllDocuments(readFileSync(path, "utf8")))
-        out.push(doc.toJS() as Manifest);
-  }
-  for (const g of k.secretGenerator ?? []) {
-    const data: Record<string, string> = {};
-    for (const f of g.files) {
-      const [key, file] = f.includes("=") ? f.split("=") : [f, f];
-      data[key] = readFileSync(join(dir, file)).toString("base64");
-    }
-    out.push({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: g.name },
-      type: "Opaque",
-      data,
-    });
-  }
-  for (const m of out) {
-    if (k.namespace && m.kind !== "Namespace") m.metadata.namespace = k.namespace;
-    for (const l of k.labels ?? []) m.metadata.labels = { ...m.metadata.labels, ...l.pairs };
-    for (const c of containersOf(m)) {
-      const image = k.images?.find((i) => c.image.split(":")[0] === i.name.split(":")[0]);
-      if (image)
-        c.image = `${image.newName ?? image.name.split(":")[0]}:${image.newTag ?? "latest"}`;
-    }
-  }
-  return out;
+// `kustomize build` and `kubectl kustomize` print the same rendering; a
+// standalone kustomize is preferred where both exist since it is the newer one.
+function kustomize(dir: string): Manifest[] {
+  const command =
+    spawnSync("kustomize", ["version"]).status === 0
+      ? ["kustomize", "build", dir]
+      : ["kubectl", "kustomize", dir];
+  const out = execFileSync(command[0], command.slice(1), { encoding: "utf8" });
+  return parseAllDocuments(out).map((doc) => doc.toJS() as Manifest);
 }
 
 type Container = {
+  name: string;
   image: string;
   command?: string[];
-  readinessProbe?: unknown;
-  livenessProbe?: unknown;
+  ports?: { containerPort: number }[];
+  readinessProbe?: { grpc?: { port: number } };
+  livenessProbe?: { grpc?: { port: number } };
+  resources?: { limits?: { cpu?: string; memory?: string } };
+  volumeMounts?: { name: string; mountPath: string }[];
+  env?: { name: string; value?: string }[];
 };
+type PodSpec = {
+  containers: Container[];
+  volumes?: { name: string; secret?: { secretName: string } }[];
+};
+type Workload = Manifest & {
+  spec: {
+    serviceName?: string;
+    template: { spec: PodSpec };
+    volumeClaimTemplates?: { metadata: { name: string } }[];
+  };
+};
+function podSpecOf(m: Manifest): PodSpec | undefined {
+  return (m.spec as { template?: { spec?: PodSpec } } | undefined)?.template?.spec;
+}
 function containersOf(m: Manifest): Container[] {
-  const spec = m.spec as { template?: { spec?: { containers?: Container[] } } } | undefined;
-  return spec?.template?.spec?.containers ?? [];
+  return podSpecOf(m)?.containers ?? [];
 }
 
 function validateK8s(m: Manifest): void {
@@ -105,41 +76,92 @@ function validateK8s(m: Manifest): void {
 }
 
 describe("deploy/k8s", () => {
-  const overlay = join(deploy, "k8s/overlays/local");
+  // rendered once for the block; a render that fails fails these tests, not the whole file
+  let rendered: Manifest[] = [];
+  beforeAll(() => {
+    rendered = kustomize(join(deploy, "k8s/overlays/local"));
+  });
+  const find = (kind: string, name: string) => {
+    const m = rendered.find((x) => x.kind === kind && x.metadata.name === name);
+    expect(m, `${kind}/${name} is rendered`).toBeDefined();
+    return m as Workload;
+  };
 
   it("the local overlay renders manifests valid against the Kubernetes schemas", () => {
-    const manifests = renderKustomization(overlay);
-    for (const m of manifests)
+    for (const m of rendered)
       expect(() => validateK8s(m), `${m.kind}/${m.metadata.name}`).not.toThrow();
-    const kinds = manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort();
-    expect(kinds).toEqual(
-      expect.arrayContaining([
-        "StatefulSet/consensus",
-        "Service/consensus",
-        "StatefulSet/broker",
-        "Deployment/worker",
-        "Deployment/gateway",
-        "Service/gateway",
+    expect(rendered.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
+      [
+        "Namespace/quartet",
         "Secret/quartet-cluster-token",
-      ]),
+        "Service/broker",
+        "Service/consensus",
+        "Service/gateway",
+        "Service/worker",
+        "StatefulSet/broker",
+        "StatefulSet/consensus",
+        "Deployment/gateway",
+        "Deployment/worker",
+      ].sort(),
     );
+    for (const m of rendered.filter((x) => x.kind !== "Namespace")) {
+      expect(m.metadata.namespace, `${m.kind}/${m.metadata.name}`).toBe("quartet");
+      expect(m.metadata.labels?.["app.kubernetes.io/part-of"]).toBe("quartet");
+    }
   });
 
   it("a broken manifest fails the schema check", () => {
-    const [m] = renderKustomization(overlay).filter((x) => x.kind === "StatefulSet");
+    const m = structuredClone(find("StatefulSet", "consensus"));
     (m.spec as Record<string, unknown>).replicas = "three";
     expect(() => validateK8s(m)).toThrow(/replicas/);
   });
 
-  it("every container has grpc probes and runs a service file that exists", () => {
-    for (const m of renderKustomization(overlay)) {
+  it("consensus is a StatefulSet behind a headless Service with a volume per member; the broker a StatefulSet with one", () => {
+    const service = find("Service", "consensus") as Manifest & { spec: { clusterIP?: string } };
+    expect(service.spec.clusterIP).toBe("None");
+    const consensus = find("StatefulSet", "consensus");
+    expect(consensus.spec.serviceName).toBe("consensus");
+    expect((consensus.spec as { replicas?: number }).replicas).toBe(3);
+    for (const set of [consensus, find("StatefulSet", "broker")]) {
+      expect(set.spec.volumeClaimTemplates?.map((v) => v.metadata.name)).toEqual(["data"]);
+      expect(containersOf(set)[0].volumeMounts).toContainEqual({
+        name: "data",
+        mountPath: "/data",
+      });
+    }
+    find("Deployment", "gateway");
+    find("Deployment", "worker");
+  });
+
+  it("every container has grpc.health probes on its port, resource limits, the image, and a service file that exists", () => {
+    for (const m of rendered) {
       for (const c of containersOf(m)) {
-        expect(c.readinessProbe).toHaveProperty("grpc");
-        expect(c.livenessProbe).toHaveProperty("grpc");
+        const where = `${m.metadata.name}/${c.name}`;
+        const port = c.ports?.[0]?.containerPort;
+        expect(c.readinessProbe?.grpc?.port, where).toBe(port);
+        expect(c.livenessProbe?.grpc?.port, where).toBe(port);
+        expect(c.resources?.limits?.cpu, where).toBeDefined();
+        expect(c.resources?.limits?.memory, where).toBeDefined();
+        expect(c.image, where).toBe("quartet:local");
         const script = c.command?.join(" ").match(/services\/\S+\.ts/)?.[0];
-        expect(script && existsSync(join(root, script)), `${m.metadata.name}: ${script}`).toBe(
-          true,
-        );
+        expect(script && existsSync(join(root, script)), `${where}: ${script}`).toBe(true);
+      }
+    }
+  });
+
+  it("the cluster credential is a Secret every pod mounts and points QUARTET_CLUSTER_TOKEN_FILE at", () => {
+    const secret = find("Secret", "quartet-cluster-token") as Manifest & {
+      data: Record<string, string>;
+    };
+    const file = readFileSync(join(deploy, "k8s/base/cluster-token.txt"), "utf8");
+    expect(Buffer.from(secret.data["cluster-token"], "base64").toString()).toBe(file);
+    for (const m of rendered.filter((x) => podSpecOf(x))) {
+      const volume = podSpecOf(m)?.volumes?.find((v) => v.secret);
+      expect(volume?.secret?.secretName, m.metadata.name).toBe("quartet-cluster-token");
+      for (const c of containersOf(m)) {
+        const mount = c.volumeMounts?.find((v) => v.name === volume?.name);
+        const env = c.env?.find((e) => e.name === "QUARTET_CLUSTER_TOKEN_FILE");
+        expect(env?.value, m.metadata.name).toBe(`${mount?.mountPath}/cluster-token`);
       }
     }
   });
