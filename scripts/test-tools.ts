@@ -35,3 +35,27 @@ if (missing.length > 0) {
   execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
   execFileSync("apt-get", ["install", "-y", "-qq", ...packages], { stdio: "inherit" });
 }
+
+// The deploy test renders deploy/k8s with the real kustomize (scripts/test/deploy.test.ts). No
+// Debian package provides one that can: bookworm's kubernetes-client is kubectl 1.20, whose
+// kustomize v2 fails to load our overlay's base. So this only checks for kustomize v5 (a
+// `kustomize` binary, or the one inside kubectl 1.27 and later) and says what to install.
+function kustomizeMajor(): number | undefined {
+  const standalone = spawnSync("kustomize", ["version"], { encoding: "utf8" });
+  const inKubectl = spawnSync("kubectl", ["version", "--client", "-o", "json"], {
+    encoding: "utf8",
+  });
+  const version =
+    (standalone.status === 0 ? standalone.stdout : undefined) ??
+    (inKubectl.status === 0
+      ? (JSON.parse(inKubectl.stdout) as { kustomizeVersion?: string }).kustomizeVersion
+      : undefined);
+  const major = version?.match(/v(\d+)\./)?.[1];
+  return major === undefined ? undefined : Number(major);
+}
+if ((kustomizeMajor() ?? 0) < 5) {
+  console.error(
+    "npm test needs kustomize v5 to render deploy/k8s: install kubectl 1.27 or later (Kubernetes' apt repository, pkgs.k8s.io) or a kustomize v5 binary on PATH; Debian's kubernetes-client (kubectl 1.20) is too old",
+  );
+  process.exit(1);
+}
