@@ -81,10 +81,10 @@ describe("deploy/k8s", () => {
   beforeAll(() => {
     rendered = kustomize(join(deploy, "k8s/overlays/local"));
   });
-  const find = (kind: string, name: string) => {
+  const find = <T extends Manifest = Workload>(kind: string, name: string): T => {
     const m = rendered.find((x) => x.kind === kind && x.metadata.name === name);
     expect(m, `${kind}/${name} is rendered`).toBeDefined();
-    return m as Workload;
+    return m as T;
   };
 
   it("the local overlay renders manifests valid against the Kubernetes schemas", () => {
@@ -117,7 +117,7 @@ describe("deploy/k8s", () => {
   });
 
   it("consensus is a StatefulSet behind a headless Service with a volume per member; the broker a StatefulSet with one", () => {
-    const service = find("Service", "consensus") as Manifest & { spec: { clusterIP?: string } };
+    const service = find<Manifest & { spec: { clusterIP?: string } }>("Service", "consensus");
     expect(service.spec.clusterIP).toBe("None");
     const consensus = find("StatefulSet", "consensus");
     expect(consensus.spec.serviceName).toBe("consensus");
@@ -150,9 +150,10 @@ describe("deploy/k8s", () => {
   });
 
   it("the cluster credential is a Secret every pod mounts and points QUARTET_CLUSTER_TOKEN_FILE at", () => {
-    const secret = find("Secret", "quartet-cluster-token") as Manifest & {
-      data: Record<string, string>;
-    };
+    const secret = find<Manifest & { data: Record<string, string> }>(
+      "Secret",
+      "quartet-cluster-token",
+    );
     const file = readFileSync(join(deploy, "k8s/base/cluster-token.txt"), "utf8");
     expect(Buffer.from(secret.data["cluster-token"], "base64").toString()).toBe(file);
     for (const m of rendered.filter((x) => podSpecOf(x))) {
