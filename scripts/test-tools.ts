@@ -53,9 +53,9 @@ function kustomizeMajor(): number | undefined {
   const major = version?.match(/v(\d+)\./)?.[1];
   return major === undefined ? undefined : Number(major);
 }
+// Only the deploy test needs it: say so up front, and let every other test run.
 if ((kustomizeMajor() ?? 0) < 5) {
   console.error(
-    "npm test needs kustomize v5 to render deploy/k8s: install kubectl 1.27 or later (Kubernetes' apt repository, pkgs.k8s.io) or a kustomize v5 binary on PATH; Debian's kubernetes-client (kubectl 1.20) is too old",
+    "warning: the deploy test needs kustomize v5 to render deploy/k8s and will fail: install kubectl 1.27 or later (Kubernetes' apt repository, pkgs.k8s.io) or a kustomize v5 binary on PATH; Debian's kubernetes-client (kubectl 1.20) is too old",
   );
-  process.exit(1);
 }
