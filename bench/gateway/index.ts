@@ -7,9 +7,17 @@
 // then the p99 of every side at half of the gateway's peak of that round (h2load --rps), so
 // the p99 the gateway adds is measured at a load it holds. Ratios are medians of per-round
 // ratios: on a shared 2-core machine only figures taken minutes apart compare.
-import { readFileSync, writeFileSync } from "node:fs";
+//
+// The half load arrives spread over time, not in bursts: one h2load starts every connection's
+// --rps timer at the same instant, so all 64 send together (measured: 64 requests within
+// 1 ms, every 1/rps), and a p99 read that way is the time to drain a 64-request burst, i.e.
+// 64 x the proxy's CPU per request, at any average rate. `spreadGroups` h2load processes of
+// a few connections each, started at staggered phases of the request period, offer the
+// same average rate as a steady stream.
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ComputeRequestSchema } from "@quartet/proto/quartet/worker/v1/worker_pb";
@@ -24,6 +32,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connections = 64;
+/** h2load processes the half load is split over (default 16: bursts of 4 requests at most; 1 is one h2load, all 64 at once). */
+const spreadGroups = Number(process.env.BENCH_SPREAD_GROUPS ?? 16);
 // BENCH_PROFILE=<dir>: the gateway runs with --cpu-prof and writes its profile there on exit.
 const profileDir = process.env.BENCH_PROFILE;
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -35,7 +45,7 @@ const env = { OTEL_SDK_DISABLED: "true" };
 const dir = tmpdir();
 const jsonBody = join(dir, "quartet-gateway-bench.json");
 const binBody = join(dir, "quartet-gateway-bench.bin");
-const logFile = join(dir, `quartet-gateway-bench-${process.pid}.log`);
+const logFile = (group: number) => join(dir, `quartet-gateway-bench-${process.pid}-${group}.log`);
 writeFileSync(jsonBody, JSON.stringify({ input: "x" }));
 writeFileSync(
   binBody,
@@ -62,6 +72,17 @@ const cpuMs = (pid: number) => {
 };
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
+/** A percentile of the request times in h2load logs (lines: start us, status, duration us), in ms. */
+function percentileOfLogs(files: string[], p: number): number {
+  const times = files
+    .flatMap((file) => readFileSync(file, "utf8").split("\n").filter(Boolean))
+    .map((line) => Number(line.split("\t")[2]))
+    .sort((a, b) => a - b);
+  for (const file of files) rmSync(file, { force: true });
+  if (times.length === 0) return Number.NaN;
+  return times[Math.min(times.length - 1, Math.floor(p * times.length))]! / 1000;
+}
+
 /** One h2load run against a side: as fast as it goes, or at `rpsPerClient` per connection. */
 async function load(
   targets: Targets,
@@ -74,15 +95,38 @@ async function load(
   const { proxyPid, workerPids } = targets[side];
   const proxyBefore = proxyPid === undefined ? 0 : cpuMs(proxyPid);
   const workersBefore = sum(workerPids.map(cpuMs));
-  const result = await h2load({
-    url: targets[side].urls[protocol] + procedure,
-    seconds: secs,
-    clients: connections,
-    h1: p.h1,
-    bodyFile: p.body,
-    headers: { "content-type": p.contentType, "connect-protocol-version": "1" },
-    ...(rpsPerClient !== undefined ? { rps: rpsPerClient, logFile } : {}),
-  });
+  const run = (clients: number, log?: string) =>
+    h2load({
+      url: targets[side].urls[protocol] + procedure,
+      seconds: secs,
+      clients,
+      h1: p.h1,
+      bodyFile: p.body,
+      headers: { "content-type": p.contentType, "connect-protocol-version": "1" },
+      ...(rpsPerClient !== undefined ? { rps: rpsPerClient, logFile: log } : {}),
+    });
+  let result: Awaited<ReturnType<typeof run>>;
+  if (rpsPerClient === undefined) result = await run(connections);
+  else {
+    // Group g starts g/spreadGroups of a request period after the first (see the top).
+    const periodMs = 1000 / rpsPerClient;
+    const groups = await Promise.all(
+      Array.from({ length: spreadGroups }, async (_, g) => {
+        await delay((g * periodMs) / spreadGroups);
+        return run(connections / spreadGroups, logFile(g));
+      }),
+    );
+    result = {
+      reqPerSec: sum(groups.map((r) => r.reqPerSec)),
+      meanMs: Number.NaN,
+      p99Ms: percentileOfLogs(
+        groups.map((_, g) => logFile(g)),
+        0.99,
+      ),
+      succeeded: sum(groups.map((r) => r.succeeded)),
+      failed: sum(groups.map((r) => r.failed)),
+    };
+  }
   // h2load counts the requests still in flight when the duration ends as failed.
   if (result.failed > connections) {
     throw new Error(`${side} ${protocol}: ${result.failed} of ${result.succeeded} requests failed`);
@@ -193,7 +237,7 @@ figures.load_average_1m_after = { value: loadAfter, unit: "runnable" };
 report("gateway", figures, ratios, [
   `h2load, ${connections} connections (one stream each on h2c), Connect JSON over HTTP/1.1 (h1) and Connect binary over h2c, WorkerService.Compute with no extra rounds; 3 worker processes, telemetry off (OTEL_SDK_DISABLED)`,
   "sides: direct = one worker; haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers over h2c",
-  `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection); figures and ratios are medians over rounds (ratios of the same round)`,
+  `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection, over ${spreadGroups} h2load processes of ${connections / spreadGroups} connections at staggered phases, so requests arrive spread over time instead of 64 at once); figures and ratios are medians over rounds (ratios of the same round)`,
   "p99_added = that side's p99 minus the direct worker's p99 at the same offered load",
   "proxy_cpu: CPU per request of the proxy process (the gateway, or HAProxy's threads) at peak; workers_cpu: of the workers behind it (from /proc, 10 ms ticks)",
   `the machine is shared by other work: 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end`,
