@@ -545,7 +545,10 @@ export function createBrokerService(deps: BrokerDeps): ServiceImpl<typeof Broker
     async *watchQueues(req, ctx) {
       const interval = req.intervalMs === 0 ? 1000 : req.intervalMs;
       if (interval < 100 || interval > 60_000)
-        throw invalid("interval_ms", `must be 0 (default 1000) or 100 to 60000, got ${interval}`);
+        throw invalid(
+          "interval_ms",
+          `must be 0 (default 1000) or 100 to 60000, got ${req.intervalMs}`,
+        );
       const who = identities.of(ctx);
       while (!ctx.signal.aborted) {
         yield {

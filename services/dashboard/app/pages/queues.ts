@@ -205,6 +205,10 @@ export const queuesPage: Page = {
           broker,
           `The broker now: ${sample.subscriptions} subscriptions, ${sample.queueGroups} queue groups with a member`,
         );
+        // A queue the broker no longer has takes its history with it: the map stays as
+        // small as the broker's queue list however long the page is open.
+        const present = new Set(sample.queues.map((q) => q.queue));
+        for (const name of history.keys()) if (!present.has(name)) history.delete(name);
         for (const q of sample.queues) {
           const points = history.get(q.queue) ?? [];
           points.push(q);
