@@ -239,16 +239,18 @@ describe("a 3-member cluster of real processes", () => {
       };
       // Faults at op counts chosen by the seed: kill or partition one member, then heal and
       // restart; never more than one member down, so the cluster can make progress.
+      const total = 4 * opsPerClient;
       const faults = (async () => {
-        while (completed < 4 * opsPerClient - 20) {
+        while (completed < total - 20) {
           const at = completed + 15 + randomInt(random, 20);
-          while (completed < at) await new Promise((r) => setImmediate(r));
+          // `at` may lie past the last operation: stop waiting when the clients are done.
+          while (completed < at && completed < total) await new Promise((r) => setImmediate(r));
+          if (completed >= total) break;
           const victim = c.ids[randomInt(random, c.ids.length)]!;
           if (randomInt(random, 2) === 0) {
             await c.kill(victim);
             const back = completed + 10 + randomInt(random, 15);
-            while (completed < back && completed < 4 * opsPerClient)
-              await new Promise((r) => setImmediate(r));
+            while (completed < back && completed < total) await new Promise((r) => setImmediate(r));
             await c.startMember(victim);
           } else {
             c.partition(
@@ -256,8 +258,7 @@ describe("a 3-member cluster of real processes", () => {
               c.ids.filter((id) => id !== victim),
             );
             const back = completed + 10 + randomInt(random, 15);
-            while (completed < back && completed < 4 * opsPerClient)
-              await new Promise((r) => setImmediate(r));
+            while (completed < back && completed < total) await new Promise((r) => setImmediate(r));
             c.heal();
           }
         }
