@@ -3,13 +3,12 @@
 // data directory), moved by QUARTET_PORT_BASE as the README says. A command must succeed;
 // where the README shows the answer in a `# {...}` comment, the answer must have the same
 // fields, or the same error code.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { type ChildProcess, execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { freeSuiteBase, suiteOffsets } from "../suite-ports.ts";
+import { startSuite, suiteOffsets } from "../suite-ports.ts";
 import { shellBlocks } from "./readme.test.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -59,24 +58,7 @@ let dataDir = "";
 let npm: ChildProcess | undefined;
 
 beforeAll(async () => {
-  base = await freeSuiteBase(29);
-  dataDir = mkdtempSync(join(tmpdir(), "quartet-readme-"));
-  npm = spawn("npm", ["start"], {
-    cwd: root,
-    detached: true,
-    env: { ...process.env, QUARTET_PORT_BASE: String(base), QUARTET_DATA_DIR: dataDir },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      output += d;
-      if (output.includes("services are ready")) resolve();
-    };
-    npm!.stdout!.on("data", onData);
-    npm!.stderr!.on("data", onData);
-    npm!.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
-  });
+  ({ npm, base, dataDir } = await startSuite(29, "readme"));
 }, 120_000);
 
 afterAll(async () => {

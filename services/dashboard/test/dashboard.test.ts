@@ -2,14 +2,13 @@
 // whole suite as `npm start` runs it, on ports and a data directory of this test's own: every
 // page shows live data, and the page's own controls move the system. Screenshots of each page
 // go to docs/screenshots/ (linked from the READMEs). Every wait is for a DOM state.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { freeSuiteBase } from "../../../scripts/suite-ports.ts";
+import { startSuite } from "../../../scripts/suite-ports.ts";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const screenshots = join(root, "docs/screenshots");
@@ -26,26 +25,9 @@ async function suite(): Promise<{ base: number; dataDir: string }> {
   // "<port base>:<data dir>" of an `npm start` already running, to iterate on the pages.
   const running = process.env.QUARTET_DASHBOARD_TEST_SUITE?.split(":");
   if (running) return { base: Number(running[0]), dataDir: running.slice(1).join(":") };
-  const base = await freeSuiteBase(41);
-  const dataDir = mkdtempSync(join(tmpdir(), "quartet-dashboard-"));
-  npm = spawn("npm", ["start"], {
-    cwd: root,
-    detached: true, // its own process group, so the whole suite can be stopped at the end
-    env: { ...process.env, QUARTET_PORT_BASE: String(base), QUARTET_DATA_DIR: dataDir },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  const ready = new Promise<void>((resolve, reject) => {
-    const check = (chunk: Buffer) => {
-      output += chunk;
-      if (output.includes("Ctrl-C stops everything")) resolve();
-    };
-    npm!.stdout!.on("data", check);
-    npm!.stderr!.on("data", check);
-    npm!.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
-  });
-  await ready;
-  return { base, dataDir };
+  const suite = await startSuite(41, "dashboard");
+  npm = suite.npm;
+  return { base: suite.base, dataDir: suite.dataDir };
 }
 
 beforeAll(async () => {
