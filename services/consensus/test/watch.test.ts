@@ -18,10 +18,12 @@ describe("watch", () => {
     const url = (id: number) => `http://127.0.0.1:${c.ports.get(id)}`;
     const probe = new ConsensusClient({ endpoints: c.ids.map(url) });
     let leader = 0;
+    let from = 0n;
     while (leader === 0) {
       try {
         const r = await probe.kv.put({ key: enc("probe"), value: enc("") }, { timeoutMs: 2000 });
         leader = Number(r.header?.memberId);
+        from = r.header!.revision + 1n;
       } catch {}
     }
     // The watcher starts on the leader, which is about to die.
@@ -33,7 +35,9 @@ describe("watch", () => {
     let seenMax = 0n;
     let progressed: (() => void) | undefined;
     const watching = (async () => {
-      for await (const e of watcher.watch({ key: enc("w/"), rangeEnd: enc("w0") }, stop.signal)) {
+      // From the revision after the probe: the writes below may start before the watch is live.
+      const req = { key: enc("w/"), rangeEnd: enc("w0"), startRevision: from };
+      for await (const e of watcher.watch(req, stop.signal)) {
         seen.push({ key: dec(e.kv!.key), rev: e.kv!.modRevision });
         seenMax = e.kv!.modRevision;
         progressed?.();

@@ -83,6 +83,14 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
         if (e instanceof ProposalDroppedError) continue;
         if (!(e instanceof NotLeaderError)) throw e;
         if (e.reason === "not-leader" || e.reason === "no-leader") continue;
+        if (e.reason === "conf-change-pending") {
+          // A change (or, on a new leader, its log from before its election) is committed
+          // but not applied yet: it will be soon, so wait for it within the call's deadline
+          // instead of refusing. The next turn of the event loop lets the core catch up.
+          await node.waitApplied(status.lastIndex, ctx.signal);
+          await new Promise((r) => setImmediate(r));
+          continue;
+        }
         throw refusal(e);
       }
     }
@@ -239,11 +247,6 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
 /** A change the core refused, as the error the caller gets. */
 function refusal(e: NotLeaderError): ConnectError {
   switch (e.reason) {
-    case "conf-change-pending":
-      return new ConnectError(
-        `another membership change is still being applied (${e.message}): retry in a moment`,
-        Code.Aborted,
-      );
     case "invalid-conf-change":
       return new ConnectError(
         `the membership change is not allowed: ${e.message}`,

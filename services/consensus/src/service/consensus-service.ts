@@ -66,7 +66,7 @@ export function createConsensusService(options: ConsensusServiceOptions): Replic
         maxPerClient: options.maxWatchesPerClient ?? defaultMaxWatchesPerClient,
         clusterToken: options.clusterToken,
       });
-      r.service(WatchService, createWatchService({ writer, state, hub, limits }));
+      r.service(WatchService, createWatchService({ writer, router, state, hub, limits }));
       const admin = { ...deps, node, dataDir: options.dataDir };
       r.service(MaintenanceService, createMaintenanceService(admin));
       r.service(ClusterService, createClusterService({ ...deps, node, membership }));

@@ -50,20 +50,20 @@ export class LeaderRouter {
         if (leader !== 0 && leader !== this.node.id && !ctx.requestHeader.has(forwardedHeader)) {
           return forward(leader);
         }
-        await this.leaderOrDeadline(ctx, e);
+        await this.nextLeader(ctx, e);
       }
     }
   }
 
   /** Resolves once this member reflects every write committed before the call. */
-  async readBarrier(ctx: HandlerContext): Promise<void> {
+  async readBarrier(ctx: Pick<HandlerContext, "signal">): Promise<void> {
     for (;;) {
       try {
         await this.node.linearizableBarrier(ctx.signal);
         return;
       } catch (e) {
         if (!(e instanceof NotLeaderError)) throw e;
-        await this.leaderOrDeadline(ctx, e);
+        await this.nextLeader(ctx, e);
       }
     }
   }
@@ -84,7 +84,7 @@ export class LeaderRouter {
   }
 
   /** Waits for the next leader change; past the call's deadline, Unavailable. */
-  private leaderOrDeadline(ctx: HandlerContext, why: NotLeaderError): Promise<void> {
+  nextLeader(ctx: Pick<HandlerContext, "signal">, why: NotLeaderError): Promise<void> {
     const signal = ctx.signal;
     if (signal.aborted) return Promise.reject(unavailable(why));
     // A leader learnt since the refusal: try again at once.

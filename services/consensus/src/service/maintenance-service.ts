@@ -47,26 +47,34 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
           Code.InvalidArgument,
         );
       }
-      // Already there (an election may have done it since the caller last looked).
-      if (node.status().leaderId === target)
-        return { header: writer.header(state.current.revision) };
-      try {
-        node.transferLeadership(target);
-      } catch (e) {
-        if (!(e instanceof NotLeaderError)) throw e;
-        if (e.leaderId === 0 || e.leaderId === node.id) {
-          throw new ConnectError(
-            `cannot move leadership now (${e.message}); retry once the cluster has a leader`,
-            Code.Unavailable,
-          );
+      for (;;) {
+        // Already there (an election may have done it since the caller last looked).
+        if (node.status().leaderId === target)
+          return { header: writer.header(state.current.revision) };
+        try {
+          node.transferLeadership(target);
+          break;
+        } catch (e) {
+          if (!(e instanceof NotLeaderError)) throw e;
+          // During an election the call waits for a leader, within its deadline.
+          if (e.leaderId === 0) {
+            await router.nextLeader(ctx, e);
+            continue;
+          }
+          if (e.leaderId === node.id) {
+            throw new ConnectError(
+              `cannot move leadership now (${e.message}); retry in a moment`,
+              Code.Unavailable,
+            );
+          }
+          const { client, headers } = forwarding.to(MaintenanceService, e.leaderId);
+          // The leader checks the caller's credential again.
+          const authorization = ctx.requestHeader.get("authorization") ?? "";
+          return client.moveLeader(req, {
+            headers: { ...headers, authorization },
+            signal: ctx.signal,
+          });
         }
-        const { client, headers } = forwarding.to(MaintenanceService, e.leaderId);
-        // The leader checks the caller's credential again.
-        const authorization = ctx.requestHeader.get("authorization") ?? "";
-        return client.moveLeader(req, {
-          headers: { ...headers, authorization },
-          signal: ctx.signal,
-        });
       }
       // Done once this member follows the target (or the call's deadline says otherwise).
       await router.until(target, ctx.signal);
