@@ -1,11 +1,20 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Entry } from "@quartet/raft";
-import { open } from "lmdb";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
+import { RecordKind, readNumber, readSegment, type WalRecord } from "../src/storage/wal.ts";
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -26,15 +35,32 @@ const entry = (index: number, term: number, text = `v${index}`): Entry => ({
 const range = (lo: number, hi: number, term: number) =>
   Array.from({ length: hi - lo + 1 }, (_, i) => entry(lo + i, term));
 
-/** Rewrites one raw LMDB record of a closed storage, as a damaged disk or a bad copy would. */
-async function tamper(dir: string, fn: (log: ReturnType<typeof rawLog>) => void) {
-  const env = open({ path: dir, maxDbs: 4 });
-  fn(rawLog(env));
-  await env.flushed;
-  await env.close();
+/** The one log segment of a storage written with default settings. */
+function onlySegment(dir: string): string {
+  const names = readdirSync(join(dir, "wal")).filter((n) => n.endsWith(".wal"));
+  expect(names).toHaveLength(1);
+  return join(dir, "wal", names[0]!);
 }
-function rawLog(env: ReturnType<typeof open>) {
-  return env.openDB<Uint8Array, number>({ name: "log", encoding: "binary" });
+
+/** The entry index of a log record, or undefined for other records. */
+const entryIndex = (r: WalRecord) =>
+  r.kind === RecordKind.entry ? readNumber(r.payload, 0) : undefined;
+
+/**
+ * Rewrites a closed storage's log, as a damaged disk or a bad copy would: `fn` gets each
+ * record's bytes and returns what to write instead (nothing: the record is gone).
+ */
+function tamper(dir: string, fn: (record: WalRecord, bytes: Buffer) => Buffer | undefined) {
+  const path = onlySegment(dir);
+  const file = readFileSync(path);
+  const { records } = readSegment(file);
+  const out: Buffer[] = [];
+  records.forEach((r, i) => {
+    const end = records[i + 1]?.offset ?? file.byteLength;
+    const replaced = fn(r, Buffer.from(file.subarray(r.offset, end)));
+    if (replaced) out.push(replaced);
+  });
+  writeFileSync(path, Buffer.concat(out));
 }
 
 describe("DurableRaftStorage", () => {
@@ -108,10 +134,9 @@ describe("DurableRaftStorage", () => {
     await s.bootstrap({ voters: [1] });
     await s.persist({ entries: range(2, 6, 1), hardState: { term: 1, vote: 1, commit: 6 } });
     await s.close();
-    await tamper(dir, (log) => {
-      const bytes = Buffer.from(log.getBinary(4) as Uint8Array);
-      bytes[bytes.length - 1] ^= 0xff;
-      void log.put(4, bytes);
+    tamper(dir, (r, bytes) => {
+      if (entryIndex(r) === 4) bytes[bytes.length - 1]! ^= 0xff;
+      return bytes;
     });
     expect(() => DurableRaftStorage.open(dir)).toThrow(StorageCorruptError);
     expect(() => DurableRaftStorage.open(dir)).toThrow(/entry 4 .*fails its checksum/);
@@ -123,7 +148,7 @@ describe("DurableRaftStorage", () => {
     await s.bootstrap({ voters: [1] });
     await s.persist({ entries: range(2, 6, 1), hardState: { term: 1, vote: 1, commit: 6 } });
     await s.close();
-    await tamper(gap, (log) => void log.remove(3));
+    tamper(gap, (r, bytes) => (entryIndex(r) === 3 ? undefined : bytes));
     expect(() => DurableRaftStorage.open(gap)).toThrow(/gap: entry 3 is missing before 4/);
 
     const tail = tempDir();
@@ -131,13 +156,71 @@ describe("DurableRaftStorage", () => {
     await t.bootstrap({ voters: [1] });
     await t.persist({ entries: range(2, 6, 1), hardState: { term: 1, vote: 1, commit: 6 } });
     await t.close();
-    await tamper(tail, (log) => {
-      void log.remove(6);
-      void log.remove(5);
-    });
+    tamper(tail, (r, bytes) => ((entryIndex(r) ?? 0) >= 5 ? undefined : bytes));
     expect(() => DurableRaftStorage.open(tail)).toThrow(
       /ends at 4 but entries up to 6 were committed/,
     );
+  });
+
+  it("cuts off an unfinished last write, says so, and keeps everything before it", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir);
+    await s.bootstrap({ voters: [1] });
+    await s.persist({ entries: range(2, 6, 1), hardState: { term: 1, vote: 1, commit: 6 } });
+    await s.close();
+    const path = onlySegment(dir);
+    const whole = statSync(path).size;
+    // Half of a record: a write a crash cut short before its sync returned.
+    const torn = readFileSync(path).subarray(whole - 30);
+    appendFileSync(path, torn.subarray(0, 20));
+    const repairs: string[] = [];
+    const again = DurableRaftStorage.open(dir, { onRepair: (m) => repairs.push(m) });
+    expect(repairs).toEqual([expect.stringMatching(/cut off an unfinished write .* 20 bytes/)]);
+    expect(statSync(path).size).toBe(whole);
+    expect(again.entries(2, 7, Number.POSITIVE_INFINITY)).toEqual(range(2, 6, 1));
+    // Appends after the repair are read back after the next open.
+    await again.persist({ entries: range(7, 8, 1), hardState: { term: 1, vote: 1, commit: 8 } });
+    await again.close();
+    const third = DurableRaftStorage.open(dir, { onRepair: (m) => repairs.push(m) });
+    expect(third.lastIndex()).toBe(8);
+    expect(repairs).toHaveLength(1);
+    await third.close();
+  });
+
+  it("starts new segments as the log grows and deletes the compacted ones", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
+    await s.bootstrap({ voters: [1] });
+    for (let i = 2; i <= 200; i += 10) {
+      await s.persist({
+        entries: range(i, i + 9, 1),
+        hardState: { term: 1, vote: 1, commit: i + 9 },
+      });
+    }
+    const segments = () => readdirSync(join(dir, "wal")).length;
+    const grown = segments();
+    expect(grown).toBeGreaterThan(3);
+    const conf = s.initialState().confState;
+    await s.snapshotAndCompact(190, conf, new TextEncoder().encode("state@190"), 5);
+    expect(segments()).toBeLessThan(grown);
+    await s.close();
+    const again = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
+    expect([again.firstIndex(), again.lastIndex(), again.snapshot().metadata.index]).toEqual([
+      186, 201, 190,
+    ]);
+    expect(again.initialState().hardState.commit).toBe(201);
+    expect(new TextDecoder().decode(again.snapshot().data)).toBe("state@190");
+    expect(again.entries(186, 202, Number.POSITIVE_INFINITY)).toEqual(range(186, 201, 1));
+    // Only the current snapshot's file is kept.
+    expect(readdirSync(dir).filter((n) => n.endsWith(".snap"))).toHaveLength(1);
+    await again.close();
+  });
+
+  it("refuses a directory written by the earlier LMDB storage, saying what to do", () => {
+    const dir = tempDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "data.mdb"), "");
+    expect(() => DurableRaftStorage.open(dir)).toThrow(/earlier Quartet \(LMDB\).*--fresh/);
   });
 
   it("keeps every acknowledged write when its process is killed with SIGKILL mid-stream", async () => {

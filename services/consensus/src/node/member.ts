@@ -74,7 +74,9 @@ export async function startMember(options: MemberOptions): Promise<Member> {
   const { id, clusterId, service, logger } = options;
   mkdirSync(options.dataDir, { recursive: true });
   if (wasMarkedRemoved(options.dataDir)) throw removedError(id);
-  const storage = DurableRaftStorage.open(options.dataDir);
+  const storage = DurableRaftStorage.open(options.dataDir, {
+    onRepair: (message) => logger.warn(message),
+  });
   if (storage.isEmpty() && !options.join) {
     await storage.bootstrap({ voters: [...options.peers.keys()].sort((a, b) => a - b) });
     logger.info({ voters: [...options.peers.keys()] }, "bootstrapped a new cluster");

@@ -1,8 +1,7 @@
-import { statSync } from "node:fs";
-import { join } from "node:path";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { NotLeaderError, type RaftNode } from "../node/raft-node.ts";
+import { DurableRaftStorage } from "../storage/raft-storage.ts";
 import type { CommandWriter } from "./commands.ts";
 import type { ForwardingClients } from "./forwarding.ts";
 import type { LeaderRouter } from "./leader-router.ts";
@@ -35,7 +34,7 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
         raftTerm: BigInt(s.term),
         raftIndex: BigInt(s.commit),
         raftAppliedIndex: BigInt(node.appliedIndex()),
-        dbSize: BigInt(dbSize(deps.dataDir)),
+        dbSize: BigInt(DurableRaftStorage.sizeOnDisk(deps.dataDir)),
         isLearner: s.config.learners.includes(node.id),
       };
     },
@@ -96,12 +95,4 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
       }
     },
   };
-}
-
-function dbSize(dataDir: string): number {
-  try {
-    return statSync(join(dataDir, "data.mdb")).size;
-  } catch {
-    return 0;
-  }
 }

@@ -1,3 +1,19 @@
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writevSync,
+} from "node:fs";
+import { open as openFile, rename } from "node:fs/promises";
+import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import {
   type ConfState,
@@ -7,7 +23,15 @@ import {
   type Snapshot,
   type Storage,
 } from "@quartet/raft";
-import { type Database, open, type RootDatabase, TransactionFlags } from "lmdb";
+import {
+  encodeRecord,
+  numbers,
+  RecordKind,
+  readNumber,
+  readSegment,
+  segmentName,
+  segmentSeq,
+} from "./wal.ts";
 
 /** The node's Raft state on disk is wrong or incomplete: it must not serve from it. */
 export class StorageCorruptError extends Error {
@@ -21,43 +45,52 @@ export interface ReadyWrite {
   hardState?: HardState | undefined;
 }
 
-const ENTRY_HEADER = 4 + 8 + 1; // crc32, term, type
+export interface StorageOptions {
+  /** A new segment is started once the current one is past this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Told when an unfinished last write (never acknowledged) was cut off on open. */
+  onRepair?: (message: string) => void;
+}
+
 const TYPE_CODES = { normal: 0, confChange: 1 } as const;
-const HARD_STATE = "hardState";
-const SNAPSHOT = "snapshot";
-/** The index (and term) the log is compacted up to; below the snapshot's when entries are kept. */
-const COMPACTED = "compacted";
+const walDir = (dir: string) => join(dir, "wal");
+const snapshotFile = (dir: string, index: number) =>
+  join(dir, `snapshot-${index.toString().padStart(16, "0")}.snap`);
+const noSnapshot = { index: 0, term: 0 };
 
 /**
- * The Raft log, hard state and latest snapshot of one node, durable in LMDB, in the way etcd
- * pairs its WAL with raft's MemoryStorage: reads are served from memory, every write goes to
- * disk first. One `persist()` per Ready is one LMDB transaction and one fsync, however many
- * entries it carries (group commit); it resolves only once that is on disk, so the caller
- * sends the Ready's acknowledgements and votes after it. Every entry and the snapshot carry
- * a CRC-32 checked on open; a log with a gap, a bad checksum, or a commit index past its last
- * entry makes `open` throw {@link StorageCorruptError} instead of serving wrong data.
- *
- * LMDB (lmdb-js, already used by the broker) gives atomic multi-key transactions and
- * crash-safe commits without a recovery procedure of ours; the checksums add detection of
- * damage below it (a bad disk, a copied or edited file).
+ * The Raft log, hard state and snapshots of one node, durable on disk in the way etcd pairs
+ * its WAL with raft's MemoryStorage: reads are served from memory, every write goes to disk
+ * first. One `persist()` per Ready is one append to the write-ahead log and one fdatasync,
+ * however many entries it carries (group commit); it resolves only once that is on disk, so
+ * the caller sends the Ready's acknowledgements and votes after it. Snapshots are files of
+ * their own, written and synced before the log names them. Every record and snapshot carries
+ * a CRC-32 checked on open: a log with a gap, a damaged record, or a commit index past its
+ * last entry makes `open` throw {@link StorageCorruptError} instead of serving wrong data.
+ * An unfinished record at the very end of the log is the one write a crash can tear; it was
+ * never synced, so never acknowledged, and is cut off, and `onRepair` says so.
  */
 export class DurableRaftStorage implements Storage {
-  private readonly env: RootDatabase;
-  private readonly log: Database<Uint8Array, number>;
-  private readonly meta: Database<Uint8Array, string>;
+  private readonly dir: string;
   /** The same state as on disk, for reads: etcd's MemoryStorage beside its WAL. */
   private readonly memory: MemoryStorage;
+  private readonly segmentBytes: number;
+  /** The log's segments, oldest first, with the highest entry index each holds. */
+  private readonly segments: { seq: number; lastEntry: number }[];
+  private fd: number;
+  private written: number;
+  /** The log is compacted up to here (entries at or below it are in the snapshot). */
+  private compactedAt: { index: number; term: number };
 
-  private constructor(
-    env: RootDatabase,
-    log: Database<Uint8Array, number>,
-    meta: Database<Uint8Array, string>,
-    memory: MemoryStorage,
-  ) {
-    this.env = env;
-    this.log = log;
-    this.meta = meta;
-    this.memory = memory;
+  private constructor(dir: string, loaded: Loaded, segmentBytes: number) {
+    this.dir = dir;
+    this.memory = loaded.memory;
+    this.segments = loaded.segments;
+    this.compactedAt = loaded.compacted;
+    this.segmentBytes = segmentBytes;
+    const last = this.segments.at(-1)!;
+    this.fd = openSync(join(walDir(dir), segmentName(last.seq)), "a");
+    this.written = statSync(join(walDir(dir), segmentName(last.seq))).size;
   }
 
   /**
@@ -65,19 +98,37 @@ export class DurableRaftStorage implements Storage {
    * state 0, no snapshot): call {@link bootstrap} for a founding member of a new cluster; a
    * member that joins later starts empty and receives a snapshot.
    */
-  static open(dir: string): DurableRaftStorage {
-    let env: RootDatabase;
-    try {
-      env = open({ path: dir, compression: false, noSync: false, maxDbs: 4 });
-    } catch (e) {
+  static open(dir: string, options: StorageOptions = {}): DurableRaftStorage {
+    if (existsSync(join(dir, "data.mdb")) && !existsSync(walDir(dir))) {
       throw new StorageCorruptError(
-        `cannot open the Raft storage in ${dir}: ${(e as Error).message}`,
+        `${dir} holds a member's data in the format of an earlier Quartet (LMDB): start this member on a new directory and add it again, or start the suite with --fresh`,
       );
     }
-    const log = env.openDB<Uint8Array, number>({ name: "log", encoding: "binary" });
-    const meta = env.openDB<Uint8Array, string>({ name: "meta", encoding: "binary" });
-    const memory = load(dir, log, meta);
-    return new DurableRaftStorage(env, log, meta, memory);
+    mkdirSync(walDir(dir), { recursive: true });
+    const loaded = load(dir, options.onRepair ?? (() => {}));
+    if (loaded.segments.length === 0) {
+      writeSegment(dir, 1, []);
+      loaded.segments.push({ seq: 1, lastEntry: 0 });
+    }
+    return new DurableRaftStorage(dir, loaded, options.segmentBytes ?? 64 * 1024 * 1024);
+  }
+
+  /** Bytes the log and snapshots take on disk (Status reports it as the member's db size). */
+  static sizeOnDisk(dir: string): number {
+    let bytes = 0;
+    for (const d of [dir, walDir(dir)]) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(d);
+      } catch {}
+      for (const name of names) {
+        if (!name.endsWith(".wal") && !name.endsWith(".snap")) continue;
+        try {
+          bytes += statSync(join(d, name)).size;
+        } catch {}
+      }
+    }
+    return bytes;
   }
 
   /** True when nothing was ever persisted here (a new member). */
@@ -116,45 +167,33 @@ export class DurableRaftStorage implements Storage {
 
   /**
    * Persists a Ready's snapshot, entries (replacing any persisted ones from the first new
-   * index on) and hard state in one transaction; resolves once it is fsync'd (committed, when
-   * `sync` is false: pass the Ready's `mustSync`).
+   * index on) and hard state in one append; resolves once it is fdatasync'd (only written,
+   * when `sync` is false: pass the Ready's `mustSync`; a Ready whose only change is the commit
+   * index, which Raft can learn again, reaches the disk with the next sync).
    */
   async persist(write: ReadyWrite, sync = true): Promise<void> {
     const { snapshot, entries, hardState } = write;
-    const oldLast = this.memory.lastIndex();
-    const oldFirst = this.memory.firstIndex();
-    const writeAll = () => {
-      if (snapshot) {
-        // A snapshot replaces the whole log.
-        for (let i = oldFirst; i <= oldLast; i++) void this.log.remove(i);
-        void this.meta.put(SNAPSHOT, encodeSnapshot(snapshot));
-        void this.meta.put(COMPACTED, encodeJson(snapshot.metadata));
-      }
-      if (entries.length > 0) {
-        const firstNew = Math.max(
-          entries[0]!.index,
-          snapshot ? snapshot.metadata.index + 1 : oldFirst,
-        );
-        // Entries after the new ones conflict with them and go (the leader overwrote them).
-        for (let i = Math.max(firstNew, entries[entries.length - 1]!.index + 1); i <= oldLast; i++)
-          void this.log.remove(i);
-        for (const e of entries)
-          if (e.index >= firstNew) void this.log.put(e.index, encodeEntry(e));
-      }
-      if (hardState) void this.meta.put(HARD_STATE, encodeHardState(hardState));
-    };
-    // Committed on this thread before transactionSync returns: no hand-off to lmdb's writer
-    // thread and back, each of which waits for a CPU on a loaded machine, on the path of
-    // every commit. With `sync`, fsync'd too (lmdb's default flags: no deferred flush);
-    // without (a Ready whose only change is the commit index, which Raft can learn again) it
-    // reaches the disk with the next fsync.
-    this.env.transactionSync(
-      writeAll,
-      sync ? undefined : TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH,
-    );
-    if (snapshot) this.memory.applySnapshot(snapshot);
+    const previousSnapshot = this.memory.snapshot().metadata.index;
+    if (snapshot) await writeSnapshotFile(this.dir, snapshot);
+    const records: Buffer[] = [];
+    if (snapshot) {
+      const { index, term } = snapshot.metadata;
+      records.push(encodeRecord(RecordKind.snapshot, numbers(index, term, 1)));
+    }
+    for (const e of entries) records.push(encodeEntry(e));
+    if (hardState) records.push(encodeHardState(hardState));
+    if (records.length > 0) this.append(records, sync);
+    if (snapshot) {
+      this.memory.applySnapshot(snapshot);
+      this.compactedAt = { index: snapshot.metadata.index, term: snapshot.metadata.term };
+      this.dropSnapshotFile(previousSnapshot);
+    }
     this.memory.append(entries);
     if (hardState) this.memory.setHardState(hardState);
+    if (entries.length > 0) {
+      const seg = this.segments.at(-1)!;
+      seg.lastEntry = Math.max(seg.lastEntry, entries.at(-1)!.index);
+    }
   }
 
   /**
@@ -170,153 +209,286 @@ export class DurableRaftStorage implements Storage {
   ): Promise<Snapshot> {
     const first = this.memory.firstIndex();
     const term = this.memory.term(index);
-    if (index <= this.memory.snapshot().metadata.index || term < 0)
+    const previous = this.memory.snapshot().metadata.index;
+    if (index <= previous || term < 0)
       throw new Error(`snapshotAndCompact(${index}): not an index of the log after the snapshot`);
     const snap: Snapshot = { metadata: { index, term, confState }, data };
     const compactTo = Math.max(first - 1, index - keepEntries);
     const compactTerm = this.memory.term(compactTo);
-    await this.env.transaction(() => {
-      void this.meta.put(SNAPSHOT, encodeSnapshot(snap));
-      void this.meta.put(COMPACTED, encodeJson({ index: compactTo, term: compactTerm }));
-      for (let i = first; i <= compactTo; i++) void this.log.remove(i);
-    });
-    await this.env.flushed;
+    await writeSnapshotFile(this.dir, snap);
+    this.append(
+      [
+        encodeRecord(RecordKind.snapshot, numbers(index, term, 0)),
+        encodeRecord(RecordKind.compacted, numbers(compactTo, compactTerm)),
+      ],
+      true,
+    );
     this.memory.createSnapshot(index, confState, data);
     this.memory.compact(compactTo);
+    this.compactedAt = { index: compactTo, term: compactTerm };
+    this.dropSnapshotFile(previous);
+    this.dropSegments();
     return snap;
   }
 
   async close(): Promise<void> {
-    await this.env.close();
+    if (this.fd < 0) return;
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** One write (and with `sync`, one fdatasync) for all of `records`. */
+  private append(records: Buffer[], sync: boolean): void {
+    if (this.written >= this.segmentBytes) this.rotate();
+    let bytes = 0;
+    for (const r of records) bytes += r.byteLength;
+    writevSync(this.fd, records);
+    this.written += bytes;
+    if (sync) fdatasyncSync(this.fd);
+  }
+
+  /**
+   * Starts the next segment with the state a reader needs to start there (hard state, current
+   * snapshot, compaction point), so older segments can be deleted once compacted.
+   */
+  private rotate(): void {
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+    const seq = this.segments.at(-1)!.seq + 1;
+    const snap = this.memory.snapshot().metadata;
+    const head = [
+      encodeHardState(this.memory.getHardState()),
+      encodeRecord(RecordKind.snapshot, numbers(snap.index, snap.term, 0)),
+      encodeRecord(RecordKind.compacted, numbers(this.compactedAt.index, this.compactedAt.term)),
+    ];
+    writeSegment(this.dir, seq, head);
+    this.segments.push({ seq, lastEntry: 0 });
+    this.fd = openSync(join(walDir(this.dir), segmentName(seq)), "a");
+    this.written = head.reduce((n, b) => n + b.byteLength, 0);
+  }
+
+  /** Deletes the oldest segments whose entries are all compacted (never the current one). */
+  private dropSegments(): void {
+    while (this.segments.length > 1 && this.segments[0]!.lastEntry <= this.compactedAt.index) {
+      const seg = this.segments.shift()!;
+      rmSync(join(walDir(this.dir), segmentName(seg.seq)), { force: true });
+    }
+  }
+
+  private dropSnapshotFile(index: number): void {
+    if (index > 0 && index !== this.memory.snapshot().metadata.index)
+      rmSync(snapshotFile(this.dir, index), { force: true });
   }
 }
 
-function load(
-  dir: string,
-  log: Database<Uint8Array, number>,
-  meta: Database<Uint8Array, string>,
-): MemoryStorage {
+interface Loaded {
+  memory: MemoryStorage;
+  segments: { seq: number; lastEntry: number }[];
+  compacted: { index: number; term: number };
+}
+
+/** Replays the segments in order, then checks that what they describe is whole. */
+function load(dir: string, onRepair: (message: string) => void): Loaded {
+  const names = readdirSync(walDir(dir))
+    .map((name) => ({ name, seq: segmentSeq(name) }))
+    .filter((s): s is { name: string; seq: number } => s.seq !== undefined)
+    .sort((a, b) => a.seq - b.seq);
+  const segments: Loaded["segments"] = [];
+  let entries: Entry[] = [];
+  let hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  let snap = noSnapshot;
+  let base = noSnapshot;
+  names.forEach(({ name, seq }, i) => {
+    const path = join(walDir(dir), name);
+    const bytes = readFileSync(path);
+    const { records, bad } = readSegment(bytes);
+    let lastEntry = 0;
+    for (const r of records) {
+      const p = r.payload;
+      switch (r.kind) {
+        case RecordKind.entry: {
+          const e = decodeEntry(p);
+          while (entries.length > 0 && entries.at(-1)!.index >= e.index) entries.pop();
+          entries.push(e);
+          lastEntry = Math.max(lastEntry, e.index);
+          break;
+        }
+        case RecordKind.hardState:
+          hardState = {
+            term: readNumber(p, 0),
+            vote: readNumber(p, 1),
+            commit: readNumber(p, 2),
+          };
+          break;
+        case RecordKind.snapshot:
+          snap = { index: readNumber(p, 0), term: readNumber(p, 1) };
+          if (readNumber(p, 2) === 1) {
+            base = snap;
+            entries = [];
+          }
+          break;
+        case RecordKind.compacted:
+          if (readNumber(p, 0) > base.index)
+            base = { index: readNumber(p, 0), term: readNumber(p, 1) };
+          break;
+        default:
+          throw new StorageCorruptError(
+            `${path} holds a record of unknown kind ${r.kind} at byte ${r.offset}: the file is damaged; restore this member from a backup or remove and re-add it`,
+          );
+      }
+    }
+    if (bad) {
+      if (i === names.length - 1 && bad.kind === undefined) {
+        // Incomplete, with nothing after it: the last write, cut short by a crash before its
+        // sync returned, so never acknowledged.
+        const fd = openSync(path, "r+");
+        try {
+          ftruncateSync(fd, bad.offset);
+          fdatasyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        onRepair(
+          `cut off an unfinished write at the end of the Raft log (${path}, ${bytes.byteLength - bad.offset} bytes from byte ${bad.offset}); it was never acknowledged`,
+        );
+      } else {
+        const what =
+          bad.kind === RecordKind.entry && bad.payload && bad.payload.byteLength >= 16
+            ? `Raft log entry ${readNumber(bad.payload, 0)}`
+            : `the Raft log record at byte ${bad.offset}`;
+        throw new StorageCorruptError(
+          `${what} in ${path} ${bad.reason}: the file is damaged; restore this member from a backup or remove and re-add it`,
+        );
+      }
+    }
+    segments.push({ seq, lastEntry });
+  });
+
   const memory = new MemoryStorage();
-  const snapBytes = meta.getBinary(SNAPSHOT);
-  const snap = snapBytes ? decodeSnapshot(dir, snapBytes) : undefined;
-  const compactedBytes = meta.getBinary(COMPACTED);
-  const compacted = compactedBytes
-    ? decodeJson<{ index: number; term: number }>(
-        dir,
-        "the Raft log's compaction point",
-        compactedBytes,
-      )
-    : snap?.metadata;
-  if (snap && compacted) {
-    // The log starts after `compacted`; the snapshot (at or after it) is laid over it below.
-    memory.applySnapshot({
-      metadata: {
-        index: compacted.index,
-        term: compacted.term,
-        confState: snap.metadata.confState,
-      },
-      data: new Uint8Array(0),
-    });
-  }
-  const entries: Entry[] = [];
-  let expected = memory.lastIndex() + 1;
-  for (const { key, value } of log.getRange({})) {
-    if (key !== expected) {
+  const snapshot = snap.index > 0 ? readSnapshotFile(dir, snap) : undefined;
+  entries = entries.filter((e) => e.index > base.index);
+  let expected = base.index + 1;
+  for (const e of entries) {
+    if (e.index !== expected) {
       throw new StorageCorruptError(
-        `the Raft log in ${dir} has a gap: entry ${expected} is missing before ${key}; restore this member from a backup or remove and re-add it`,
+        `the Raft log in ${dir} has a gap: entry ${expected} is missing before ${e.index}; restore this member from a backup or remove and re-add it`,
       );
     }
-    entries.push(decodeEntry(dir, key, value));
     expected++;
   }
-  memory.append(entries);
-  if (snap && compacted && snap.metadata.index > compacted.index) {
-    if (memory.term(snap.metadata.index) !== snap.metadata.term) {
-      throw new StorageCorruptError(
-        `the Raft snapshot in ${dir} (index ${snap.metadata.index}, term ${snap.metadata.term}) does not match the log it was taken from; restore this member from a backup or remove and re-add it`,
-      );
-    }
-    memory.createSnapshot(snap.metadata.index, snap.metadata.confState, snap.data);
-  }
-  const hsBytes = meta.getBinary(HARD_STATE);
-  if (hsBytes) {
-    const hs = decodeHardState(dir, hsBytes);
-    if (hs.commit > memory.lastIndex()) {
-      throw new StorageCorruptError(
-        `the Raft log in ${dir} ends at ${memory.lastIndex()} but entries up to ${hs.commit} were committed: its tail is lost; restore this member from a backup or remove and re-add it`,
-      );
-    }
-    memory.setHardState(hs);
-  }
-  return memory;
-}
-
-function checked(bytes: Uint8Array): Buffer {
-  const out = Buffer.alloc(4 + bytes.byteLength);
-  out.set(bytes, 4);
-  out.writeUInt32BE(crc32(bytes), 0);
-  return out;
-}
-
-function verified(dir: string, what: string, stored: Uint8Array): Buffer {
-  const b = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
-  if (b.byteLength < 4 || b.readUInt32BE(0) !== crc32(b.subarray(4))) {
-    throw new StorageCorruptError(
-      `${what} in ${dir} fails its checksum: the file is damaged; restore this member from a backup or remove and re-add it`,
+  if (snapshot) {
+    // The log starts after `base`; a snapshot taken later (entries kept before it) is laid
+    // over it once they are in.
+    memory.applySnapshot(
+      snapshot.metadata.index === base.index
+        ? snapshot
+        : {
+            metadata: { ...base, confState: snapshot.metadata.confState },
+            data: new Uint8Array(0),
+          },
     );
   }
-  return b.subarray(4);
+  memory.append(entries);
+  if (snapshot && snapshot.metadata.index > base.index) {
+    if (memory.term(snapshot.metadata.index) !== snapshot.metadata.term) {
+      throw new StorageCorruptError(
+        `the Raft snapshot in ${dir} (index ${snapshot.metadata.index}, term ${snapshot.metadata.term}) does not match the log it was taken from; restore this member from a backup or remove and re-add it`,
+      );
+    }
+    memory.createSnapshot(snapshot.metadata.index, snapshot.metadata.confState, snapshot.data);
+  }
+  if (hardState.commit > memory.lastIndex()) {
+    throw new StorageCorruptError(
+      `the Raft log in ${dir} ends at ${memory.lastIndex()} but entries up to ${hardState.commit} were committed: its tail is lost; restore this member from a backup or remove and re-add it`,
+    );
+  }
+  if (hardState.term > 0) memory.setHardState(hardState);
+  return { memory, segments, compacted: base };
+}
+
+/** A new segment holding `records`, synced, its name synced into the directory. */
+function writeSegment(dir: string, seq: number, records: Buffer[]): void {
+  const fd = openSync(join(walDir(dir), segmentName(seq)), "wx");
+  if (records.length > 0) writevSync(fd, records);
+  fdatasyncSync(fd);
+  closeSync(fd);
+  syncDir(walDir(dir));
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Written beside, synced, renamed into place, and the directory synced: whole or absent. */
+async function writeSnapshotFile(dir: string, s: Snapshot): Promise<void> {
+  const md = Buffer.from(JSON.stringify(s.metadata));
+  const body = Buffer.allocUnsafe(8 + md.byteLength + s.data.byteLength);
+  body.writeUInt32BE(md.byteLength, 4);
+  body.set(md, 8);
+  body.set(s.data, 8 + md.byteLength);
+  body.writeUInt32BE(crc32(body.subarray(4)), 0);
+  const path = snapshotFile(dir, s.metadata.index);
+  const file = await openFile(`${path}.tmp`, "w");
+  try {
+    await file.writeFile(body);
+    await file.datasync();
+  } finally {
+    await file.close();
+  }
+  await rename(`${path}.tmp`, path);
+  syncDir(dir);
+}
+
+function readSnapshotFile(dir: string, at: { index: number; term: number }): Snapshot {
+  const path = snapshotFile(dir, at.index);
+  let b: Buffer;
+  try {
+    b = readFileSync(path);
+  } catch {
+    throw new StorageCorruptError(
+      `the Raft snapshot at index ${at.index} that the log names is missing (${path}): restore this member from a backup or remove and re-add it`,
+    );
+  }
+  if (b.byteLength < 8 || b.readUInt32BE(0) !== crc32(b.subarray(4))) {
+    throw new StorageCorruptError(
+      `the Raft snapshot in ${path} fails its checksum: the file is damaged; restore this member from a backup or remove and re-add it`,
+    );
+  }
+  const mdLength = b.readUInt32BE(4);
+  const metadata = JSON.parse(b.subarray(8, 8 + mdLength).toString("utf8")) as Snapshot["metadata"];
+  if (metadata.index !== at.index || metadata.term !== at.term) {
+    throw new StorageCorruptError(
+      `the Raft snapshot in ${path} is at index ${metadata.index}, term ${metadata.term}, not the ${at.index}, ${at.term} the log names: restore this member from a backup or remove and re-add it`,
+    );
+  }
+  return { metadata, data: new Uint8Array(b.subarray(8 + mdLength)) };
 }
 
 function encodeEntry(e: Entry): Buffer {
-  const out = Buffer.alloc(ENTRY_HEADER + e.data.byteLength);
-  out.writeDoubleBE(e.term, 4);
-  out.writeUInt8(TYPE_CODES[e.type], 12);
-  out.set(e.data, ENTRY_HEADER);
-  out.writeUInt32BE(crc32(out.subarray(4)), 0);
-  return out;
+  const payload = Buffer.allocUnsafe(17 + e.data.byteLength);
+  payload.writeDoubleBE(e.index, 0);
+  payload.writeDoubleBE(e.term, 8);
+  payload.writeUInt8(TYPE_CODES[e.type], 16);
+  payload.set(e.data, 17);
+  return encodeRecord(RecordKind.entry, payload);
 }
 
-function decodeEntry(dir: string, index: number, stored: Uint8Array): Entry {
-  const b = verified(dir, `Raft log entry ${index}`, stored);
-  const code = b.readUInt8(8);
+function decodeEntry(p: Buffer): Entry {
   return {
-    index,
-    term: b.readDoubleBE(0),
-    type: code === TYPE_CODES.confChange ? "confChange" : "normal",
-    // A copy: LMDB's buffers are reused by later reads.
-    data: new Uint8Array(b.subarray(ENTRY_HEADER - 4)),
+    index: readNumber(p, 0),
+    term: readNumber(p, 1),
+    type: p.readUInt8(16) === TYPE_CODES.confChange ? "confChange" : "normal",
+    // A copy: the segment's buffer is not kept.
+    data: new Uint8Array(p.subarray(17)),
   };
 }
 
 function encodeHardState(hs: HardState): Buffer {
-  return encodeJson({ term: hs.term, vote: hs.vote, commit: hs.commit });
-}
-
-function decodeHardState(dir: string, stored: Uint8Array): HardState {
-  return decodeJson<HardState>(dir, "the Raft hard state", stored);
-}
-
-function encodeJson(value: unknown): Buffer {
-  return checked(Buffer.from(JSON.stringify(value)));
-}
-
-function decodeJson<T>(dir: string, what: string, stored: Uint8Array): T {
-  return JSON.parse(verified(dir, what, stored).toString("utf8")) as T;
-}
-
-function encodeSnapshot(s: Snapshot): Buffer {
-  const md = Buffer.from(JSON.stringify(s.metadata));
-  const body = Buffer.alloc(4 + md.byteLength + s.data.byteLength);
-  body.writeUInt32BE(md.byteLength, 0);
-  body.set(md, 4);
-  body.set(s.data, 4 + md.byteLength);
-  return checked(body);
-}
-
-function decodeSnapshot(dir: string, stored: Uint8Array): Snapshot {
-  const b = verified(dir, "the Raft snapshot", stored);
-  const mdLength = b.readUInt32BE(0);
-  const metadata = JSON.parse(b.subarray(4, 4 + mdLength).toString("utf8")) as Snapshot["metadata"];
-  return { metadata, data: new Uint8Array(b.subarray(4 + mdLength)) };
+  return encodeRecord(RecordKind.hardState, numbers(hs.term, hs.vote, hs.commit));
 }
