@@ -24,6 +24,9 @@ export interface StateMachine {
   applyConfChange?(index: number, cc: ConfChange, conf: ConfState): void;
 }
 
+/** Committed entries applied, and answered, before the member lets its clients' I/O in. */
+const answerChunk = 16;
+
 /** A proposal or read this node could not take: `leaderId` (if known) can. */
 export class NotLeaderError extends Error {
   override name = "NotLeaderError";
@@ -337,7 +340,18 @@ export class RaftNode {
         // commits only what it persisted) are applied, and their callers answered, while this
         // Ready's write runs; the rest wait for it.
         const onDisk = rd.snapshot ? 0 : persistedPrefix(rd.committedEntries, rd.entries);
-        for (let i = 0; i < onDisk; i++) this.applyEntry(rd.committedEntries[i]!);
+        for (let i = 0; i < onDisk; i++) {
+          this.applyEntry(rd.committedEntries[i]!);
+          if ((i + 1) % answerChunk === 0 && i + 1 < onDisk) {
+            // Answer this part of a large batch now, so its clients work on their next
+            // requests while this member applies the rest (not one lock-step round trip).
+            this.releaseApplied();
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            // (`tick`, `step` and proposals may come in meanwhile: the core takes them into
+            // the next Ready.) A node stopped meanwhile leaves this Ready unfinished.
+            if (this.stopped) return;
+          }
+        }
         if (onDisk > 0) this.releaseApplied();
         if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
           await this.storage.persist(rd, rd.mustSync);
