@@ -287,6 +287,9 @@ function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
  * ENHANCE_YOUR_CALM and closed. (nghttp2 cuts one connection after about 1,000 resets by
  * itself; the process-wide budget stops the same attack spread over many connections.)
  */
+/** How long a connection cut for its resets may take to end the calls it has open. */
+const cutGraceMs = 1_000;
+
 function budgetResets(
   session: http2.Http2Session,
   limits: ListenerLimits,
@@ -309,7 +312,11 @@ function budgetResets(
         : `this connection reset more than ${limits.maxResetsPerConnection} streams in 10 s (--max-resets-per-connection)`;
       warn(ownOk ? "resets" : "resets-per-connection", {}, message);
       session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from(message));
-      session.destroy();
+      // Closed, not destroyed at once: a socket destroyed with the client's frames still
+      // unread is reset by the kernel, and the client may lose the GOAWAY that says why.
+      // New streams are refused from here; what is still open gets a moment to end.
+      session.close();
+      setTimeout(() => session.destroy(), cutGraceMs).unref();
     });
   });
 }

@@ -115,5 +115,6 @@ export function responseOf(stream: http2.ClientHttp2Stream): Promise<http2.Incom
 /** A normal call, as any client would make it, from the test's own address. */
 export async function normalCall(url: string, input: string): Promise<string> {
   const client = createClient(WorkerService, createGrpcTransport({ baseUrl: url }));
-  return (await client.compute({ input })).digest;
+  // Bounded, so a call the server never answers fails its test with a reason, not a timeout.
+  return (await client.compute({ input }, { timeoutMs: 10_000 })).digest;
 }
