@@ -2,20 +2,12 @@
 // finds a base whose ports are all free so it can run a whole suite beside any other.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { portFree } from "@quartet/server/testing";
 
 /** Consensus members, broker, workers, gateway, supervisor. */
 export const suiteOffsets = [-99, -98, -97, 0, 101, 102, 103, 980, 981];
-
-export function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
 
 /** A base whose suite ports are all free now: a walk seeded by `seed`, so a run is reproducible. */
 export async function freeSuiteBase(seed: number): Promise<number> {
@@ -32,6 +24,8 @@ export interface RunningSuite {
   npm: ChildProcess;
   base: number;
   dataDir: string;
+  /** Everything npm start printed so far (stdout and stderr). */
+  output: () => string;
 }
 
 /**
@@ -57,5 +51,5 @@ export async function startSuite(seed: number, name: string): Promise<RunningSui
     npm.stderr!.on("data", onData);
     npm.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
   });
-  return { npm, base, dataDir };
+  return { npm, base, dataDir, output: () => output };
 }

@@ -1,13 +1,13 @@
 // `npm start` as a user (or a process manager) runs it: a real npm in its own process group,
 // on ports this test picked through QUARTET_PORT_BASE.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { portFree } from "@quartet/server/testing";
 import { afterEach, expect, test } from "vitest";
-import { freeSuiteBase, portFree, suiteOffsets } from "../suite-ports.ts";
+import { freeSuiteBase, startSuite, suiteOffsets } from "../suite-ports.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -48,27 +48,20 @@ afterEach(() => {
 });
 
 test("SIGTERM to npm's own pid stops the supervisor and every service and frees the ports", async () => {
-  const base = await freeSuiteBase(17);
+  const suite = await startSuite(17, "start");
+  npm = suite.npm;
+  const { base, dataDir } = suite;
+  const output = suite.output;
   const ports = suiteOffsets.map((o) => base + o);
-  const dataDir = mkdtempSync(join(tmpdir(), "quartet-start-"));
-  npm = spawn("npm", ["start"], {
-    cwd: root,
-    detached: true, // its own process group, as a shell job or a process manager runs it
-    env: { ...process.env, QUARTET_PORT_BASE: String(base), QUARTET_DATA_DIR: dataDir },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  npm.stdout!.on("data", (d) => (output += d));
-  npm.stderr!.on("data", (d) => (output += d));
   const exited = new Promise((r) => npm!.once("exit", r));
   await until("every service healthy", async () =>
     (await Promise.all(ports.map(healthy))).every(Boolean),
   );
   // The local credential: kept private in the data directory and shown with how to use it.
   expect(statSync(join(dataDir, "cluster-token")).mode & 0o777).toBe(0o600);
-  await until("the start-up text", () => output.includes("Ctrl-C stops everything"));
-  expect(output).toContain("All 8 services are ready");
-  expect(output).toContain(`-H "Authorization: Bearer $(cat ${join(dataDir, "cluster-token")})"`);
+  await until("the start-up text", () => output().includes("Ctrl-C stops everything"));
+  expect(output()).toContain("All 8 services are ready");
+  expect(output()).toContain(`-H "Authorization: Bearer $(cat ${join(dataDir, "cluster-token")})"`);
   // The credential works for admin calls, as the READMEs print them.
   const token = readFileSync(join(dataDir, "cluster-token"), "utf8").trim();
   const created = await fetch(
@@ -81,7 +74,7 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
   );
   expect(created.status).toBe(200);
   // Info lines go to the log files, not the terminal.
-  expect(output).not.toContain("raft role changed");
+  expect(output()).not.toContain("raft role changed");
   expect(readFileSync(join(dataDir, "logs", "consensus-1.log"), "utf8")).toContain(
     "member started",
   );
@@ -92,7 +85,7 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
     (await Promise.all(ports.map(portFree))).every(Boolean),
   );
   await until("no process of the tree left", () => !groupAlive(npm!.pid!));
-  expect(output).toContain("stopping");
+  expect(output()).toContain("stopping");
 }, 120_000);
 
 test("a second npm start names the taken ports and exits instead of crash-looping", async () => {

@@ -281,15 +281,15 @@ function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
   arm();
 }
 
+/** How long a connection cut for its resets may take to end the calls it has open. */
+const cutGraceMs = 1_000;
+
 /**
  * Counts streams the client resets (RST_STREAM with an error code), against a budget per
  * connection and one over all connections; a connection that overdraws either is sent GOAWAY
  * ENHANCE_YOUR_CALM and closed. (nghttp2 cuts one connection after about 1,000 resets by
  * itself; the process-wide budget stops the same attack spread over many connections.)
  */
-/** How long a connection cut for its resets may take to end the calls it has open. */
-const cutGraceMs = 1_000;
-
 function budgetResets(
   session: http2.Http2Session,
   limits: ListenerLimits,

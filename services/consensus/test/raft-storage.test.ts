@@ -213,7 +213,21 @@ describe("DurableRaftStorage", () => {
     expect(again.entries(186, 202, Number.POSITIVE_INFINITY)).toEqual(range(186, 201, 1));
     // Only the current snapshot's file is kept.
     expect(readdirSync(dir).filter((n) => n.endsWith(".snap"))).toHaveLength(1);
+    // A snapshot from the leader replaces the log: the segments before it go too.
+    await again.persist({
+      snapshot: { metadata: { index: 300, term: 2, confState: conf }, data: new Uint8Array([9]) },
+      entries: [],
+      hardState: { term: 2, vote: 0, commit: 300 },
+    });
+    expect(segments()).toBe(1);
     await again.close();
+    const third = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
+    expect([third.firstIndex(), third.lastIndex(), third.snapshot().data]).toEqual([
+      301,
+      300,
+      new Uint8Array([9]),
+    ]);
+    await third.close();
   });
 
   it("refuses a directory written by the earlier LMDB storage, saying what to do", () => {

@@ -15,7 +15,7 @@ import { createServer } from "node:net";
 export async function freePort(): Promise<number> {
   for (let tries = 0; tries < span; tries++) {
     const port = lowest + (next++ % span);
-    if (await listens(port)) return port;
+    if (await portFree(port)) return port;
   }
   throw new Error(`no free port between ${lowest} and ${lowest + span - 1}`);
 }
@@ -36,7 +36,8 @@ function ephemeralStart(): number {
   }
 }
 
-function listens(port: number): Promise<boolean> {
+/** Whether a loopback listener can take `port` now. */
+export function portFree(port: number): Promise<boolean> {
   const server = createServer();
   return new Promise((resolve) => {
     server.once("error", () => resolve(false));

@@ -1,2 +1,2 @@
-export { freePort } from "./free-port.ts";
+export { freePort, portFree } from "./free-port.ts";
 export { type ServiceProcess, type StartOptions, startServiceProcess } from "./service-process.ts";

@@ -187,6 +187,7 @@ export class DurableRaftStorage implements Storage {
       this.memory.applySnapshot(snapshot);
       this.compactedAt = { index: snapshot.metadata.index, term: snapshot.metadata.term };
       this.dropSnapshotFile(previousSnapshot);
+      this.dropSegments();
     }
     this.memory.append(entries);
     if (hardState) this.memory.setHardState(hardState);
