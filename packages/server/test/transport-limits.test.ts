@@ -128,6 +128,18 @@ describe("requests that never finish arriving", () => {
   });
 });
 
+/** Resolves when the server has answered a PING, and so read what was sent before it, or closed. */
+function pingAnswered(session: http2.ClientHttp2Session): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      session.off("close", done);
+      resolve();
+    };
+    session.once("close", done);
+    session.ping(done);
+  });
+}
+
 describe("rapid reset", () => {
   it("spread over many connections is cut by the process-wide --max-resets budget", async () => {
     const server = await startServer(["--max-resets", "200"]);
@@ -142,20 +154,27 @@ describe("rapid reset", () => {
           session.once("close", () => resolve({ code: -1, message: "closed without a GOAWAY" }));
         }),
     );
-    // Round after round, each connection opens a call and resets it at once: 100 per
-    // connection stays far below any one connection's budget, 2,000 in all is ten times
-    // the server's.
+    // Round after round, each connection opens a call and resets it at once, and waits for
+    // the server to have read the round (a PING's answer follows it) before the next: a
+    // connection is cut when it resets after the budget is spent, so the rounds go on until
+    // every connection has been cut. At most 500 per connection stays far below any one
+    // connection's budget (1,000); 200 in all spends the server's.
+    const open = () => sessions.filter((session) => !session.closed && !session.destroyed);
     let during: Promise<string> | undefined;
-    for (const round of range(100)) {
-      for (const session of sessions) {
-        if (session.closed || session.destroyed) continue;
+    for (let round = 0; round < 500 && open().length > 0; round++) {
+      const read = open().map((session) => {
         const stream = session.request(grpcHeaders(), { endStream: false });
         stream.on("error", () => {});
         stream.close(http2.constants.NGHTTP2_CANCEL);
+        return pingAnswered(session);
+      });
+      await Promise.all(read);
+      // A normal call while the budget is spent and the attack goes on.
+      if (!during && open().length < sessions.length) {
+        during = normalCall(server.url, "during the resets");
       }
-      if (round === 20) during = normalCall(server.url, "during the resets");
-      await yieldToIo();
     }
+    expect(open()).toHaveLength(0);
     for (const goaway of await Promise.all(goaways)) {
       expect(goaway.code).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
       expect(goaway.message).toMatch(/--max-resets\b/);
