@@ -1,6 +1,7 @@
 export { type AuthOptions, createAuthGate } from "./auth.ts";
 export { endCallWithError } from "./call-error.ts";
 export { ChangeWaiter } from "./change-waiter.ts";
+export { forgetClosedStream } from "./closed-stream.ts";
 export {
   ClusterTokenError,
   type ClusterTokenSources,

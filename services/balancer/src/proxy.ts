@@ -4,7 +4,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromHttpStatus, codeFromString } from "@connectrpc/connect/protocol-connect";
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { hashString, type Lease } from "@quartet/balancer";
-import { endCallWithError, type NodeHandler, TokenBucket } from "@quartet/server";
+import {
+  endCallWithError,
+  forgetClosedStream,
+  type NodeHandler,
+  TokenBucket,
+} from "@quartet/server";
 import type { MethodInfo } from "./methods.ts";
 import type { Route } from "./route.ts";
 
@@ -310,7 +315,7 @@ function exchange(
       ended = true;
     });
     stream.on("close", () => {
-      forgetCall(stream);
+      forgetClosedStream(stream);
       cancellation.listen(undefined);
       if (cancellation.reason !== undefined && !ended) {
         resolve({
@@ -361,21 +366,6 @@ function exchange(
 }
 
 const empty = Buffer.alloc(0);
-const ignore = () => {};
-
-/**
- * Drops a closed upstream stream's listeners, which hold the whole call (request, response,
- * held answer, the forward's promise). Node keeps a closed HTTP/2 stream's object through the
- * next scavenge (its native handle lets go of it only then), and everything it reaches is
- * promoted with it: in a bare node:http2 proxy that was 23-28% of all it allocated, 9% with
- * the listeners dropped, and scavenge pauses halved (BENCHMARKS.md, gateway).
- */
-function forgetCall(stream: http2.ClientHttp2Stream): void {
-  stream.removeAllListeners();
-  // A late error with no listener would be thrown.
-  stream.on("error", ignore);
-}
-
 /**
  * Reads a request body whole, with listeners rather than an async iterator (a promise per
  * chunk); a ConnectError when it is larger than `maxBytes` or the request ends before it.
