@@ -50,8 +50,7 @@ afterEach(() => {
 test("SIGTERM to npm's own pid stops the supervisor and every service and frees the ports", async () => {
   const suite = await startSuite(17, "start");
   npm = suite.npm;
-  const { base, dataDir } = suite;
-  const output = suite.output;
+  const { base, dataDir, output } = suite;
   const ports = suiteOffsets.map((o) => base + o);
   const exited = new Promise((r) => npm!.once("exit", r));
   await until("every service healthy", async () =>

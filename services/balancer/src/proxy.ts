@@ -366,6 +366,7 @@ function exchange(
 }
 
 const empty = Buffer.alloc(0);
+
 /**
  * Reads a request body whole, with listeners rather than an async iterator (a promise per
  * chunk); a ConnectError when it is larger than `maxBytes` or the request ends before it.

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import {
   type ConfChange,
   type ConfState,
@@ -350,7 +351,7 @@ export class RaftNode {
             // Answer this part of a large batch now, so its clients work on their next
             // requests while this member applies the rest (not one lock-step round trip).
             this.releaseApplied();
-            await new Promise<void>((resolve) => setImmediate(resolve));
+            await nextTurn();
             // (`tick`, `step` and proposals may come in meanwhile: the core takes them into
             // the next Ready.) A node stopped meanwhile leaves this Ready unfinished.
             if (this.stopped) return;
