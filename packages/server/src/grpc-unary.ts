@@ -1,11 +1,14 @@
+import type http2 from "node:http2";
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   type ConnectRouter,
-  createHandlerContext,
+  type ContextValues,
+  createContextValues,
   createMethodImplSpec,
   createServiceImplSpec,
+  type HandlerContext,
   type MethodImplSpec,
 } from "@connectrpc/connect";
 import {
@@ -16,21 +19,28 @@ import {
   envelopeCompress,
   invokeUnaryImplementation,
   type UniversalHandlerOptions,
-  type UniversalServerRequest,
-  type UniversalServerResponse,
   validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { readBody } from "./read-body.ts";
+import { abortedOnClose, endedCallReason, requestUrl, webHeaders } from "./h2-request.ts";
+
+/** The answer to a unary gRPC call: always HTTP 200, the status in the trailer. */
+export interface GrpcUnaryResponse {
+  header: Headers;
+  /** The enveloped response message; none when the call failed. */
+  body: Uint8Array | undefined;
+  trailer: Headers;
+}
 
 /**
  * Serves a unary gRPC call whose request body has been read in full, or returns undefined to
  * leave the call to connect's own handler.
  */
 export type GrpcUnaryFastPath = (
-  req: UniversalServerRequest,
+  req: http2.Http2ServerRequest,
   read: readonly Uint8Array[],
-) => Promise<UniversalServerResponse> | undefined;
+  contextValues: ContextValues | undefined,
+) => Promise<GrpcUnaryResponse> | undefined;
 
 const binaryGrpc = /^application\/grpc(\+proto)?$/;
 const prefixBytes = 5;
@@ -39,11 +49,12 @@ const prefixBytes = 5;
  * connect-es serves a unary gRPC call through the same pipeline as a bidi stream: about ten
  * async generators (compiled to ES2017 state machines) that split, decompress, parse,
  * invoke, serialize, compress and join envelopes, one message at a time. For the common
- * call, binary, uncompressed, one well-formed envelope already read in full, this does the
- * same steps directly with connect's own building blocks (handler context, interceptors,
- * request gate, serialization and its size limits, response compression, trailer status).
- * Anything else (JSON, a compressed or malformed request, a bad timeout, another protocol)
- * is left to connect's handler, which answers it as it always did.
+ * call, over HTTP/2, binary, uncompressed, one well-formed envelope already read in full,
+ * this does the same steps directly with connect's own building blocks (interceptors,
+ * request gate, serialization and its size limits, response compression, trailer status)
+ * and a handler context of its own (createCallContext). Anything else (JSON, a compressed
+ * or malformed request, a bad timeout, another protocol, HTTP/1.1) is left to connect's
+ * handler, which answers it as it always did.
  *
  * `routes` is given a router that records the implementation of each unary method it is
  * given without options of its own (options can turn protocols off, which only connect's
@@ -95,16 +106,22 @@ function fastPath(spec: UnarySpec, opt: Options): GrpcUnaryFastPath {
   );
   const input = serialization.getI(true);
   const output = serialization.getO(true);
-  return (req, read) => {
-    const header = req.header;
-    if (req.method !== "POST" || !binaryGrpc.test(header.get("content-type") ?? "")) return;
-    const encoding = header.get("grpc-encoding");
-    if (encoding !== null && encoding !== "identity") return;
-    const timeout = parseTimeout(header.get("grpc-timeout"), opt.maxTimeoutMs);
+  return (req, read, contextValues) => {
+    // A server-wide shutdown signal is linked into each call's by connect's handler only.
+    if (opt.shutdownSignal !== undefined) return;
+    const headers = req.headers;
+    if (req.method !== "POST" || !binaryGrpc.test(headers["content-type"] ?? "")) return;
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return;
+    const timeout = parseTimeout(oneHeader(headers["grpc-timeout"]), opt.maxTimeoutMs);
     if (timeout.error !== undefined) return;
+    // As connect-node: a request with no authority has no URL, and is refused there.
+    const authority = req.authority;
+    if (authority === undefined) return;
     const message = singleMessage(read, opt.readMaxBytes);
     if (message === undefined) return;
-    return serve(spec, method, opt, req, message, timeout.timeoutMs, input, output);
+    const context = createCallContext(method, req, authority, timeout.timeoutMs, contextValues);
+    return serve(spec, opt, context, message, input, output);
   };
 }
 
@@ -117,34 +134,26 @@ function singleMessage(read: readonly Uint8Array[], readMaxBytes: number): Uint8
   return body.subarray(prefixBytes);
 }
 
+/** A header Node may give as a list (an unknown one sent twice) as connect sees it. */
+function oneHeader(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return typeof value === "string" ? value : value.join(", ");
+}
+
+type CallContext = HandlerContext & { abort(reason: unknown): void };
+
 async function serve(
   spec: UnarySpec,
-  method: DescMethodUnary,
   opt: Options,
-  req: UniversalServerRequest,
+  context: CallContext,
   message: Uint8Array,
-  timeoutMs: number | undefined,
   input: ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>,
   output: ReturnType<ReturnType<typeof createMethodSerializationLookup>["getO"]>,
-): Promise<UniversalServerResponse> {
-  const context = createHandlerContext({
-    ...spec,
-    service: method.parent,
-    requestMethod: req.method,
-    protocolName: "grpc",
-    timeoutMs,
-    shutdownSignal: opt.shutdownSignal,
-    requestSignal: req.signal,
-    requestHeader: req.header,
-    url: req.url,
-    responseHeader: { "content-type": "application/grpc+proto" },
-    responseTrailer: { "grpc-status": grpcStatusOk },
-    contextValues: req.contextValues,
-  });
+): Promise<GrpcUnaryResponse> {
   const compression = compressionNegotiate(
     opt.acceptCompression,
     null,
-    req.header.get("grpc-accept-encoding"),
+    context.requestHeader.get("grpc-accept-encoding"),
     "grpc-accept-encoding",
   );
   if (compression.response) context.responseHeader.set("grpc-encoding", compression.response.name);
@@ -160,7 +169,7 @@ async function serve(
       opt.compressMinBytes,
     );
     body = encodeEnvelope(envelope.flags, envelope.data);
-    context.abort();
+    context.abort(endedCallReason);
   } catch (e) {
     // abort() first: serve()'s request gate corrects decoding errors in place there.
     context.abort(e);
@@ -171,10 +180,48 @@ async function serve(
         : new ConnectError("internal error", Code.Internal, undefined, undefined, e),
     );
   }
+  return { header: context.responseHeader, body, trailer: context.responseTrailer };
+}
+
+/**
+ * What connect's `createHandlerContext` and connect-node's request conversion build, with
+ * one signal instead of three: connect links a signal for the deadline and the request's
+ * own (aborted when its stream closes) into a third for the handler, each an EventTarget
+ * with listeners and an Event per abort. Here the deadline and the stream's close abort the
+ * handler's signal directly. The request's headers are not copied again.
+ */
+function createCallContext(
+  method: DescMethodUnary,
+  req: http2.Http2ServerRequest,
+  authority: string,
+  timeoutMs: number | undefined,
+  contextValues: ContextValues | undefined,
+): CallContext {
+  const controller = abortedOnClose(req);
+  let timer: NodeJS.Timeout | undefined;
+  let deadlineAt: number | undefined;
+  if (timeoutMs !== undefined) {
+    deadlineAt = Date.now() + timeoutMs;
+    const expire = () =>
+      controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    if (timeoutMs <= 0) expire();
+    else timer = setTimeout(expire, timeoutMs);
+  }
   return {
-    status: 200,
-    header: context.responseHeader,
-    body: body === undefined ? undefined : readBody([body]),
-    trailer: context.responseTrailer,
+    method,
+    service: method.parent,
+    requestMethod: req.method,
+    protocolName: "grpc",
+    url: requestUrl(req, authority),
+    signal: controller.signal,
+    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
+    requestHeader: webHeaders(req.headers),
+    responseHeader: new Headers({ "content-type": "application/grpc+proto" }),
+    responseTrailer: new Headers({ "grpc-status": grpcStatusOk }),
+    values: contextValues ?? createContextValues(),
+    abort(reason) {
+      clearTimeout(timer);
+      controller.abort(reason);
+    },
   };
 }

@@ -1,5 +1,5 @@
 import type http from "node:http";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import {
   Code,
   ConnectError,
@@ -13,7 +13,8 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import { createGrpcUnaryFastPaths } from "./grpc-unary.ts";
+import { createGrpcUnaryFastPaths, type GrpcUnaryResponse } from "./grpc-unary.ts";
+import { abortedOnClose, requestUrl, webHeaders } from "./h2-request.ts";
 import { readBody } from "./read-body.ts";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
@@ -72,51 +73,52 @@ export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
       return;
     }
     const values = contextValues?.(req);
+    const fast =
+      body !== undefined && "stream" in req ? grpcUnary.get(path)?.(req, body, values) : undefined;
+    const fail = (reason: unknown) => {
+      // Aborted: the client went away while the response was written; nothing to tell.
+      if (ConnectError.from(reason).code === Code.Aborted) return;
+      onError(reason, handler);
+    };
+    if (fast !== undefined) {
+      fast.then((answer) => writeGrpcUnary(answer, res as http2.Http2ServerResponse)).catch(fail);
+      return;
+    }
     const uReq =
       "stream" in req
         ? universalRequestFromH2(req, body, values)
         : withBody(universalRequestFromNodeRequest(req, res, undefined, values), body);
-    const fast = body === undefined ? undefined : grpcUnary.get(path)?.(uReq, body);
-    if (fast === undefined && checkBody !== undefined) uReq.body = checkBody(uReq, body);
-    (fast ?? handler(uReq))
+    if (checkBody !== undefined) uReq.body = checkBody(uReq, body);
+    handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
-      .catch((reason: unknown) => {
-        // Aborted: the client went away while the response was written; nothing to tell.
-        if (ConnectError.from(reason).code === Code.Aborted) return;
-        onError(reason, handler);
-      });
+      .catch(fail);
   };
 }
 
 /**
- * The reason of a signal aborted after its call ended normally: what `abort()` without a
- * reason gives (an AbortError), built once instead of once per call.
+ * Writes a whole unary gRPC answer at once. connect-node's writer takes any response body as
+ * an async iterable, a promise and two listeners per chunk, and waits for an 'end' event an
+ * HTTP/2 response never emits, which keeps the call's objects alive until a full GC.
  */
-export const endedCallReason = new DOMException("This operation was aborted", "AbortError");
+function writeGrpcUnary(answer: GrpcUnaryResponse, res: http2.Http2ServerResponse): void {
+  // A call whose client went away has nothing to write to.
+  if (res.stream.destroyed) return;
+  res.writeHead(200, nodeHeaders(answer.header));
+  res.addTrailers(nodeHeaders(answer.trailer));
+  if (answer.body === undefined) res.end();
+  else res.end(answer.body);
+}
 
-/** What connect-node reports for an HTTP/2 stream reset with each error code. */
-const resetCodes = new Map<number, [string, Code]>([
-  [http2.constants.NGHTTP2_PROTOCOL_ERROR, ["PROTOCOL_ERROR", Code.Internal]],
-  [http2.constants.NGHTTP2_INTERNAL_ERROR, ["INTERNAL_ERROR", Code.Internal]],
-  [http2.constants.NGHTTP2_FLOW_CONTROL_ERROR, ["FLOW_CONTROL_ERROR", Code.Internal]],
-  [http2.constants.NGHTTP2_SETTINGS_TIMEOUT, ["SETTINGS_TIMEOUT", Code.Internal]],
-  [http2.constants.NGHTTP2_FRAME_SIZE_ERROR, ["FRAME_SIZE_ERROR", Code.Internal]],
-  [http2.constants.NGHTTP2_COMPRESSION_ERROR, ["COMPRESSION_ERROR", Code.Internal]],
-  [http2.constants.NGHTTP2_CONNECT_ERROR, ["CONNECT_ERROR", Code.Internal]],
-  [http2.constants.NGHTTP2_REFUSED_STREAM, ["REFUSED_STREAM", Code.Unavailable]],
-  [http2.constants.NGHTTP2_CANCEL, ["CANCEL", Code.Canceled]],
-  [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, ["ENHANCE_YOUR_CALM", Code.ResourceExhausted]],
-  [http2.constants.NGHTTP2_INADEQUATE_SECURITY, ["INADEQUATE_SECURITY", Code.PermissionDenied]],
-  [http2.constants.NGHTTP2_HTTP_1_1_REQUIRED, ["HTTP_1_1_REQUIRED", Code.PermissionDenied]],
-]);
-
-function resetError(rstCode: number): ConnectError | undefined {
-  const known = resetCodes.get(rstCode);
-  if (known === undefined) return undefined;
-  return new ConnectError(
-    `http/2 stream closed with error code ${known[0]} (0x${rstCode.toString(16)})`,
-    known[1],
-  );
+/** Fetch API Headers as Node's outgoing headers (as connect-node's own conversion). */
+function nodeHeaders(header: Headers): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  header.forEach((value, name) => {
+    const existing = out[name];
+    if (existing === undefined) out[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else out[name] = [String(existing), value];
+  });
+  return out;
 }
 
 function universalRequestFromH2(
@@ -132,16 +134,13 @@ function universalRequestFromH2(
       Code.Internal,
     );
   }
-  const controller = new AbortController();
-  req.once("close", () => controller.abort(resetError(req.stream.rstCode) ?? endedCallReason));
-  const protocol = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
   return {
     httpVersion: req.httpVersion,
     method: req.method,
-    url: new URL(req.url, `${protocol}://${authority}`).toString(),
-    header: nodeHeaderToWebHeader(req.headers),
+    url: requestUrl(req, authority),
+    header: webHeaders(req.headers),
     body: body === undefined ? req : readBody(body),
-    signal: controller.signal,
+    signal: abortedOnClose(req).signal,
     contextValues,
   };
 }
@@ -152,17 +151,4 @@ function withBody(
 ): UniversalServerRequest {
   if (body !== undefined) uReq.body = readBody(body);
   return uReq;
-}
-
-/** Node's request headers as Fetch API Headers, HTTP/2 pseudo-headers left out (as connect-node). */
-function nodeHeaderToWebHeader(headers: http2.IncomingHttpHeaders): Headers {
-  const header = new Headers();
-  for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (typeof value === "string") header.append(name, value);
-    else for (const v of value) header.append(name, v);
-  }
-  return header;
 }

@@ -21,6 +21,23 @@ const routes = (router: ConnectRouter) =>
         throw new ConnectError("refused", Code.FailedPrecondition, { "x-error-meta": "m" });
       }
       if (req.input === "crash") throw new Error("a bug");
+      if (req.input === "context") {
+        // What a handler reads of its call (the URL without the port, which differs).
+        const url = new URL(ctx.url);
+        const timeoutMs = ctx.timeoutMs();
+        const seen = {
+          url: `${url.protocol}//${url.hostname}${url.pathname}`,
+          requestMethod: ctx.requestMethod,
+          protocolName: ctx.protocolName,
+          header: ctx.requestHeader.get("x-test"),
+          pseudoHeaders: [...ctx.requestHeader.keys()].filter((k) => k.startsWith(":")),
+          deadline: timeoutMs !== undefined && timeoutMs > 4000 && timeoutMs <= 5000,
+          aborted: ctx.signal.aborted,
+          service: ctx.service.typeName,
+          method: ctx.method.name,
+        };
+        return { digest: JSON.stringify(seen), workerId: "w" };
+      }
       return { digest: req.input.repeat(Math.max(1, req.iterations)), workerId: "w" };
     },
   });
@@ -65,6 +82,7 @@ const cases: [string, Uint8Array, Record<string, string>][] = [
   ["a ConnectError with metadata", request("fail"), {}],
   ["an exception (internal error)", request("crash"), {}],
   ["a deadline within the limit", request("x"), { "grpc-timeout": "5S" }],
+  ["what the handler's context holds", request("context"), { "grpc-timeout": "5S", "x-test": "t" }],
   ["a large answer, gzip accepted", request("abcdefghij", 300), { "grpc-accept-encoding": "gzip" }],
   ["a small answer, gzip accepted", request("ab"), { "grpc-accept-encoding": "gzip" }],
   ["no request message", new Uint8Array(0), {}],
