@@ -359,6 +359,13 @@ export class RaftNode {
         }
         if (onDisk > 0) this.releaseApplied();
         if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
+          if (rd.mustSync && (rd.earlyMessages.length > 0 || onDisk > 0)) {
+            // The sync blocks this thread, and Node's HTTP/2 writes leave only on a later
+            // turn of the event loop: without this turn the appends above would reach the
+            // followers, and the answers the clients, only after the sync.
+            await nextTurn();
+            if (this.stopped) return;
+          }
           await this.storage.persist(rd, rd.mustSync);
         }
         if (rd.messages.length > 0) this.send(rd.messages);
