@@ -61,11 +61,10 @@ export class Membership implements StateMachine {
     return this.inner.apply(index, data);
   }
 
-  async snapshot(): Promise<Uint8Array> {
-    // Both taken now, before any later entry is applied.
+  snapshot(): Uint8Array {
     const table: MemberTableJson = { added: [...this.added], removed: [...this.removed] };
     const json = encoder.encode(JSON.stringify(table));
-    const app = await this.inner.snapshot();
+    const app = this.inner.snapshot();
     const out = new Uint8Array(magic.byteLength + 4 + json.byteLength + app.byteLength);
     out.set(magic, 0);
     new DataView(out.buffer).setUint32(magic.byteLength, json.byteLength);

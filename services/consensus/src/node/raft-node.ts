@@ -9,7 +9,6 @@ import {
   type RaftConfig,
   RawNode,
   type RefusalReason,
-  type Snapshot,
   type Status,
 } from "@quartet/raft";
 import type { DurableRaftStorage } from "../storage/raft-storage.ts";
@@ -18,12 +17,8 @@ import type { DurableRaftStorage } from "../storage/raft-storage.ts";
 export interface StateMachine {
   /** Applies the data of the committed entry at `index`; the result goes to its proposer. */
   apply(index: number, data: Uint8Array): unknown;
-  /**
-   * The whole state, for a snapshot: the state as it is at the call (after the last applied
-   * entry), though the bytes may be built afterwards, in parts, while entries go on being
-   * applied.
-   */
-  snapshot(): Promise<Uint8Array>;
+  /** The whole state, for a snapshot. */
+  snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's, taken at `index`. */
   restore(index: number, data: Uint8Array): void;
   /** Told of each membership change as it is applied at `index` (the membership after it: `conf`). */
@@ -126,9 +121,6 @@ export class RaftNode {
   private ticks = 0;
   private running = false;
   private scheduled = false;
-  /** A snapshot being prepared (encoded and written) beside the Raft loop, and once ready. */
-  private snapshotting = false;
-  private preparedSnapshot: Snapshot | undefined;
   private stopped: NodeStoppedError | undefined;
 
   constructor(options: RaftNodeOptions) {
@@ -344,7 +336,6 @@ export class RaftNode {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
-      this.recordPreparedSnapshot();
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
         // The leader's appends first: followers write while it writes (its own copy counts
@@ -395,11 +386,11 @@ export class RaftNode {
         if (rd.softState) this.onRoleChange?.(this.raw.status());
         this.onReady?.();
         if (this.readRound === undefined && this.nextReads.length > 0) this.startReadRound();
-        this.recordPreparedSnapshot();
-        this.maybeSnapshot();
+        await this.maybeSnapshot();
       }
     } catch (e) {
-      this.storageFailed(e);
+      this.stop(`storage failed: ${(e as Error).message}`);
+      this.onFatal(e);
     } finally {
       this.running = false;
     }
@@ -454,41 +445,11 @@ export class RaftNode {
     if (n > 0) this.appliedWaiters = list.slice(n);
   }
 
-  private storageFailed(e: unknown): void {
-    this.stop(`storage failed: ${(e as Error).message}`);
-    this.onFatal(e);
-  }
-
-  /**
-   * Starts a snapshot of the applied state once enough entries have been applied since the
-   * last. Encoding a large state and writing it takes hundreds of milliseconds (100,000 puts
-   * of 256 bytes: 29 MB, 0.25 s to encode), so it runs beside the Raft loop: the state is
-   * taken now, encoded in parts between turns of the event loop and written to its file, and
-   * the log names it between two Readies (recordPreparedSnapshot).
-   */
-  private maybeSnapshot(): void {
-    if (this.snapshotting) return;
+  private async maybeSnapshot(): Promise<void> {
     const snapIndex = this.storage.snapshot().metadata.index;
     if (this.applied - snapIndex < this.snapshotEntries) return;
-    this.snapshotting = true;
     const conf: ConfState = this.raw.status().config;
-    this.storage.prepareSnapshot(this.applied, conf, this.sm.snapshot()).then(
-      (snap) => {
-        this.preparedSnapshot = snap;
-        this.schedule();
-      },
-      (e: unknown) => {
-        if (!this.stopped) this.storageFailed(e);
-      },
-    );
-  }
-
-  private recordPreparedSnapshot(): void {
-    const snap = this.preparedSnapshot;
-    if (snap === undefined || this.stopped) return;
-    this.preparedSnapshot = undefined;
-    this.snapshotting = false;
-    this.storage.commitSnapshot(snap, this.keepEntries);
+    await this.storage.snapshotAndCompact(this.applied, conf, this.sm.snapshot(), this.keepEntries);
   }
 }
 

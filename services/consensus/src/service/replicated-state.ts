@@ -34,8 +34,8 @@ export class ReplicatedState implements StateMachine {
     return applied.result;
   }
 
-  snapshot(): Promise<Uint8Array> {
-    return this.sm.capture().encodeInParts();
+  snapshot(): Uint8Array {
+    return this.sm.encode();
   }
 
   restore(_index: number, data: Uint8Array): void {

@@ -200,8 +200,7 @@ export class DurableRaftStorage implements Storage {
   /**
    * Records a snapshot of the applied state at `index` and drops the entries up to
    * `index - keepEntries` (kept ones let a slightly lagging follower catch up from the log).
-   * Durable when it resolves. Both steps at once: {@link prepareSnapshot}, then
-   * {@link commitSnapshot}.
+   * Durable when it resolves.
    */
   async snapshotAndCompact(
     index: number,
@@ -209,45 +208,15 @@ export class DurableRaftStorage implements Storage {
     data: Uint8Array,
     keepEntries = 0,
   ): Promise<Snapshot> {
-    const snap = await this.prepareSnapshot(index, confState, Promise.resolve(data));
-    this.commitSnapshot(snap, keepEntries);
-    return snap;
-  }
-
-  /**
-   * The first step of a snapshot of the applied state at `index`, which may run while Readies
-   * are persisted: the snapshot's file, written and synced, but not yet named by the log (a
-   * crash now leaves the log as it was). `data` may still be being encoded; its term is read
-   * now, while the log holds `index`.
-   */
-  async prepareSnapshot(
-    index: number,
-    confState: ConfState,
-    data: Promise<Uint8Array>,
-  ): Promise<Snapshot> {
+    const first = this.memory.firstIndex();
     const term = this.memory.term(index);
     const previous = this.memory.snapshot().metadata.index;
     if (index <= previous || term < 0)
-      throw new Error(`a snapshot at ${index}: not an index of the log after the snapshot`);
-    const snap: Snapshot = { metadata: { index, term, confState }, data: await data };
-    await writeSnapshotFile(this.dir, snap);
-    return snap;
-  }
-
-  /**
-   * The second step, between Readies: the log names the prepared snapshot (one record and one
-   * sync) and drops the entries up to `index - keepEntries`. A snapshot the log has moved past
-   * meanwhile (one the leader sent) is discarded instead; returns whether it was recorded.
-   */
-  commitSnapshot(snap: Snapshot, keepEntries = 0): boolean {
-    const { index, term, confState } = snap.metadata;
-    const previous = this.memory.snapshot().metadata.index;
-    if (index <= previous) {
-      rmSync(snapshotFile(this.dir, index), { force: true });
-      return false;
-    }
-    const compactTo = Math.max(this.memory.firstIndex() - 1, index - keepEntries);
+      throw new Error(`snapshotAndCompact(${index}): not an index of the log after the snapshot`);
+    const snap: Snapshot = { metadata: { index, term, confState }, data };
+    const compactTo = Math.max(first - 1, index - keepEntries);
     const compactTerm = this.memory.term(compactTo);
+    await writeSnapshotFile(this.dir, snap);
     this.append(
       [
         encodeRecord(RecordKind.snapshot, numbers(index, term, 0)),
@@ -255,12 +224,12 @@ export class DurableRaftStorage implements Storage {
       ],
       true,
     );
-    this.memory.createSnapshot(index, confState, snap.data);
+    this.memory.createSnapshot(index, confState, data);
     this.memory.compact(compactTo);
     this.compactedAt = { index: compactTo, term: compactTerm };
     this.dropSnapshotFile(previous);
     this.dropSegments();
-    return true;
+    return snap;
   }
 
   async close(): Promise<void> {
