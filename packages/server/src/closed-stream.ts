@@ -12,6 +12,10 @@ const ignore = () => {};
  * 'close' still run.
  */
 export function forgetClosedStream(stream: http2.Http2Stream): void {
+  // Node's own 'removeListener' listener goes first, so the rest are dropped in one step
+  // instead of one notice per listener (a few percent of a call's CPU). It counts 'priority'
+  // and 'frameError' listeners for the session, which a closed stream no longer has.
+  stream.removeAllListeners("removeListener");
   stream.removeAllListeners();
   // An error emitted with no listener would be thrown.
   stream.on("error", ignore);
