@@ -6,7 +6,7 @@
 // the same gRPC library (@grpc/grpc-js; BENCH_KV_CLIENT=connect drives Quartet with Connect).
 //
 // BENCH_PROFILE=1 instead runs Quartet alone under put-64 with `--cpu-prof` and prints the
-// leader's top self-time functions.
+// leader's top self-time functions (BENCH_PROFILE=get-64: under the linearizable gets).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -150,6 +150,9 @@ async function fsyncCheck(side: KvSide): Promise<{ syncs: number; puts: number; 
   };
 }
 
+/** The case BENCH_PROFILE profiles. */
+const profiled = process.env.BENCH_PROFILE === "get-64" ? "get-64" : "put-64";
+
 async function profileQuartet(): Promise<void> {
   const profileDir = mkdtempSync(join(tmpdir(), "quartet-kv-profile-"));
   const quartet = await startQuartet(join(dataRoot, "quartet"), [
@@ -160,7 +163,12 @@ async function profileQuartet(): Promise<void> {
   let result: LoadResult;
   const perMember: string[] = [];
   try {
-    const op = (i: number) => quartet.put(putKeys[i % putKeys.length]!);
+    const random = seededRandom(1);
+    if (profiled === "get-64") await populate(quartet);
+    const op =
+      profiled === "get-64"
+        ? () => quartet.get(getKeys[randomInt(random, getKeys.length)]!)
+        : (i: number) => quartet.put(putKeys[i % putKeys.length]!);
     await closedLoop(64, warmupSeconds, op);
     const before = quartet.pids.map((pid) => cpuSeconds([pid]));
     const client0 = process.cpuUsage();
@@ -177,7 +185,7 @@ async function profileQuartet(): Promise<void> {
   console.log(`CPU cores busy during the window: ${perMember.join(", ")}`);
   const file = readdirSync(profileDir).find((f) => f.includes(`.${quartet.leaderPid}.`));
   console.log(
-    `Quartet put-64 under --cpu-prof: ${Math.round(result.opsPerSec)} puts/s, p99 ${result.p99Ms.toFixed(1)} ms`,
+    `Quartet ${profiled} under --cpu-prof: ${Math.round(result.opsPerSec)} ops/s, p99 ${result.p99Ms.toFixed(1)} ms`,
   );
   if (!file)
     throw new Error(`no profile of the leader (pid ${quartet.leaderPid}) in ${profileDir}`);
