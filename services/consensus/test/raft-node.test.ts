@@ -142,6 +142,26 @@ describe("RaftNode", () => {
     expect(member.storage.snapshot().metadata.index).toBeGreaterThan(10);
   });
 
+  it("goes on committing while a snapshot's file is being written, and records it after", async () => {
+    const c = await cluster({ snapshotEntries: 4, keepEntries: 0 });
+    const lead = await c.leader();
+    const { storage } = c.members.get(lead.id)!;
+    // The leader's snapshot file is written, but the write does not finish until released.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const prepare = storage.prepareSnapshot.bind(storage);
+    storage.prepareSnapshot = (...args) => prepare(...args).then((snap) => released.then(() => snap));
+    const before = storage.snapshot().metadata.index;
+    for (let i = 0; i < 12; i++) await lead.propose(new TextEncoder().encode(`v${i}`));
+    expect(storage.snapshot().metadata.index).toBe(before);
+    release();
+    await released;
+    // The next Ready records it.
+    await lead.propose(new TextEncoder().encode("after"));
+    expect(storage.snapshot().metadata.index).toBeGreaterThanOrEqual(before + 4);
+    expect(storage.firstIndex()).toBe(storage.snapshot().metadata.index + 1);
+  });
+
   it("fails a read on a member that knows no leader, and an aborted proposal with the abort reason", async () => {
     const c = await cluster();
     const lead = await c.leader();

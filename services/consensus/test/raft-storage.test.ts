@@ -103,6 +103,50 @@ describe("DurableRaftStorage", () => {
     await again.close();
   });
 
+  it("writes a snapshot beside new writes, and records it only if the log has not moved past it", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir);
+    await s.bootstrap({ voters: [1] });
+    await s.persist({ entries: range(2, 20, 1), hardState: { term: 1, vote: 1, commit: 20 } });
+    const conf = s.initialState().confState;
+    const prepared = s.prepareSnapshot(15, conf, new TextEncoder().encode("state@15"));
+    // Entries keep coming while the snapshot's file is written.
+    await s.persist({ entries: range(21, 25, 1), hardState: { term: 1, vote: 1, commit: 25 } });
+    const snap = await prepared;
+    // Written but not yet named by the log: a crash now leaves the log as it was.
+    const meanwhile = DurableRaftStorage.open(dir);
+    expect([meanwhile.snapshot().metadata.index, meanwhile.lastIndex()]).toEqual([1, 25]);
+    await meanwhile.close();
+    expect(s.commitSnapshot(snap, 3)).toBe(true);
+    await s.close();
+    const again = DurableRaftStorage.open(dir);
+    expect(new TextDecoder().decode(again.snapshot().data)).toBe("state@15");
+    expect([again.firstIndex(), again.lastIndex()]).toEqual([13, 25]);
+    // A state of several megabytes goes to disk in slices and reads back whole.
+    const large = new Uint8Array(2.5 * (1 << 20)).map((_, i) => (i * 7919) % 251);
+    await again.snapshotAndCompact(22, conf, large);
+    await again.close();
+    const reopened = DurableRaftStorage.open(dir);
+    expect(reopened.snapshot().data).toEqual(large);
+    await reopened.close();
+    // One prepared while the leader's snapshot replaced the log is dropped, file and all.
+    const last = DurableRaftStorage.open(dir);
+    const stale = await last.prepareSnapshot(24, conf, new Uint8Array([1]));
+    await last.persist({
+      snapshot: { metadata: { index: 30, term: 3, confState: conf }, data: new Uint8Array([7]) },
+      entries: [],
+      hardState: { term: 3, vote: 0, commit: 30 },
+    });
+    expect(last.commitSnapshot(stale)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".snap"))).toEqual([
+      "snapshot-0000000000000030.snap",
+    ]);
+    await last.close();
+    const third = DurableRaftStorage.open(dir);
+    expect(third.snapshot().metadata.index).toBe(30);
+    await third.close();
+  });
+
   it("takes a snapshot and compacts, keeping the entries asked for, durably", async () => {
     const dir = tempDir();
     const s = DurableRaftStorage.open(dir);

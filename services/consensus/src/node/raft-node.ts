@@ -9,6 +9,7 @@ import {
   type RaftConfig,
   RawNode,
   type RefusalReason,
+  type Snapshot,
   type Status,
 } from "@quartet/raft";
 import type { DurableRaftStorage } from "../storage/raft-storage.ts";
@@ -121,6 +122,9 @@ export class RaftNode {
   private ticks = 0;
   private running = false;
   private scheduled = false;
+  /** A snapshot whose file is being written beside the Raft loop, and once it is written. */
+  private snapshotting = false;
+  private writtenSnapshot: Snapshot | undefined;
   private stopped: NodeStoppedError | undefined;
 
   constructor(options: RaftNodeOptions) {
@@ -336,6 +340,7 @@ export class RaftNode {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
+      this.recordWrittenSnapshot();
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
         // The leader's appends first: followers write while it writes (its own copy counts
@@ -386,11 +391,11 @@ export class RaftNode {
         if (rd.softState) this.onRoleChange?.(this.raw.status());
         this.onReady?.();
         if (this.readRound === undefined && this.nextReads.length > 0) this.startReadRound();
-        await this.maybeSnapshot();
+        this.recordWrittenSnapshot();
+        this.maybeSnapshot();
       }
     } catch (e) {
-      this.stop(`storage failed: ${(e as Error).message}`);
-      this.onFatal(e);
+      this.storageFailed(e);
     } finally {
       this.running = false;
     }
@@ -445,11 +450,41 @@ export class RaftNode {
     if (n > 0) this.appliedWaiters = list.slice(n);
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  private storageFailed(e: unknown): void {
+    this.stop(`storage failed: ${(e as Error).message}`);
+    this.onFatal(e);
+  }
+
+  /**
+   * Takes a snapshot once enough entries were applied since the last. The state is encoded
+   * here (it must be the state at `applied`), but its file is written beside the Raft loop and
+   * named by the log between two Readies (recordWrittenSnapshot): a leader whose loop waited
+   * for the file (29 MB after 100,000 puts of 256 bytes, three members writing theirs on one
+   * disk) sent no heartbeats for over an election timeout and lost its leadership.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting) return;
     const snapIndex = this.storage.snapshot().metadata.index;
     if (this.applied - snapIndex < this.snapshotEntries) return;
+    this.snapshotting = true;
     const conf: ConfState = this.raw.status().config;
-    await this.storage.snapshotAndCompact(this.applied, conf, this.sm.snapshot(), this.keepEntries);
+    this.storage.prepareSnapshot(this.applied, conf, this.sm.snapshot()).then(
+      (snap) => {
+        this.writtenSnapshot = snap;
+        this.schedule();
+      },
+      (e: unknown) => {
+        if (!this.stopped) this.storageFailed(e);
+      },
+    );
+  }
+
+  private recordWrittenSnapshot(): void {
+    const snap = this.writtenSnapshot;
+    if (snap === undefined || this.stopped) return;
+    this.writtenSnapshot = undefined;
+    this.snapshotting = false;
+    this.storage.commitSnapshot(snap, this.keepEntries);
   }
 }
 

@@ -200,7 +200,8 @@ export class DurableRaftStorage implements Storage {
   /**
    * Records a snapshot of the applied state at `index` and drops the entries up to
    * `index - keepEntries` (kept ones let a slightly lagging follower catch up from the log).
-   * Durable when it resolves.
+   * Durable when it resolves. Both steps at once: {@link prepareSnapshot}, then
+   * {@link commitSnapshot}.
    */
   async snapshotAndCompact(
     index: number,
@@ -208,15 +209,41 @@ export class DurableRaftStorage implements Storage {
     data: Uint8Array,
     keepEntries = 0,
   ): Promise<Snapshot> {
-    const first = this.memory.firstIndex();
+    const snap = await this.prepareSnapshot(index, confState, data);
+    this.commitSnapshot(snap, keepEntries);
+    return snap;
+  }
+
+  /**
+   * The first step of a snapshot of the applied state at `index`, which may run while Readies
+   * are persisted: the snapshot's file, written and synced, but not yet named by the log (a
+   * crash now leaves the log as it was). Its term is read at the call, while the log holds
+   * `index`.
+   */
+  async prepareSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     const term = this.memory.term(index);
     const previous = this.memory.snapshot().metadata.index;
     if (index <= previous || term < 0)
-      throw new Error(`snapshotAndCompact(${index}): not an index of the log after the snapshot`);
+      throw new Error(`a snapshot at ${index}: not an index of the log after the snapshot`);
     const snap: Snapshot = { metadata: { index, term, confState }, data };
-    const compactTo = Math.max(first - 1, index - keepEntries);
-    const compactTerm = this.memory.term(compactTo);
     await writeSnapshotFile(this.dir, snap);
+    return snap;
+  }
+
+  /**
+   * The second step, between Readies: the log names the prepared snapshot (one record and one
+   * sync) and drops the entries up to `index - keepEntries`. A snapshot the log has moved past
+   * meanwhile (one the leader sent) is discarded instead; returns whether it was recorded.
+   */
+  commitSnapshot(snap: Snapshot, keepEntries = 0): boolean {
+    const { index, term, confState } = snap.metadata;
+    const previous = this.memory.snapshot().metadata.index;
+    if (index <= previous) {
+      rmSync(snapshotFile(this.dir, index), { force: true });
+      return false;
+    }
+    const compactTo = Math.max(this.memory.firstIndex() - 1, index - keepEntries);
+    const compactTerm = this.memory.term(compactTo);
     this.append(
       [
         encodeRecord(RecordKind.snapshot, numbers(index, term, 0)),
@@ -224,12 +251,12 @@ export class DurableRaftStorage implements Storage {
       ],
       true,
     );
-    this.memory.createSnapshot(index, confState, data);
+    this.memory.createSnapshot(index, confState, snap.data);
     this.memory.compact(compactTo);
     this.compactedAt = { index: compactTo, term: compactTerm };
     this.dropSnapshotFile(previous);
     this.dropSegments();
-    return snap;
+    return true;
   }
 
   async close(): Promise<void> {
@@ -426,18 +453,32 @@ function syncDir(dir: string): void {
   }
 }
 
-/** Written beside, synced, renamed into place, and the directory synced: whole or absent. */
+/**
+ * Written beside, synced, renamed into place, and the directory synced: whole or absent. The
+ * state goes to disk a slice at a time, each synced before the next: ext4 writes out a file's
+ * pending data whenever an fsync commits the journal, so tens of megabytes written at once
+ * would hold up the log's own syncs (every acknowledged write) until they were all on disk.
+ */
 async function writeSnapshotFile(dir: string, s: Snapshot): Promise<void> {
   const md = Buffer.from(JSON.stringify(s.metadata));
-  const body = Buffer.allocUnsafe(8 + md.byteLength + s.data.byteLength);
-  body.writeUInt32BE(md.byteLength, 4);
-  body.set(md, 8);
-  body.set(s.data, 8 + md.byteLength);
-  body.writeUInt32BE(crc32(body.subarray(4)), 0);
+  const head = Buffer.allocUnsafe(8 + md.byteLength);
+  head.writeUInt32BE(md.byteLength, 4);
+  head.set(md, 8);
+  let crc = crc32(head.subarray(4));
   const path = snapshotFile(dir, s.metadata.index);
   const file = await openFile(`${path}.tmp`, "w");
   try {
-    await file.writeFile(body);
+    let at = head.byteLength;
+    for (let from = 0; from < s.data.byteLength; from += snapshotSliceBytes) {
+      const slice = s.data.subarray(from, from + snapshotSliceBytes);
+      crc = crc32(slice, crc);
+      await file.write(slice, 0, slice.byteLength, at);
+      at += slice.byteLength;
+      await file.datasync();
+    }
+    // The checksum covers everything after it, so the head goes last.
+    head.writeUInt32BE(crc, 0);
+    await file.write(head, 0, head.byteLength, 0);
     await file.datasync();
   } finally {
     await file.close();
@@ -445,6 +486,9 @@ async function writeSnapshotFile(dir: string, s: Snapshot): Promise<void> {
   await rename(`${path}.tmp`, path);
   syncDir(dir);
 }
+
+/** How much of a snapshot is written before each sync. */
+const snapshotSliceBytes = 1 << 20;
 
 function readSnapshotFile(dir: string, at: { index: number; term: number }): Snapshot {
   const path = snapshotFile(dir, at.index);
