@@ -9,7 +9,7 @@ function bytesApp(): StateMachine & { state: Uint8Array } {
   return {
     state: new Uint8Array(),
     apply() {},
-    snapshot() {
+    async snapshot() {
       return this.state;
     },
     restore(_index, data) {
@@ -33,7 +33,7 @@ const founders = new Map([
 ]);
 
 describe("the member table", () => {
-  it("learns an added member's URLs from the change, keeps them in snapshots, and never reuses an id", () => {
+  it("learns an added member's URLs from the change, keeps them in snapshots, and never reuses an id", async () => {
     const app = bytesApp();
     app.state = new Uint8Array([7, 8, 9]);
     const table = new Membership({ self: 1, localPeers: founders }).wrap(app);
@@ -60,7 +60,7 @@ describe("the member table", () => {
       self: 2,
       localPeers: new Map([[2, "http://127.0.0.1:7002"]]),
     }).wrap(other);
-    later.restore(7, table.snapshot());
+    later.restore(7, await table.snapshot());
     expect(other.state).toEqual(new Uint8Array([7, 8, 9]));
     expect(later.get(4)).toBe("http://10.0.0.4:7001");
     expect(later.wasRemoved(3)).toBe(true);

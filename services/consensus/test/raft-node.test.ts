@@ -13,7 +13,7 @@ class AppendLog implements StateMachine {
     this.items.push(new TextDecoder().decode(data));
     return this.items.length;
   }
-  snapshot(): Uint8Array {
+  async snapshot(): Promise<Uint8Array> {
     return new TextEncoder().encode(JSON.stringify(this.items));
   }
   restore(_index: number, data: Uint8Array): void {

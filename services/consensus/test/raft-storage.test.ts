@@ -103,15 +103,17 @@ describe("DurableRaftStorage", () => {
     await again.close();
   });
 
-  it("writes a snapshot beside new writes, and records it only if the log has not moved past it", async () => {
+  it("prepares a snapshot beside new writes, and records it only if the log has not moved past it", async () => {
     const dir = tempDir();
     const s = DurableRaftStorage.open(dir);
     await s.bootstrap({ voters: [1] });
     await s.persist({ entries: range(2, 20, 1), hardState: { term: 1, vote: 1, commit: 20 } });
     const conf = s.initialState().confState;
-    const prepared = s.prepareSnapshot(15, conf, new TextEncoder().encode("state@15"));
-    // Entries keep coming while the snapshot's file is written.
+    let encoded: (bytes: Uint8Array) => void = () => {};
+    const prepared = s.prepareSnapshot(15, conf, new Promise((r) => (encoded = r)));
+    // Entries keep coming while the state is encoded and its file written.
     await s.persist({ entries: range(21, 25, 1), hardState: { term: 1, vote: 1, commit: 25 } });
+    encoded(new TextEncoder().encode("state@15"));
     const snap = await prepared;
     // Written but not yet named by the log: a crash now leaves the log as it was.
     const meanwhile = DurableRaftStorage.open(dir);
@@ -131,7 +133,7 @@ describe("DurableRaftStorage", () => {
     await reopened.close();
     // One prepared while the leader's snapshot replaced the log is dropped, file and all.
     const last = DurableRaftStorage.open(dir);
-    const stale = await last.prepareSnapshot(24, conf, new Uint8Array([1]));
+    const stale = await last.prepareSnapshot(24, conf, Promise.resolve(new Uint8Array([1])));
     await last.persist({
       snapshot: { metadata: { index: 30, term: 3, confState: conf }, data: new Uint8Array([7]) },
       entries: [],

@@ -231,4 +231,28 @@ describe("ConsensusStateMachine: snapshots", () => {
     expect(applyAll(copy, next)).toEqual(applyAll(sm, next));
     expect(copy.encode()).toEqual(sm.encode());
   });
+
+  it("captures the state at once and encodes it later, in parts, as it was then", async () => {
+    const sm = new ConsensusStateMachine();
+    // Enough versions for several parts of the encoding (500 versions each).
+    const writes = [];
+    for (let i = 0; i < 5_000; i++) writes.push(put(`k${i % 700}`, `v${i}`));
+    applyAll(sm, [grant(10n, 0n), ...writes]);
+    const before = sm.encode();
+    const capture = sm.capture();
+    // The state moves on: new versions, a deletion, a compaction that drops old versions.
+    applyAll(sm, [put("k1", "later"), del("k2"), compact(4_000n), revoke(1n)]);
+    const bytes = await capture.encodeInParts();
+    expect(bytes).toEqual(before);
+    expect(capture.encode()).toEqual(before);
+    const restored = ConsensusStateMachine.restore(bytes);
+    expect(restored.revision).toBe(5_000n);
+    expect(restored.range(range("k1", "")).kvs[0]?.value).toEqual(
+      new TextEncoder().encode("v4901"),
+    );
+    expect(restored.range(range("k1", "", 2n)).kvs[0]?.value).toEqual(
+      new TextEncoder().encode("v1"),
+    );
+    expect(restored.leases().map((l) => l.id)).toEqual([1n]);
+  });
 });

@@ -61,10 +61,11 @@ export class Membership implements StateMachine {
     return this.inner.apply(index, data);
   }
 
-  snapshot(): Uint8Array {
+  async snapshot(): Promise<Uint8Array> {
+    // Both taken now, before any later entry is applied.
     const table: MemberTableJson = { added: [...this.added], removed: [...this.removed] };
     const json = encoder.encode(JSON.stringify(table));
-    const app = this.inner.snapshot();
+    const app = await this.inner.snapshot();
     const out = new Uint8Array(magic.byteLength + 4 + json.byteLength + app.byteLength);
     out.set(magic, 0);
     new DataView(out.buffer).setUint32(magic.byteLength, json.byteLength);

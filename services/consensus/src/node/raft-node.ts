@@ -18,8 +18,12 @@ import type { DurableRaftStorage } from "../storage/raft-storage.ts";
 export interface StateMachine {
   /** Applies the data of the committed entry at `index`; the result goes to its proposer. */
   apply(index: number, data: Uint8Array): unknown;
-  /** The whole state, for a snapshot. */
-  snapshot(): Uint8Array;
+  /**
+   * The whole state, for a snapshot: the state as it is at the call (after the last applied
+   * entry), though the bytes may be built afterwards, in parts, while entries go on being
+   * applied.
+   */
+  snapshot(): Promise<Uint8Array>;
   /** Replaces the state with a snapshot's, taken at `index`. */
   restore(index: number, data: Uint8Array): void;
   /** Told of each membership change as it is applied at `index` (the membership after it: `conf`). */
@@ -456,11 +460,12 @@ export class RaftNode {
   }
 
   /**
-   * Takes a snapshot once enough entries were applied since the last. The state is encoded
-   * here (it must be the state at `applied`), but its file is written beside the Raft loop and
-   * named by the log between two Readies (recordWrittenSnapshot): a leader whose loop waited
-   * for the file (29 MB after 100,000 puts of 256 bytes, three members writing theirs on one
-   * disk) sent no heartbeats for over an election timeout and lost its leadership.
+   * Takes a snapshot once enough entries were applied since the last, beside the Raft loop: the
+   * state machine takes its state now and encodes it in parts between turns of the event loop,
+   * the file is written while Readies go on, and the log names it between two Readies
+   * (recordWrittenSnapshot). A leader that waited for the file (29 MB after 100,000 puts of 256
+   * bytes, three members writing theirs to one disk), or that encoded 200,000 versions in one
+   * piece, sent no heartbeats for over an election timeout and lost its leadership.
    */
   private maybeSnapshot(): void {
     if (this.snapshotting) return;

@@ -34,8 +34,8 @@ export class ReplicatedState implements StateMachine {
     return applied.result;
   }
 
-  snapshot(): Uint8Array {
-    return this.sm.encode();
+  snapshot(): Promise<Uint8Array> {
+    return this.sm.capture().encodeInParts();
   }
 
   restore(_index: number, data: Uint8Array): void {

@@ -1,11 +1,14 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import {
   type Command,
   type CommandResult,
   CommandResultSchema,
+  type KeyHistory,
   KeyHistorySchema,
   LeaseRecordSchema,
+  type StateSnapshot,
   StateSnapshotSchema,
 } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import {
@@ -35,7 +38,7 @@ import {
 } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { compactedError, futureRevisionError, leaseNotFoundError, StateError } from "./errors.ts";
 import { type KeyString, keyBytes, keyRange, keyString } from "./keys.ts";
-import { MvccStore } from "./mvcc.ts";
+import { type KeyRecord, MvccStore } from "./mvcc.ts";
 
 /** A lease: its granted TTL and the deadline the leaders' clocks gave it. */
 export interface Lease {
@@ -290,27 +293,25 @@ export class ConsensusStateMachine {
 
   /** The whole state as bytes, canonical: equal states give equal bytes. */
   encode(): Uint8Array {
-    const keys = [];
-    for (const [k, recs] of this.store.entries()) {
-      keys.push(
-        create(KeyHistorySchema, {
-          key: keyBytes(k),
-          records: recs.map((r) => ({ kv: r.kv, sub: BigInt(r.sub), tombstone: r.tombstone })),
-        }),
-      );
-    }
-    return toBinary(
-      StateSnapshotSchema,
-      create(StateSnapshotSchema, {
-        revision: this.store.revision,
-        compactRevision: this.store.compactRevision,
-        nextLeaseId: this.nextLeaseId,
-        keys,
-        leases: this.leases().map((l) =>
-          create(LeaseRecordSchema, { id: l.id, ttl: l.ttlSeconds, deadlineMs: l.deadlineMs }),
-        ),
-      }),
-    );
+    return this.capture().encode();
+  }
+
+  /**
+   * The state as it is now, to encode later while this one goes on changing. Cheap: it copies
+   * the key list and each key's list of versions, not the versions, which are never changed.
+   */
+  capture(): StateCapture {
+    const keys: [KeyString, KeyRecord[]][] = [];
+    for (const [k, recs] of this.store.entries()) keys.push([k, recs.slice()]);
+    const head = create(StateSnapshotSchema, {
+      revision: this.store.revision,
+      compactRevision: this.store.compactRevision,
+      nextLeaseId: this.nextLeaseId,
+      leases: this.leases().map((l) =>
+        create(LeaseRecordSchema, { id: l.id, ttl: l.ttlSeconds, deadlineMs: l.deadlineMs }),
+      ),
+    });
+    return new StateCapture(head, keys);
   }
 
   /** Rebuilds a state machine from {@link encode}'s bytes (empty bytes: the initial state). */
@@ -418,4 +419,72 @@ function result(r: MessageInitShape<typeof CommandResultSchema>["result"]): Comm
 
 function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Versions encoded per part of a snapshot: about a millisecond of encoding each. */
+const versionsPerPart = 500;
+
+/**
+ * A state taken by {@link ConsensusStateMachine.capture}. Its encoding is a StateSnapshot
+ * message written in parts, the scalars and leases first, then the keys a part at a time: a
+ * protobuf message's encodings concatenated parse as one message whose repeated fields hold
+ * every part's, so the parts need no framing, and the same state always gives the same bytes.
+ */
+export class StateCapture {
+  private readonly head: StateSnapshot;
+  private readonly keys: readonly [KeyString, readonly KeyRecord[]][];
+
+  constructor(head: StateSnapshot, keys: readonly [KeyString, readonly KeyRecord[]][]) {
+    this.head = head;
+    this.keys = keys;
+  }
+
+  encode(): Uint8Array {
+    return joined([...this.parts()]);
+  }
+
+  /** The same bytes, letting the event loop turn between parts. */
+  async encodeInParts(): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for (const part of this.parts()) {
+      parts.push(part);
+      await nextTurn();
+    }
+    return joined(parts);
+  }
+
+  private *parts(): Generator<Uint8Array> {
+    yield toBinary(StateSnapshotSchema, this.head);
+    let histories: KeyHistory[] = [];
+    let versions = 0;
+    for (const [k, recs] of this.keys) {
+      histories.push(
+        create(KeyHistorySchema, {
+          key: keyBytes(k),
+          records: recs.map((r) => ({ kv: r.kv, sub: BigInt(r.sub), tombstone: r.tombstone })),
+        }),
+      );
+      versions += recs.length;
+      if (versions >= versionsPerPart) {
+        yield toBinary(StateSnapshotSchema, create(StateSnapshotSchema, { keys: histories }));
+        histories = [];
+        versions = 0;
+      }
+    }
+    if (histories.length > 0)
+      yield toBinary(StateSnapshotSchema, create(StateSnapshotSchema, { keys: histories }));
+  }
+}
+
+/** The parts as one plain Uint8Array (a Buffer would make the decoded fields Buffers too). */
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.byteLength;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }

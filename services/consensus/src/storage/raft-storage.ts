@@ -209,7 +209,7 @@ export class DurableRaftStorage implements Storage {
     data: Uint8Array,
     keepEntries = 0,
   ): Promise<Snapshot> {
-    const snap = await this.prepareSnapshot(index, confState, data);
+    const snap = await this.prepareSnapshot(index, confState, Promise.resolve(data));
     this.commitSnapshot(snap, keepEntries);
     return snap;
   }
@@ -217,15 +217,19 @@ export class DurableRaftStorage implements Storage {
   /**
    * The first step of a snapshot of the applied state at `index`, which may run while Readies
    * are persisted: the snapshot's file, written and synced, but not yet named by the log (a
-   * crash now leaves the log as it was). Its term is read at the call, while the log holds
-   * `index`.
+   * crash now leaves the log as it was). `data` may still be being encoded; its term is read
+   * at the call, while the log holds `index`.
    */
-  async prepareSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+  async prepareSnapshot(
+    index: number,
+    confState: ConfState,
+    data: Promise<Uint8Array>,
+  ): Promise<Snapshot> {
     const term = this.memory.term(index);
     const previous = this.memory.snapshot().metadata.index;
     if (index <= previous || term < 0)
       throw new Error(`a snapshot at ${index}: not an index of the log after the snapshot`);
-    const snap: Snapshot = { metadata: { index, term, confState }, data };
+    const snap: Snapshot = { metadata: { index, term, confState }, data: await data };
     await writeSnapshotFile(this.dir, snap);
     return snap;
   }
