@@ -150,7 +150,8 @@ describe("RaftNode", () => {
     let release = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
     const prepare = storage.prepareSnapshot.bind(storage);
-    storage.prepareSnapshot = (...args) => prepare(...args).then((snap) => released.then(() => snap));
+    storage.prepareSnapshot = (...args) =>
+      prepare(...args).then((snap) => released.then(() => snap));
     const before = storage.snapshot().metadata.index;
     for (let i = 0; i < 12; i++) await lead.propose(new TextEncoder().encode(`v${i}`));
     expect(storage.snapshot().metadata.index).toBe(before);
