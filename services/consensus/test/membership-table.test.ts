@@ -1,5 +1,6 @@
 import type { ConfState } from "@quartet/raft";
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "../src/bytes.ts";
 import { encodeContext, Membership } from "../src/node/membership.ts";
 import type { StateMachine } from "../src/node/raft-node.ts";
 import { checkPeerUrls } from "../src/service/peer-urls.ts";
@@ -10,7 +11,7 @@ function bytesApp(): StateMachine & { state: Uint8Array } {
     state: new Uint8Array(),
     apply() {},
     async snapshot() {
-      return this.state;
+      return [this.state];
     },
     restore(_index, data) {
       this.state = data;
@@ -60,7 +61,7 @@ describe("the member table", () => {
       self: 2,
       localPeers: new Map([[2, "http://127.0.0.1:7002"]]),
     }).wrap(other);
-    later.restore(7, await table.snapshot());
+    later.restore(7, concatBytes(await table.snapshot()));
     expect(other.state).toEqual(new Uint8Array([7, 8, 9]));
     expect(later.get(4)).toBe("http://10.0.0.4:7001");
     expect(later.wasRemoved(3)).toBe(true);

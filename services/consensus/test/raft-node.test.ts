@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Message, NodeId } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
-import { NotLeaderError, RaftNode, type StateMachine } from "../src/node/raft-node.ts";
+import {
+  NotLeaderError,
+  RaftNode,
+  type StateMachine,
+  snapshotPoint,
+} from "../src/node/raft-node.ts";
 import { DurableRaftStorage } from "../src/storage/raft-storage.ts";
 
 /** A log of applied strings; its snapshot is the whole log. */
@@ -13,8 +18,8 @@ class AppendLog implements StateMachine {
     this.items.push(new TextDecoder().decode(data));
     return this.items.length;
   }
-  async snapshot(): Promise<Uint8Array> {
-    return new TextEncoder().encode(JSON.stringify(this.items));
+  async snapshot(): Promise<Uint8Array[]> {
+    return [new TextEncoder().encode(JSON.stringify(this.items))];
   }
   restore(_index: number, data: Uint8Array): void {
     this.items =
@@ -185,5 +190,20 @@ describe("RaftNode", () => {
         }
       })(),
     ).rejects.toBeInstanceOf(NotLeaderError);
+  });
+});
+
+describe("snapshotPoint", () => {
+  it("gives each of three members its own snapshot points, every interval, a third apart", () => {
+    const points = (id: NodeId) => {
+      const seen = new Set<number>();
+      for (let applied = 0; applied <= 1_000; applied++) seen.add(snapshotPoint(applied, id, 300));
+      seen.delete(0);
+      return [...seen];
+    };
+    expect(points(3)).toEqual([300, 600, 900]);
+    expect(points(1)).toEqual([400, 700, 1_000]);
+    expect(points(2)).toEqual([500, 800]);
+    expect(points(4)).toEqual(points(1));
   });
 });

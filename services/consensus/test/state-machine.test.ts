@@ -1,13 +1,18 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type Command, CommandSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb";
+import {
+  type Command,
+  CommandSchema,
+  StateSnapshotSchema,
+} from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import {
   Compare_CompareResult,
   RangeRequestSchema,
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { describe, expect, it } from "vitest";
-import { prefixEnd } from "../src/state/keys.ts";
+import { concatBytes } from "../src/bytes.ts";
+import { keyBytes, prefixEnd } from "../src/state/keys.ts";
 import { ConsensusStateMachine } from "../src/state/state-machine.ts";
 import {
   b,
@@ -242,7 +247,7 @@ describe("ConsensusStateMachine: snapshots", () => {
     const capture = sm.capture();
     // The state moves on: new versions, a deletion, a compaction that drops old versions.
     applyAll(sm, [put("k1", "later"), del("k2"), compact(4_000n), revoke(1n)]);
-    const bytes = await capture.encodeInParts();
+    const bytes = concatBytes(await capture.encodeInParts());
     expect(bytes).toEqual(before);
     expect(capture.encode()).toEqual(before);
     const restored = ConsensusStateMachine.restore(bytes);
@@ -255,4 +260,51 @@ describe("ConsensusStateMachine: snapshots", () => {
     );
     expect(restored.leases().map((l) => l.id)).toEqual([1n]);
   });
+
+  it("encodes each version for one snapshot only, and later snapshots still give the whole state's bytes", async () => {
+    const sm = new ConsensusStateMachine();
+    const writes = [grant(10n, 0n)];
+    for (let i = 0; i < 2_000; i++) writes.push(put(`k${i % 300}`, `v${i}`));
+    applyAll(sm, writes);
+    const first = await sm.capture().encodeInParts();
+    expect(concatBytes(first)).toEqual(plainEncoding(sm));
+    // New versions of some keys, new keys, deletions: the rest is reused as it was encoded.
+    applyAll(sm, [put("k1", "again"), put("new", "1"), del("k2"), put("k2", "back")]);
+    const second = await sm.capture().encodeInParts();
+    expect(concatBytes(second)).toEqual(plainEncoding(sm));
+    // Every key's history encoded for the first snapshot is reused as it was by the second.
+    const reused = second.filter((piece) => first.includes(piece));
+    expect(reused).toHaveLength(300);
+    applyAll(sm, [put("k1", "third"), put("k3", "moved")]);
+    expect(concatBytes(await sm.capture().encodeInParts())).toEqual(plainEncoding(sm));
+    // A compaction drops old versions: the next snapshot is the compacted state's.
+    applyAll(sm, [compact(1_500n), put("k1", "after")]);
+    expect(concatBytes(await sm.capture().encodeInParts())).toEqual(plainEncoding(sm));
+    // A machine restored from it writes the same bytes with none encoded before.
+    const restored = ConsensusStateMachine.restore(sm.encode());
+    expect(restored.encode()).toEqual(plainEncoding(sm));
+  });
 });
+
+/** The state as protobuf-es encodes it in one go: the scalars and leases, then every key. */
+function plainEncoding(sm: ConsensusStateMachine): Uint8Array {
+  const head = toBinary(
+    StateSnapshotSchema,
+    create(StateSnapshotSchema, {
+      revision: sm.revision,
+      compactRevision: sm.compactRevision,
+      nextLeaseId: BigInt(Math.max(0, ...sm.leases().map((l) => Number(l.id)))) + 1n,
+      leases: sm.leases().map((l) => ({ id: l.id, ttl: l.ttlSeconds, deadlineMs: l.deadlineMs })),
+    }),
+  );
+  const keys = toBinary(
+    StateSnapshotSchema,
+    create(StateSnapshotSchema, {
+      keys: [...sm.store.entries()].map(([k, recs]) => ({
+        key: keyBytes(k),
+        records: recs.map((r) => ({ kv: r.kv, sub: BigInt(r.sub), tombstone: r.tombstone })),
+      })),
+    }),
+  );
+  return concatBytes([head, keys]);
+}

@@ -61,17 +61,15 @@ export class Membership implements StateMachine {
     return this.inner.apply(index, data);
   }
 
-  async snapshot(): Promise<Uint8Array> {
+  async snapshot(): Promise<readonly Uint8Array[]> {
     // Both taken now, before any later entry is applied.
     const table: MemberTableJson = { added: [...this.added], removed: [...this.removed] };
     const json = encoder.encode(JSON.stringify(table));
-    const app = await this.inner.snapshot();
-    const out = new Uint8Array(magic.byteLength + 4 + json.byteLength + app.byteLength);
-    out.set(magic, 0);
-    new DataView(out.buffer).setUint32(magic.byteLength, json.byteLength);
-    out.set(json, magic.byteLength + 4);
-    out.set(app, magic.byteLength + 4 + json.byteLength);
-    return out;
+    const head = new Uint8Array(magic.byteLength + 4 + json.byteLength);
+    head.set(magic, 0);
+    new DataView(head.buffer).setUint32(magic.byteLength, json.byteLength);
+    head.set(json, magic.byteLength + 4);
+    return [head, ...(await this.inner.snapshot())];
   }
 
   restore(index: number, data: Uint8Array): void {

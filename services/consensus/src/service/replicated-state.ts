@@ -34,7 +34,7 @@ export class ReplicatedState implements StateMachine {
     return applied.result;
   }
 
-  snapshot(): Promise<Uint8Array> {
+  snapshot(): Promise<Uint8Array[]> {
     return this.sm.capture().encodeInParts();
   }
 

@@ -1,11 +1,11 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { Code } from "@connectrpc/connect";
 import {
   type Command,
   type CommandResult,
   CommandResultSchema,
-  type KeyHistory,
   KeyHistorySchema,
   LeaseRecordSchema,
   type StateSnapshot,
@@ -36,6 +36,7 @@ import {
   Event_EventType,
   EventSchema,
 } from "@quartet/proto/quartet/consensus/v1/watch_pb";
+import { concatBytes } from "../bytes.ts";
 import { compactedError, futureRevisionError, leaseNotFoundError, StateError } from "./errors.ts";
 import { type KeyString, keyBytes, keyRange, keyString } from "./keys.ts";
 import { type KeyRecord, MvccStore } from "./mvcc.ts";
@@ -65,6 +66,8 @@ export class ConsensusStateMachine {
   /** Keys attached to each lease (the latest live version's lease). */
   private readonly leaseKeys = new Map<bigint, Set<KeyString>>();
   private nextLeaseId = 1n;
+  /** Each key's history as the last snapshot encoded it, so the next encodes only what is new. */
+  private readonly encodedHistories = new Map<KeyString, EncodedHistory>();
 
   get revision(): bigint {
     return this.store.revision;
@@ -142,6 +145,7 @@ export class ConsensusStateMachine {
           throw compactedError(rev, this.store.compactRevision);
         if (rev > this.store.revision) throw futureRevisionError(rev, this.store.revision);
         this.store.compact(rev);
+        this.encodedHistories.clear();
         return result({ case: "compact", value: {} });
       }
       case "leaseGrant": {
@@ -311,7 +315,7 @@ export class ConsensusStateMachine {
         create(LeaseRecordSchema, { id: l.id, ttl: l.ttlSeconds, deadlineMs: l.deadlineMs }),
       ),
     });
-    return new StateCapture(head, keys);
+    return new StateCapture(head, keys, this.encodedHistories);
   }
 
   /** Rebuilds a state machine from {@link encode}'s bytes (empty bytes: the initial state). */
@@ -421,70 +425,109 @@ function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Versions encoded per part of a snapshot: about a millisecond of encoding each. */
-const versionsPerPart = 500;
+/** Versions newly encoded between two turns of the event loop: about a millisecond's work. */
+const versionsPerTurn = 500;
+
+/**
+ * A key's history as a snapshot holds it: an encoded KeyHistory, in chunks, with the key's
+ * first `count` records, from `first` to `last`. A key's records are never changed, only
+ * followed by new ones (compaction, which drops old ones, clears every key's), so the next
+ * snapshot encodes only the records after `last`, as one more chunk. Re-encoding every version
+ * for every snapshot held a member's thread for seconds once the state passed 200,000 versions.
+ */
+interface EncodedHistory {
+  first: KeyRecord;
+  last: KeyRecord;
+  count: number;
+  chunks: Uint8Array[];
+  byteLength: number;
+}
+
+/** Chunks a key's encoded history may have before they are joined into one. */
+const maxChunks = 8;
 
 /**
  * A state taken by {@link ConsensusStateMachine.capture}. Its encoding is a StateSnapshot
- * message written in parts, the scalars and leases first, then the keys a part at a time: a
- * protobuf message's encodings concatenated parse as one message whose repeated fields hold
- * every part's, so the parts need no framing, and the same state always gives the same bytes.
+ * message in pieces, the scalars and leases first, then each key's history: a protobuf
+ * message's encodings concatenated parse as one message whose repeated fields hold every
+ * piece's, so the pieces need no framing, and the same state always gives the same bytes.
  */
 export class StateCapture {
   private readonly head: StateSnapshot;
   private readonly keys: readonly [KeyString, readonly KeyRecord[]][];
+  private readonly encoded: Map<KeyString, EncodedHistory>;
 
-  constructor(head: StateSnapshot, keys: readonly [KeyString, readonly KeyRecord[]][]) {
+  constructor(
+    head: StateSnapshot,
+    keys: readonly [KeyString, readonly KeyRecord[]][],
+    encoded: Map<KeyString, EncodedHistory>,
+  ) {
     this.head = head;
     this.keys = keys;
+    this.encoded = encoded;
   }
 
   encode(): Uint8Array {
-    return joined([...this.parts()]);
+    return concatBytes([...this.pieces()].map(([piece]) => piece));
   }
 
-  /** The same bytes, letting the event loop turn between parts. */
-  async encodeInParts(): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    for (const part of this.parts()) {
-      parts.push(part);
-      await nextTurn();
-    }
-    return joined(parts);
-  }
-
-  private *parts(): Generator<Uint8Array> {
-    yield toBinary(StateSnapshotSchema, this.head);
-    let histories: KeyHistory[] = [];
-    let versions = 0;
-    for (const [k, recs] of this.keys) {
-      histories.push(
-        create(KeyHistorySchema, {
-          key: keyBytes(k),
-          records: recs.map((r) => ({ kv: r.kv, sub: BigInt(r.sub), tombstone: r.tombstone })),
-        }),
-      );
-      versions += recs.length;
-      if (versions >= versionsPerPart) {
-        yield toBinary(StateSnapshotSchema, create(StateSnapshotSchema, { keys: histories }));
-        histories = [];
-        versions = 0;
+  /** The same bytes in pieces, letting the event loop turn while versions are encoded. */
+  async encodeInParts(): Promise<Uint8Array[]> {
+    const pieces: Uint8Array[] = [];
+    let fresh = 0;
+    for (const [piece, versions] of this.pieces()) {
+      pieces.push(piece);
+      fresh += versions;
+      if (fresh >= versionsPerTurn) {
+        fresh = 0;
+        await nextTurn();
       }
     }
-    if (histories.length > 0)
-      yield toBinary(StateSnapshotSchema, create(StateSnapshotSchema, { keys: histories }));
+    return pieces;
   }
-}
 
-/** The parts as one plain Uint8Array (a Buffer would make the decoded fields Buffers too). */
-function joined(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.byteLength;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
+  /** The pieces, each with the number of versions encoded for it. */
+  private *pieces(): Generator<[Uint8Array, number]> {
+    yield [toBinary(StateSnapshotSchema, this.head), 0];
+    for (const [k, recs] of this.keys) {
+      const [history, fresh] = this.history(k, recs);
+      // The frame of field 4 (keys), then the KeyHistory itself.
+      yield [
+        new BinaryWriter().tag(4, WireType.LengthDelimited).uint32(history.byteLength).finish(),
+        fresh,
+      ];
+      for (const chunk of history.chunks) yield [chunk, 0];
+    }
   }
-  return out;
+
+  /** `k`'s encoded history, reusing what an earlier snapshot encoded of it; and how many versions were new. */
+  private history(k: KeyString, recs: readonly KeyRecord[]): [EncodedHistory, number] {
+    const known = this.encoded.get(k);
+    const from =
+      known !== undefined && recs[0] === known.first && recs[known.count - 1] === known.last
+        ? known.count
+        : 0;
+    if (known !== undefined && from === recs.length) return [known, 0];
+    // The key goes in the first chunk of a history only: it is field 1, before the records.
+    const added = toBinary(
+      KeyHistorySchema,
+      create(KeyHistorySchema, {
+        key: from === 0 ? keyBytes(k) : new Uint8Array(0),
+        records: recs
+          .slice(from)
+          .map((r) => ({ kv: r.kv, sub: BigInt(r.sub), tombstone: r.tombstone })),
+      }),
+    );
+    let chunks = from === 0 ? [added] : [...known!.chunks, added];
+    if (chunks.length > maxChunks) chunks = [concatBytes(chunks)];
+    const history: EncodedHistory = {
+      first: recs[0]!,
+      last: recs.at(-1)!,
+      count: recs.length,
+      chunks,
+      byteLength: (from === 0 ? 0 : known!.byteLength) + added.byteLength,
+    };
+    this.encoded.set(k, history);
+    return [history, recs.length - from];
+  }
 }
