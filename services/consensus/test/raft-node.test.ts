@@ -51,7 +51,10 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
   const members = new Map<NodeId, { node: RaftNode; storage: DurableRaftStorage; sm: AppendLog }>();
   const cut = new Set<NodeId>();
   const roleChanges: (() => void)[] = [];
+  /** Every message sent, for tests that count them. */
+  const sent: Message[] = [];
   const deliver = (messages: Message[]) => {
+    sent.push(...messages);
     for (const m of messages) {
       if (cut.has(m.to) || cut.has(m.from)) continue;
       queueMicrotask(() => members.get(m.to)?.node.step(m));
@@ -97,10 +100,30 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
     }
   };
   for (const id of ids) await start(id);
-  return { members, start, stop, leader, cut };
+  return { members, start, stop, leader, cut, sent };
 }
 
 describe("RaftNode", () => {
+  it("confirms the reads that arrive before a round's heartbeats leave with that one round", async () => {
+    const c = await cluster();
+    const lead = await c.leader();
+    await lead.propose(new TextEncoder().encode("a"));
+    const rounds = () =>
+      new Set(
+        c.sent.flatMap((m) => (m.type === "heartbeat" && m.context !== "" ? [m.context] : [])),
+      ).size;
+    const before = rounds();
+    // Arriving in one turn, as a burst of requests read from one socket does.
+    await Promise.all(Array.from({ length: 10 }, () => lead.linearizableBarrier()));
+    expect(rounds() - before).toBe(1);
+    // A read that arrives once the round's heartbeats are out waits for the next round.
+    const first = lead.linearizableBarrier();
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = lead.linearizableBarrier();
+    await Promise.all([first, second]);
+    expect(rounds() - before).toBe(3);
+  });
+
   it("replicates proposals, refuses them on followers naming the leader, and serves reads after the barrier", async () => {
     const c = await cluster();
     const lead = await c.leader();

@@ -102,8 +102,9 @@ interface Waiter {
  * order the core's contract gives (the leader's appends out, persist with one fsync, then
  * the other messages, then apply), matches
  * applied entries to the proposals waiting for them, and serves linearizable reads in
- * batches: every read that arrives while a ReadIndex round is out waits for the next round,
- * so many reads cost one heartbeat round. On start the state machine is rebuilt from the
+ * batches: the reads that arrive before a ReadIndex round's heartbeats leave share that
+ * round, and every read that arrives while it is out waits for the next, so many reads cost
+ * one heartbeat round. On start the state machine is rebuilt from the
  * latest snapshot and the committed log after it, so no entry is applied twice or skipped.
  */
 export class RaftNode {
@@ -123,7 +124,9 @@ export class RaftNode {
   /** Reads waiting for the next ReadIndex round. */
   private nextReads: Waiter[] = [];
   /** The round out now: its context, its reads, and the tick it was sent at. */
-  private readRound: { context: string; reads: Waiter[]; sentAt: number } | undefined;
+  private readRound:
+    | { context: string; reads: Waiter[]; sentAt: number; sent: boolean }
+    | undefined;
   private readSeq = 0;
   /** Reads (and waits) to release once `index` is applied, in index order. */
   private appliedWaiters: { index: number; waiter: Waiter }[] = [];
@@ -198,7 +201,10 @@ export class RaftNode {
     if (this.stopped) return Promise.reject(this.stopped);
     return new Promise<void>((resolve, reject) => {
       const waiter = this.abortable({ resolve, reject }, signal);
-      this.nextReads.push(waiter);
+      // A round whose heartbeats have not left yet still takes reads: they arrived before
+      // anything it confirms could have been acknowledged to anyone.
+      if (this.readRound !== undefined && !this.readRound.sent) this.readRound.reads.push(waiter);
+      else this.nextReads.push(waiter);
       if (this.readRound === undefined) this.startReadRound();
     });
   }
@@ -317,7 +323,7 @@ export class RaftNode {
       for (const w of reads) w.reject(err);
       return;
     }
-    this.readRound = { context, reads, sentAt: this.ticks };
+    this.readRound = { context, reads, sentAt: this.ticks, sent: false };
     this.schedule();
   }
 
@@ -352,6 +358,8 @@ export class RaftNode {
       this.recordWrittenSnapshot();
       while (!this.stopped && this.raw.hasReady()) {
         const rd = this.raw.ready();
+        // This Ready carries the round's heartbeats: later reads wait for the next round.
+        if (this.readRound !== undefined) this.readRound.sent = true;
         // The leader's appends first: followers write while it writes (its own copy counts
         // towards the commit only after this Ready's advance()).
         if (rd.earlyMessages.length > 0) this.send(rd.earlyMessages);
