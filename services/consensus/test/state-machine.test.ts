@@ -3,10 +3,13 @@ import { Code } from "@connectrpc/connect";
 import {
   type Command,
   CommandSchema,
+  KeyHistorySchema,
+  KeyRecordSchema,
   StateSnapshotSchema,
 } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import {
   Compare_CompareResult,
+  KeyValueSchema,
   RangeRequestSchema,
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
@@ -261,9 +264,19 @@ describe("ConsensusStateMachine: snapshots", () => {
     expect(restored.leases().map((l) => l.id)).toEqual([1n]);
   });
 
+  it("knows every field of the versions it writes into snapshots", () => {
+    // The snapshot writes KeyRecord and KeyValue field by field (writeRecord): a new field
+    // must be added there, or snapshots would drop it.
+    expect(KeyRecordSchema.fields.map((f) => f.number)).toEqual([1, 2, 3]);
+    expect(KeyValueSchema.fields.map((f) => f.number)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(KeyHistorySchema.fields.map((f) => f.number)).toEqual([1, 2]);
+  });
+
   it("encodes each version for one snapshot only, and later snapshots still give the whole state's bytes", async () => {
     const sm = new ConsensusStateMachine();
-    const writes = [grant(10n, 0n)];
+    // Every field of a version set somewhere: a lease, a second write in one revision (sub),
+    // deletions (tombstones).
+    const writes = [grant(10n, 0n), put("leased", "x", 1n), twoPuts("p1", "p2")];
     for (let i = 0; i < 2_000; i++) writes.push(put(`k${i % 300}`, `v${i}`));
     applyAll(sm, writes);
     const first = await sm.capture().encodeInParts();
@@ -274,7 +287,7 @@ describe("ConsensusStateMachine: snapshots", () => {
     expect(concatBytes(second)).toEqual(plainEncoding(sm));
     // Every key's history encoded for the first snapshot is reused as it was by the second.
     const reused = second.filter((piece) => first.includes(piece));
-    expect(reused).toHaveLength(300);
+    expect(reused).toHaveLength(303);
     applyAll(sm, [put("k1", "third"), put("k3", "moved")]);
     expect(concatBytes(await sm.capture().encodeInParts())).toEqual(plainEncoding(sm));
     // A compaction drops old versions: the next snapshot is the compacted state's.
@@ -285,6 +298,14 @@ describe("ConsensusStateMachine: snapshots", () => {
     expect(restored.encode()).toEqual(plainEncoding(sm));
   });
 });
+
+/** A Txn that puts two keys: one revision, sub-revisions 0 and 1. */
+function twoPuts(a: string, c: string): Command {
+  const op = (key: string) => ({
+    request: { case: "requestPut" as const, value: { key: b(key), value: b("v") } },
+  });
+  return create(CommandSchema, { op: { case: "txn", value: { success: [op(a), op(c)] } } });
+}
 
 /** The state as protobuf-es encodes it in one go: the scalars and leases, then every key. */
 function plainEncoding(sm: ConsensusStateMachine): Uint8Array {
