@@ -67,6 +67,24 @@ describe("a 3-member cluster of real processes", () => {
     expect(dec((await c.kv(2).range({ key: enc("greeting") })).kvs[0]!.value)).toBe("hi");
   }, 60_000);
 
+  it("a write a follower takes just after the leader dies waits for the next leader", async () => {
+    cluster = await TestCluster.start(3, [], {}, { directLinks: true });
+    const c = cluster;
+    const leader = await leaderOf(c, 1);
+    const follower = c.ids.find((id) => id !== leader)!;
+    await c.kv(follower).put({ key: enc("before"), value: enc("1") }, { timeoutMs: 2000 });
+    await c.kill(leader);
+    // The follower still takes the dead member for its leader (an election takes at least
+    // 10 ticks): its forward is refused, and the call waits for the election instead of
+    // failing. One call, no retry.
+    const put = await c
+      .kv(follower)
+      .put({ key: enc("after"), value: enc("2") }, { timeoutMs: 5000 });
+    expect(Number(put.header?.memberId)).not.toBe(leader);
+    const read = await c.kv(follower).range({ key: enc("after") }, { timeoutMs: 5000 });
+    expect(read.kvs.map((kv) => dec(kv.value))).toEqual(["2"]);
+  }, 60_000);
+
   it("keeps every acknowledged write through SIGKILL of the leader, a follower, then all three", async () => {
     cluster = await TestCluster.start();
     const c = cluster;

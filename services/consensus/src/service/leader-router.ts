@@ -9,7 +9,8 @@ export const forwardedHeader = "quartet-forwarded-by";
  * Runs writes and linearizable reads where they can run. A write goes through this member's
  * Raft node when it leads, and is otherwise forwarded to the leader (the client never needs
  * to know who leads); a forwarded call that reaches a member that no longer leads is not
- * forwarded again. With no leader (an election), calls wait for one within their deadline
+ * forwarded again. With no leader (an election), or a leader that refuses the connection
+ * (down, before this member has seen the election), calls wait for one within their deadline
  * and then fail with Unavailable. A proposal a new leader replaced never happened, so it is
  * proposed again.
  */
@@ -48,7 +49,14 @@ export class LeaderRouter {
         if (!(e instanceof NotLeaderError)) throw e;
         const leader = e.leaderId;
         if (leader !== 0 && leader !== this.node.id && !ctx.requestHeader.has(forwardedHeader)) {
-          return forward(leader);
+          try {
+            return await forward(leader);
+          } catch (f) {
+            // A leader that refused the connection (it is down, and this member has not yet
+            // seen the election) never saw the call: it waits for the next leader like a call
+            // that found none. Any other failure may come after the leader applied it.
+            if (!connectionRefused(f)) throw f;
+          }
         }
         await this.nextLeader(ctx, e);
       }
@@ -106,4 +114,15 @@ function unavailable(why: NotLeaderError): ConnectError {
     `no leader to take the call before its deadline (${why.message}); the cluster is electing one or has lost its quorum: retry`,
     Code.Unavailable,
   );
+}
+
+/** Errors of a connection that was never opened: nothing of the call was sent. */
+const notConnected = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+
+/** True when `error` or one of its causes says the connection to the peer was never opened. */
+function connectionRefused(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (notConnected.has((e as NodeJS.ErrnoException).code ?? "")) return true;
+  }
+  return false;
 }

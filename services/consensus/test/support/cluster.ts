@@ -46,24 +46,37 @@ export class TestCluster {
   private readonly clients = new Map<number, Client<typeof KVService>>();
   private readonly extraArgs: string[];
   private readonly env: Record<string, string>;
+  /** Members reach each other on their own ports, not through link proxies (no partitions). */
+  private readonly directLinks: boolean;
 
-  private constructor(ids: number[], extraArgs: string[], env: Record<string, string>) {
+  private constructor(
+    ids: number[],
+    extraArgs: string[],
+    env: Record<string, string>,
+    directLinks: boolean,
+  ) {
     this.ids = ids;
     this.extraArgs = extraArgs;
     this.env = env;
+    this.directLinks = directLinks;
     this.dataDir = mkdtempSync(join(tmpdir(), "quartet-consensus-"));
   }
 
-  /** `env` is added to each member's (telemetry is off unless it says otherwise). */
+  /**
+   * `env` is added to each member's (telemetry is off unless it says otherwise). With
+   * `directLinks`, members reach each other on their own ports, so a dead member's port
+   * refuses connections as it would on a real network (a link proxy accepts them).
+   */
   static async start(
     size = 3,
     extraArgs: string[] = [],
     env: Record<string, string> = {},
+    { directLinks = false } = {},
   ): Promise<TestCluster> {
     const ids = Array.from({ length: size }, (_, i) => i + 1);
-    const c = new TestCluster(ids, extraArgs, env);
+    const c = new TestCluster(ids, extraArgs, env, directLinks);
     for (const id of ids) c.ports.set(id, await freePort());
-    for (const from of ids) {
+    for (const from of directLinks ? [] : ids) {
       for (const to of ids) {
         if (from === to) continue;
         c.links.set(
@@ -109,7 +122,7 @@ export class TestCluster {
     const urls: string[] = [];
     for (const other of peerIds) {
       urls.push(
-        `${other}=${other === id ? `http://127.0.0.1:${this.ports.get(id)}` : (await this.link(id, other)).url}`,
+        `${other}=${other === id || this.directLinks ? `http://127.0.0.1:${this.ports.get(other)}` : (await this.link(id, other)).url}`,
       );
     }
     const peers = urls.join(",");
