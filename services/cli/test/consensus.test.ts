@@ -54,7 +54,11 @@ beforeAll(async () => {
   await kv.range({ key: new TextEncoder().encode("ready") }, { timeoutMs: 30_000 });
 });
 
+/** Streaming commands started by the tests; any still running when the suite ends (a failed test's) are stopped. */
+const streaming = new Set<ReturnType<typeof startCli>>();
+
 afterAll(async () => {
+  for (const child of streaming) child.kill("SIGKILL");
   await Promise.all(members.map((m) => m.kill("SIGTERM")));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -62,7 +66,9 @@ afterAll(async () => {
 /** Starts a streaming command and resolves once it prints `ready` on stderr. */
 async function startStreaming(args: string[], ready: string) {
   const child = startCli(args, env);
+  streaming.add(child);
   const closed = new Promise<number | null>((r) => child.on("close", r));
+  void closed.then(() => streaming.delete(child));
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => {
