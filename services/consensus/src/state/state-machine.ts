@@ -516,7 +516,7 @@ export class StateCapture {
       const [history, fresh] = this.history(k, recs);
       // The frame of field 4 (keys), then the KeyHistory itself.
       yield [
-        new BinaryWriter().tag(4, WireType.LengthDelimited).uint32(history.byteLength).finish(),
+        this.writer.tag(4, WireType.LengthDelimited).uint32(history.byteLength).finish(),
         fresh,
       ];
       for (const chunk of history.chunks) yield [chunk, 0];
