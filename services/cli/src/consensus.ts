@@ -1,5 +1,5 @@
-import { ConnectError, type Transport } from "@connectrpc/connect";
-import { ConsensusClient } from "@quartet/consensus-service/client";
+import type { Transport } from "@connectrpc/connect";
+import { ConsensusClient, neverConnected } from "@quartet/consensus-service/client";
 import type { Command } from "commander";
 import { positiveInt } from "./args.ts";
 import { checkUrl, transportFor } from "./connection.ts";
@@ -55,13 +55,6 @@ export function consensusClient(opts: { endpoints: string }): ConsensusClient {
   });
 }
 
-/** The connection was refused or the host is unknown: the request never left this machine. */
-function neverSent(e: unknown): boolean {
-  const err = ConnectError.from(e);
-  const text = `${err.rawMessage} ${String((err.cause as Error | undefined)?.message ?? "")}`;
-  return /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|EADDRNOTAVAIL/.test(text);
-}
-
 /**
  * Sends `call` to the members in turn, moving on only from one that could not be reached at
  * all. For writes and admin calls, which must not be repeated: a call that reached a member
@@ -77,7 +70,7 @@ export async function onFirstReachable<R>(
     try {
       return await call(transportFor(url));
     } catch (e) {
-      if (!neverSent(e)) throw e;
+      if (!neverConnected(e)) throw e;
       last = e;
     }
   }

@@ -9,6 +9,8 @@ import {
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
 import { type Event, WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 
+export { neverConnected } from "./never-connected.ts";
+
 export interface ConsensusClientOptions {
   /** Base URLs of the members (any of them: calls reach the leader through them). */
   endpoints: string[];

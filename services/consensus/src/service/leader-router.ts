@@ -1,5 +1,6 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { NodeId } from "@quartet/raft";
+import { neverConnected } from "../never-connected.ts";
 import { NotLeaderError, ProposalDroppedError, type RaftNode } from "../node/raft-node.ts";
 
 /** Set on a call one member forwards to another, so it is never forwarded twice. */
@@ -55,7 +56,7 @@ export class LeaderRouter {
             // A leader that refused the connection (it is down, and this member has not yet
             // seen the election) never saw the call: it waits for the next leader like a call
             // that found none. Any other failure may come after the leader applied it.
-            if (!connectionRefused(f)) throw f;
+            if (!neverConnected(f)) throw f;
           }
         }
         await this.nextLeader(ctx, e);
@@ -114,15 +115,4 @@ function unavailable(why: NotLeaderError): ConnectError {
     `no leader to take the call before its deadline (${why.message}); the cluster is electing one or has lost its quorum: retry`,
     Code.Unavailable,
   );
-}
-
-/** Errors of a connection that was never opened: nothing of the call was sent. */
-const notConnected = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
-
-/** True when `error` or one of its causes says the connection to the peer was never opened. */
-function connectionRefused(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (notConnected.has((e as NodeJS.ErrnoException).code ?? "")) return true;
-  }
-  return false;
 }
