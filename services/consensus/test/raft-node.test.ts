@@ -53,8 +53,18 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
   const roleChanges: (() => void)[] = [];
   /** Every message sent, for tests that count them. */
   const sent: Message[] = [];
+  const sentWaiters: { match: (m: Message) => boolean; resolve: () => void }[] = [];
+  /** Resolves when a message `match` accepts is sent. */
+  const nextSent = (match: (m: Message) => boolean) =>
+    new Promise<void>((resolve) => sentWaiters.push({ match, resolve }));
   const deliver = (messages: Message[]) => {
     sent.push(...messages);
+    for (const w of [...sentWaiters]) {
+      if (messages.some(w.match)) {
+        sentWaiters.splice(sentWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
     for (const m of messages) {
       if (cut.has(m.to) || cut.has(m.from)) continue;
       queueMicrotask(() => members.get(m.to)?.node.step(m));
@@ -100,7 +110,7 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
     }
   };
   for (const id of ids) await start(id);
-  return { members, start, stop, leader, cut, sent };
+  return { members, start, stop, leader, cut, sent, nextSent };
 }
 
 describe("RaftNode", () => {
@@ -118,7 +128,7 @@ describe("RaftNode", () => {
     expect(rounds() - before).toBe(1);
     // A read that arrives once the round's heartbeats are out waits for the next round.
     const first = lead.linearizableBarrier();
-    await new Promise((resolve) => setImmediate(resolve));
+    await c.nextSent((m) => m.type === "heartbeat" && m.context !== "");
     const second = lead.linearizableBarrier();
     await Promise.all([first, second]);
     expect(rounds() - before).toBe(3);
