@@ -287,6 +287,7 @@ describe("ConsensusStateMachine: snapshots", () => {
     expect(concatBytes(second)).toEqual(plainEncoding(sm));
     // Every key's history encoded for the first snapshot is reused as it was by the second.
     const reused = second.filter((piece) => first.includes(piece));
+    // One history piece per key of the first snapshot: k0-k299, "leased", "p1" and "p2".
     expect(reused).toHaveLength(303);
     applyAll(sm, [put("k1", "third"), put("k3", "moved")]);
     expect(concatBytes(await sm.capture().encodeInParts())).toEqual(plainEncoding(sm));
