@@ -35,7 +35,7 @@ export class ReplicatedState implements StateMachine {
   }
 
   snapshot(): Promise<Uint8Array[]> {
-    return this.sm.capture().encodeInParts();
+    return Promise.resolve(this.sm.snapshot());
   }
 
   restore(_index: number, data: Uint8Array): void {

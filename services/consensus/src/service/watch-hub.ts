@@ -138,8 +138,7 @@ function historySince(
   prevKv: boolean,
 ): Event[] {
   const found: { rev: bigint; sub: number; event: Event }[] = [];
-  for (const [key, records] of sm.store.entries()) {
-    if (!inRange(range, key)) continue;
+  for (const [, records] of sm.store.historiesSince(range, from)) {
     records.forEach((r, i) => {
       if (r.kv.modRevision < from) return;
       const prev: KeyValue | undefined =

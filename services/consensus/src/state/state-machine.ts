@@ -1,13 +1,11 @@
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { Code } from "@connectrpc/connect";
 import {
   type Command,
   type CommandResult,
   CommandResultSchema,
   LeaseRecordSchema,
-  type StateSnapshot,
   StateSnapshotSchema,
 } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import {
@@ -38,7 +36,7 @@ import {
 import { concatBytes } from "../bytes.ts";
 import { compactedError, futureRevisionError, leaseNotFoundError, StateError } from "./errors.ts";
 import { type KeyString, keyBytes, keyRange, keyString } from "./keys.ts";
-import { type KeyRecord, MvccStore } from "./mvcc.ts";
+import { MvccStore } from "./mvcc.ts";
 
 /** A lease: its granted TTL and the deadline the leaders' clocks gave it. */
 export interface Lease {
@@ -65,8 +63,6 @@ export class ConsensusStateMachine {
   /** Keys attached to each lease (the latest live version's lease). */
   private readonly leaseKeys = new Map<bigint, Set<KeyString>>();
   private nextLeaseId = 1n;
-  /** Each key's history as the last snapshot encoded it, so the next encodes only what is new. */
-  private readonly encodedHistories = new Map<KeyString, EncodedHistory>();
 
   get revision(): bigint {
     return this.store.revision;
@@ -144,7 +140,6 @@ export class ConsensusStateMachine {
           throw compactedError(rev, this.store.compactRevision);
         if (rev > this.store.revision) throw futureRevisionError(rev, this.store.revision);
         this.store.compact(rev);
-        this.encodedHistories.clear();
         return result({ case: "compact", value: {} });
       }
       case "leaseGrant": {
@@ -296,16 +291,17 @@ export class ConsensusStateMachine {
 
   /** The whole state as bytes, canonical: equal states give equal bytes. */
   encode(): Uint8Array {
-    return this.capture().encode();
+    return concatBytes(this.snapshot());
   }
 
   /**
-   * The state as it is now, to encode later while this one goes on changing. Cheap: it copies
-   * the key list and each key's list of versions, not the versions, which are never changed.
+   * The state as it is now, as pieces of its encoding: a StateSnapshot message in pieces, the
+   * scalars and leases first, then each key's history. A protobuf message's encodings
+   * concatenated parse as one message whose repeated fields hold every piece's, so the pieces
+   * need no framing. The histories are the store's own bytes, which never change, so the pieces
+   * stay this state's while the state machine goes on.
    */
-  capture(): StateCapture {
-    const keys: [KeyString, KeyRecord[]][] = [];
-    for (const [k, recs] of this.store.entries()) keys.push([k, recs.slice()]);
+  snapshot(): Uint8Array[] {
     const head = create(StateSnapshotSchema, {
       revision: this.store.revision,
       compactRevision: this.store.compactRevision,
@@ -314,30 +310,44 @@ export class ConsensusStateMachine {
         create(LeaseRecordSchema, { id: l.id, ttl: l.ttlSeconds, deadlineMs: l.deadlineMs }),
       ),
     });
-    return new StateCapture(head, keys, this.encodedHistories);
+    const pieces: Uint8Array[] = [toBinary(StateSnapshotSchema, head)];
+    const w = new BinaryWriter();
+    for (const [k, records] of this.store.encodedEntries()) {
+      // A KeyHistory is its key (field 1), then its records; here framed as field 4 (keys).
+      const key = w.tag(1, WireType.LengthDelimited).bytes(keyBytes(k)).finish();
+      const frame = w
+        .tag(4, WireType.LengthDelimited)
+        .uint32(key.byteLength + records.byteLength)
+        .finish();
+      pieces.push(frame, key, records);
+    }
+    return pieces;
   }
 
   /** Rebuilds a state machine from {@link encode}'s bytes (empty bytes: the initial state). */
   static restore(data: Uint8Array): ConsensusStateMachine {
     const sm = new ConsensusStateMachine();
     if (data.byteLength === 0) return sm;
-    const s = fromBinary(StateSnapshotSchema, data);
+    // The histories go to the store as bytes; the rest is read as a message of its own.
+    const head = new BinaryWriter();
+    const r = new BinaryReader(data);
+    while (r.pos < r.len) {
+      const start = r.pos;
+      const [field, wireType] = r.tag();
+      if (field === 4 && wireType === WireType.LengthDelimited) {
+        const [k, newest] = sm.store.loadHistory(r.bytes());
+        if (!newest.tombstone) sm.attach(k, 0n, newest.kv.lease);
+      } else {
+        r.skip(wireType);
+        head.raw(data.subarray(start, r.pos));
+      }
+    }
+    const s = fromBinary(StateSnapshotSchema, head.finish());
     sm.store.revision = s.revision;
     sm.store.compactRevision = s.compactRevision;
     sm.nextLeaseId = s.nextLeaseId;
     for (const l of s.leases)
       sm.leaseTable.set(l.id, { id: l.id, ttlSeconds: l.ttl, deadlineMs: l.deadlineMs });
-    for (const h of s.keys) {
-      const k = keyString(h.key);
-      const recs = h.records.map((r) => ({
-        kv: r.kv!,
-        sub: Number(r.sub),
-        tombstone: r.tombstone,
-      }));
-      sm.store.load(k, recs);
-      const last = recs[recs.length - 1]!;
-      if (!last.tombstone) sm.attach(k, 0n, last.kv.lease);
-    }
     return sm;
   }
 }
@@ -422,130 +432,4 @@ function result(r: MessageInitShape<typeof CommandResultSchema>["result"]): Comm
 
 function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Versions newly encoded between two turns of the event loop: about a millisecond's work. */
-const versionsPerTurn = 500;
-
-/**
- * A key's history as a snapshot holds it: an encoded KeyHistory, in chunks, with the key's
- * first `count` records, from `first` to `last`. A key's records are never changed, only
- * followed by new ones (compaction, which drops old ones, clears every key's), so the next
- * snapshot encodes only the records after `last`, as one more chunk. Re-encoding every version
- * for every snapshot held a member's thread for seconds once the state passed 200,000 versions.
- */
-interface EncodedHistory {
-  first: KeyRecord;
-  last: KeyRecord;
-  count: number;
-  chunks: Uint8Array[];
-  byteLength: number;
-}
-
-/** Chunks a key's encoded history may have before they are joined into one. */
-const maxChunks = 8;
-
-/**
- * Writes one entry of a KeyHistory's `records`: the bytes toBinary writes for that KeyRecord
- * (fields in number order, defaults left out), at a fifth of the cost (toBinary's writer
- * starts small and grows, once per call). The state machine tests compare the two, and fail
- * if KeyValue or KeyRecord gain a field this does not write.
- */
-function writeRecord(w: BinaryWriter, r: KeyRecord): void {
-  const kv = r.kv;
-  w.tag(2, WireType.LengthDelimited).fork(); // KeyHistory.records
-  w.tag(1, WireType.LengthDelimited).fork(); // KeyRecord.kv
-  if (kv.key.byteLength > 0) w.tag(1, WireType.LengthDelimited).bytes(kv.key);
-  if (kv.createRevision !== 0n) w.tag(2, WireType.Varint).int64(kv.createRevision);
-  if (kv.modRevision !== 0n) w.tag(3, WireType.Varint).int64(kv.modRevision);
-  if (kv.version !== 0n) w.tag(4, WireType.Varint).int64(kv.version);
-  if (kv.value.byteLength > 0) w.tag(5, WireType.LengthDelimited).bytes(kv.value);
-  if (kv.lease !== 0n) w.tag(6, WireType.Varint).int64(kv.lease);
-  w.join();
-  if (r.sub !== 0) w.tag(2, WireType.Varint).int64(r.sub);
-  if (r.tombstone) w.tag(3, WireType.Varint).bool(true);
-  w.join();
-}
-
-/**
- * A state taken by {@link ConsensusStateMachine.capture}. Its encoding is a StateSnapshot
- * message in pieces, the scalars and leases first, then each key's history: a protobuf
- * message's encodings concatenated parse as one message whose repeated fields hold every
- * piece's, so the pieces need no framing, and the same state always gives the same bytes.
- */
-export class StateCapture {
-  private readonly head: StateSnapshot;
-  private readonly keys: readonly [KeyString, readonly KeyRecord[]][];
-  private readonly encoded: Map<KeyString, EncodedHistory>;
-  /** Reused for every history, so its buffer grows once, not once per key. */
-  private readonly writer = new BinaryWriter();
-
-  constructor(
-    head: StateSnapshot,
-    keys: readonly [KeyString, readonly KeyRecord[]][],
-    encoded: Map<KeyString, EncodedHistory>,
-  ) {
-    this.head = head;
-    this.keys = keys;
-    this.encoded = encoded;
-  }
-
-  encode(): Uint8Array {
-    return concatBytes([...this.pieces()].map(([piece]) => piece));
-  }
-
-  /** The same bytes in pieces, letting the event loop turn while versions are encoded. */
-  async encodeInParts(): Promise<Uint8Array[]> {
-    const pieces: Uint8Array[] = [];
-    let fresh = 0;
-    for (const [piece, versions] of this.pieces()) {
-      pieces.push(piece);
-      fresh += versions;
-      if (fresh >= versionsPerTurn) {
-        fresh = 0;
-        await nextTurn();
-      }
-    }
-    return pieces;
-  }
-
-  /** The pieces, each with the number of versions encoded for it. */
-  private *pieces(): Generator<[Uint8Array, number]> {
-    yield [toBinary(StateSnapshotSchema, this.head), 0];
-    for (const [k, recs] of this.keys) {
-      const [history, fresh] = this.history(k, recs);
-      // The frame of field 4 (keys), then the KeyHistory itself.
-      yield [
-        this.writer.tag(4, WireType.LengthDelimited).uint32(history.byteLength).finish(),
-        fresh,
-      ];
-      for (const chunk of history.chunks) yield [chunk, 0];
-    }
-  }
-
-  /** `k`'s encoded history, reusing what an earlier snapshot encoded of it; and how many versions were new. */
-  private history(k: KeyString, recs: readonly KeyRecord[]): [EncodedHistory, number] {
-    const known = this.encoded.get(k);
-    const from =
-      known !== undefined && recs[0] === known.first && recs[known.count - 1] === known.last
-        ? known.count
-        : 0;
-    if (known !== undefined && from === recs.length) return [known, 0];
-    // The key goes in the first chunk of a history only: it is field 1, before the records.
-    const w = this.writer;
-    if (from === 0) w.tag(1, WireType.LengthDelimited).bytes(keyBytes(k));
-    for (let i = from; i < recs.length; i++) writeRecord(w, recs[i]!);
-    const added = w.finish();
-    let chunks = from === 0 ? [added] : [...known!.chunks, added];
-    if (chunks.length > maxChunks) chunks = [concatBytes(chunks)];
-    const history: EncodedHistory = {
-      first: recs[0]!,
-      last: recs.at(-1)!,
-      count: recs.length,
-      chunks,
-      byteLength: (from === 0 ? 0 : known!.byteLength) + added.byteLength,
-    };
-    this.encoded.set(k, history);
-    return [history, recs.length - from];
-  }
 }
