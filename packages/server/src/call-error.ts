@@ -10,9 +10,11 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
-type Response = http.ServerResponse | http2.Http2ServerResponse;
+import {
+  nodeHeaders,
+  type NodeRequest as Request,
+  type NodeResponse as Response,
+} from "./node-http.ts";
 
 /** The RPC protocol a request speaks, told by its content type as Connect does. */
 type Protocol = "grpc" | "grpc-web" | "connect-stream" | "connect-unary";
@@ -24,8 +26,6 @@ function protocolOf(req: Request): Protocol {
   if (type.startsWith("application/connect+")) return "connect-stream";
   return "connect-unary";
 }
-
-const nodeHeaders = (headers: Headers) => Object.fromEntries(headers.entries());
 
 /**
  * Ends a call the server will not (or no longer) serve with `error`, in the form its client
@@ -80,7 +80,7 @@ function endResponse(res: Response, body: Uint8Array | undefined): void {
 function errorResponse(
   req: Request,
   error: ConnectError,
-): [number, Record<string, string>, Uint8Array | undefined] {
+): [number, http.OutgoingHttpHeaders, Uint8Array | undefined] {
   const contentType = String(req.headers["content-type"] ?? "");
   switch (protocolOf(req)) {
     case "grpc":
@@ -122,7 +122,7 @@ function endOfStarted(req: Request, res: Response, error: ConnectError): [Uint8A
 }
 
 /** Both response classes take the same writeHead arguments; their types do not say so. */
-function writeHead(res: Response, status: number, headers: Record<string, string>): void {
+function writeHead(res: Response, status: number, headers: http.OutgoingHttpHeaders): void {
   (res as http.ServerResponse).writeHead(status, headers);
 }
 

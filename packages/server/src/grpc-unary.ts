@@ -1,49 +1,30 @@
-import type http2 from "node:http2";
 import type { DescMethodUnary } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type ConnectRouter,
-  type ContextValues,
-  createContextValues,
-  createMethodImplSpec,
-  createServiceImplSpec,
-  type HandlerContext,
-  type MethodImplSpec,
-} from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   compressionNegotiate,
-  createMethodSerializationLookup,
-  createMethodUrl,
   encodeEnvelope,
   envelopeCompress,
   invokeUnaryImplementation,
-  type UniversalHandlerOptions,
-  validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { abortedOnClose, endedCallReason, requestUrl, webHeaders } from "./h2-request.ts";
-
-/** The answer to a unary gRPC call: always HTTP 200, the status in the trailer. */
-export interface GrpcUnaryResponse {
-  header: Headers;
-  /** The enveloped response message; none when the call failed. */
-  body: Uint8Array | undefined;
-  trailer: Headers;
-}
-
-/**
- * Serves a unary gRPC call whose request body has been read in full, or returns undefined to
- * leave the call to connect's own handler.
- */
-export type GrpcUnaryFastPath = (
-  req: http2.Http2ServerRequest,
-  read: readonly Uint8Array[],
-  contextValues: ContextValues | undefined,
-) => Promise<GrpcUnaryResponse> | undefined;
+import { type CallContext, type CallProtocol, createCallContext } from "./call-context.ts";
+import { endedCallReason, headerValue } from "./node-http.ts";
+import type {
+  HandlerOptions,
+  ProtocolFastPath,
+  Serializations,
+  UnaryAnswer,
+  UnarySpec,
+} from "./unary-fast-path.ts";
 
 const binaryGrpc = /^application\/grpc(\+proto)?$/;
 const prefixBytes = 5;
+
+const grpc: CallProtocol = {
+  name: "grpc",
+  responseHeader: { "content-type": "application/grpc+proto" },
+  responseTrailer: { "grpc-status": grpcStatusOk },
+};
 
 /**
  * connect-es serves a unary gRPC call through the same pipeline as a bidi stream: about ten
@@ -53,77 +34,38 @@ const prefixBytes = 5;
  * this does the same steps directly with connect's own building blocks (interceptors,
  * request gate, serialization and its size limits, response compression, trailer status)
  * and a handler context of its own (createCallContext). Anything else (JSON, a compressed
- * or malformed request, a bad timeout, another protocol, HTTP/1.1) is left to connect's
- * handler, which answers it as it always did.
- *
- * `routes` is given a router that records the implementation of each unary method it is
- * given without options of its own (options can turn protocols off, which only connect's
- * handler knows how to honour).
+ * or malformed request, a bad timeout, HTTP/1.1) is left to connect's handler.
  */
-export function createGrpcUnaryFastPaths(
-  router: ConnectRouter,
-  routes: (router: ConnectRouter) => void,
-  options: Partial<UniversalHandlerOptions>,
-): Map<string, GrpcUnaryFastPath> {
-  const specs: MethodImplSpec[] = [];
-  const recording: ConnectRouter = {
-    get handlers() {
-      return router.handlers;
-    },
-    service(service, implementation, serviceOptions) {
-      router.service(service, implementation, serviceOptions);
-      if (serviceOptions === undefined) {
-        specs.push(...Object.values(createServiceImplSpec(service, implementation).methods));
-      }
-      return recording;
-    },
-    rpc(method, impl, methodOptions) {
-      router.rpc(method, impl, methodOptions);
-      if (methodOptions === undefined) specs.push(createMethodImplSpec(method, impl));
-      return recording;
-    },
-  };
-  routes(recording);
-  const opt = validateUniversalHandlerOptions(options);
-  const paths = new Map<string, GrpcUnaryFastPath>();
-  for (const spec of specs) {
-    if (spec.kind !== "unary") continue;
-    paths.set(createMethodUrl("/", spec.method), fastPath(spec, opt));
-  }
-  return paths;
-}
-
-type Options = ReturnType<typeof validateUniversalHandlerOptions>;
-type UnarySpec = MethodImplSpec & { kind: "unary" };
-
-function fastPath(spec: UnarySpec, opt: Options): GrpcUnaryFastPath {
+export const grpcUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) => {
   const method = spec.method as DescMethodUnary;
-  const serialization = createMethodSerializationLookup(
-    method,
-    opt.binaryOptions,
-    opt.jsonOptions,
-    opt,
-  );
   const input = serialization.getI(true);
   const output = serialization.getO(true);
-  return (req, read, contextValues) => {
-    // A server-wide shutdown signal is linked into each call's by connect's handler only.
-    if (opt.shutdownSignal !== undefined) return;
+  return (req, res, read, contextValues) => {
+    // Trailers, where gRPC puts its status, are written through HTTP/2's API only.
+    if (!("stream" in req)) return;
     const headers = req.headers;
     if (req.method !== "POST" || !binaryGrpc.test(headers["content-type"] ?? "")) return;
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return;
-    const timeout = parseTimeout(oneHeader(headers["grpc-timeout"]), opt.maxTimeoutMs);
+    const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), opt.maxTimeoutMs);
     if (timeout.error !== undefined) return;
     // As connect-node: a request with no authority has no URL, and is refused there.
     const authority = req.authority;
     if (authority === undefined) return;
     const message = singleMessage(read, opt.readMaxBytes);
     if (message === undefined) return;
-    const context = createCallContext(method, req, authority, timeout.timeoutMs, contextValues);
+    const context = createCallContext(
+      method,
+      grpc,
+      req,
+      res,
+      authority,
+      timeout.timeoutMs,
+      contextValues,
+    );
     return serve(spec, opt, context, message, input, output);
   };
-}
+};
 
 /** The message of a body that is exactly one uncompressed envelope within the limit. */
 function singleMessage(read: readonly Uint8Array[], readMaxBytes: number): Uint8Array | undefined {
@@ -134,22 +76,14 @@ function singleMessage(read: readonly Uint8Array[], readMaxBytes: number): Uint8
   return body.subarray(prefixBytes);
 }
 
-/** A header Node may give as a list (an unknown one sent twice) as connect sees it. */
-function oneHeader(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null;
-  return typeof value === "string" ? value : value.join(", ");
-}
-
-type CallContext = HandlerContext & { abort(reason: unknown): void };
-
 async function serve(
   spec: UnarySpec,
-  opt: Options,
+  opt: HandlerOptions,
   context: CallContext,
   message: Uint8Array,
-  input: ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>,
-  output: ReturnType<ReturnType<typeof createMethodSerializationLookup>["getO"]>,
-): Promise<GrpcUnaryResponse> {
+  input: ReturnType<Serializations["getI"]>,
+  output: ReturnType<Serializations["getO"]>,
+): Promise<UnaryAnswer> {
   const compression = compressionNegotiate(
     opt.acceptCompression,
     null,
@@ -180,48 +114,5 @@ async function serve(
         : new ConnectError("internal error", Code.Internal, undefined, undefined, e),
     );
   }
-  return { header: context.responseHeader, body, trailer: context.responseTrailer };
-}
-
-/**
- * What connect's `createHandlerContext` and connect-node's request conversion build, with
- * one signal instead of three: connect links a signal for the deadline and the request's
- * own (aborted when its stream closes) into a third for the handler, each an EventTarget
- * with listeners and an Event per abort. Here the deadline and the stream's close abort the
- * handler's signal directly. The request's headers are not copied again.
- */
-function createCallContext(
-  method: DescMethodUnary,
-  req: http2.Http2ServerRequest,
-  authority: string,
-  timeoutMs: number | undefined,
-  contextValues: ContextValues | undefined,
-): CallContext {
-  const controller = abortedOnClose(req);
-  let timer: NodeJS.Timeout | undefined;
-  let deadlineAt: number | undefined;
-  if (timeoutMs !== undefined) {
-    deadlineAt = Date.now() + timeoutMs;
-    const expire = () =>
-      controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-    if (timeoutMs <= 0) expire();
-    else timer = setTimeout(expire, timeoutMs);
-  }
-  return {
-    method,
-    service: method.parent,
-    requestMethod: req.method,
-    protocolName: "grpc",
-    url: requestUrl(req, authority),
-    signal: controller.signal,
-    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
-    requestHeader: webHeaders(req.headers),
-    responseHeader: new Headers({ "content-type": "application/grpc+proto" }),
-    responseTrailer: new Headers({ "grpc-status": grpcStatusOk }),
-    values: contextValues ?? createContextValues(),
-    abort(reason) {
-      clearTimeout(timer);
-      controller.abort(reason);
-    },
-  };
+  return { status: 200, header: context.responseHeader, body, trailer: context.responseTrailer };
 }

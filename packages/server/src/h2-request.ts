@@ -1,12 +1,7 @@
 import type http2 from "node:http2";
 import { constants } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
-
-/**
- * The reason of a signal aborted after its call ended normally: what `abort()` without a
- * reason gives (an AbortError), built once instead of once per call.
- */
-export const endedCallReason = new DOMException("This operation was aborted", "AbortError");
+import { endedCallReason } from "./node-http.ts";
 
 /**
  * A controller for the signal of an HTTP/2 request's call, aborted when the request's stream
@@ -18,25 +13,6 @@ export function abortedOnClose(req: http2.Http2ServerRequest): AbortController {
   const controller = new AbortController();
   req.once("close", () => controller.abort(resetError(req.stream.rstCode) ?? endedCallReason));
   return controller;
-}
-
-/** The request's absolute URL, as connect-node gives it to handlers. */
-export function requestUrl(req: http2.Http2ServerRequest, authority: string): string {
-  const protocol = "encrypted" in req.socket && req.socket.encrypted ? "https" : "http";
-  return new URL(req.url, `${protocol}://${authority}`).toString();
-}
-
-/** Node's request headers as Fetch API Headers, HTTP/2 pseudo-headers left out (as connect-node). */
-export function webHeaders(headers: http2.IncomingHttpHeaders): Headers {
-  const header = new Headers();
-  for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (typeof value === "string") header.append(name, value);
-    else for (const v of value) header.append(name, v);
-  }
-  return header;
 }
 
 /** What connect-node reports for an HTTP/2 stream reset with each error code. */

@@ -13,12 +13,17 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import { createGrpcUnaryFastPaths, type GrpcUnaryResponse } from "./grpc-unary.ts";
-import { abortedOnClose, requestUrl, webHeaders } from "./h2-request.ts";
+import { abortedOnClose } from "./h2-request.ts";
+import {
+  clientGone,
+  nodeHeaders,
+  type NodeRequest as Request,
+  type NodeResponse as Response,
+  requestUrl,
+  webHeaders,
+} from "./node-http.ts";
 import { readBody } from "./read-body.ts";
-
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
-type Response = http.ServerResponse | http2.Http2ServerResponse;
+import { createUnaryFastPaths, type UnaryAnswer } from "./unary-fast-path.ts";
 
 /**
  * Serves one request; `body` is the request body when it was already read in full (see
@@ -31,8 +36,9 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   /** Requests for a path no procedure serves. */
   fallback: (req: Request, res: Response) => void;
   /**
-   * Wraps each request body before the handler reads it (an envelope check, say). `body` is
-   * the request itself when it was not read in advance; `read` is set when it was.
+   * Wraps each request body before connect's handler reads it (an envelope check, say).
+   * `body` is the request itself when it was not read in advance; `read` is set when it was.
+   * A call a fast path serves (unary-fast-path.ts) does not come here.
    */
   checkBody?: (
     req: UniversalServerRequest,
@@ -45,7 +51,7 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
 }
 
 /**
- * connect-node's `connectNodeAdapter`, with two per-call costs taken out (the router, the
+ * connect-node's `connectNodeAdapter`, with per-call costs taken out (the router, the
  * protocol handlers, the interceptors and the response writing are connect's own):
  *
  * - An HTTP/2 request's signal is aborted when its stream closes, also after a normal end;
@@ -54,12 +60,12 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
  *   stream still aborts it with the ConnectError connect-node gives for its code.
  * - A body already read in full is handed to the handler as is, instead of through two
  *   async generators over the request stream.
- * - A unary gRPC call that is binary, uncompressed and read in full takes a direct path
- *   instead of connect's streaming pipeline (grpc-unary.ts).
+ * - A unary call read in full, gRPC (binary, uncompressed, HTTP/2) or Connect (POST,
+ *   uncompressed), takes a direct path instead of connect's pipeline (unary-fast-path.ts).
  */
 export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
   const router = createConnectRouter(options);
-  const grpcUnary = createGrpcUnaryFastPaths(router, options.routes, options);
+  const unary = createUnaryFastPaths(router, options.routes, options);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
   const { fallback, checkBody, contextValues, onError } = options;
@@ -73,15 +79,14 @@ export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
       return;
     }
     const values = contextValues?.(req);
-    const fast =
-      body !== undefined && "stream" in req ? grpcUnary.get(path)?.(req, body, values) : undefined;
+    const fast = body !== undefined ? unary.get(path)?.(req, res, body, values) : undefined;
     const fail = (reason: unknown) => {
       // Aborted: the client went away while the response was written; nothing to tell.
       if (ConnectError.from(reason).code === Code.Aborted) return;
       onError(reason, handler);
     };
     if (fast !== undefined) {
-      fast.then((answer) => writeGrpcUnary(answer, res as http2.Http2ServerResponse)).catch(fail);
+      fast.then((answer) => writeUnary(answer, req, res)).catch(fail);
       return;
     }
     const uReq =
@@ -96,29 +101,17 @@ export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
 }
 
 /**
- * Writes a whole unary gRPC answer at once. connect-node's writer takes any response body as
- * an async iterable, a promise and two listeners per chunk, and waits for an 'end' event an
- * HTTP/2 response never emits, which keeps the call's objects alive until a full GC.
+ * Writes a whole unary answer at once. connect-node's writer takes any response body as an
+ * async iterable, a promise and two listeners per chunk, and waits for an 'end' event a
+ * response never emits, which keeps the call's objects alive until a full GC.
  */
-function writeGrpcUnary(answer: GrpcUnaryResponse, res: http2.Http2ServerResponse): void {
-  // A call whose client went away has nothing to write to.
-  if (res.stream.destroyed) return;
-  res.writeHead(200, nodeHeaders(answer.header));
-  res.addTrailers(nodeHeaders(answer.trailer));
+function writeUnary(answer: UnaryAnswer, req: Request, res: Response): void {
+  if (clientGone(req)) return;
+  // Both response classes take the same writeHead arguments; their types do not say so.
+  (res as http.ServerResponse).writeHead(answer.status, nodeHeaders(answer.header));
+  if (answer.trailer !== undefined) res.addTrailers(nodeHeaders(answer.trailer));
   if (answer.body === undefined) res.end();
   else res.end(answer.body);
-}
-
-/** Fetch API Headers as Node's outgoing headers (as connect-node's own conversion). */
-function nodeHeaders(header: Headers): http.OutgoingHttpHeaders {
-  const out: http.OutgoingHttpHeaders = {};
-  header.forEach((value, name) => {
-    const existing = out[name];
-    if (existing === undefined) out[name] = value;
-    else if (Array.isArray(existing)) existing.push(value);
-    else out[name] = [String(existing), value];
-  });
-  return out;
 }
 
 function universalRequestFromH2(

@@ -7,6 +7,7 @@ import { endCallWithError } from "./call-error.ts";
 import type { LimitLog } from "./limit-log.ts";
 import type { Limits } from "./limits.ts";
 import type { RpcHandler } from "./node-adapter.ts";
+import { clientGone } from "./node-http.ts";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -108,7 +109,7 @@ export function createRequestArrival(
     const onEnd = () => {
       release();
       // A reset HTTP/2 stream ends its request too: there is no one left to answer.
-      if ("stream" in req ? req.stream.destroyed : req.socket.destroyed) return;
+      if (clientGone(req)) return;
       if (callTimeoutMs !== undefined)
         tellRemaining(req, callTimeoutMs - (performance.now() - start));
       // The body is read: the handler takes it as it is.

@@ -3,7 +3,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Compression, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { endedCallReason } from "./h2-request.ts";
+import { endedCallReason } from "./node-http.ts";
 
 /**
  * JSON requests are read strictly: an unknown field or an unknown enum name is

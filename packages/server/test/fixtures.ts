@@ -1,6 +1,6 @@
 import http2 from "node:http2";
 import { setTimeout as delay } from "node:timers/promises";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { pino } from "pino";
 import { type ServeOptions, type Server, serve } from "../src/index.ts";
@@ -72,3 +72,48 @@ export function grpcStatus(answer: RawAnswer): { code: string; message: string }
     message: decodeURIComponent(String(from["grpc-message"] ?? "")),
   };
 }
+
+/** Handlers of calls that wait to be cancelled, by input: how their signal was aborted. */
+export const cancelled = new Map<string, (reason: unknown) => void>();
+export const started = new Map<string, () => void>();
+
+/**
+ * The WorkerService the fast-path tests send to serve() and to a bare connect-node server:
+ * Compute sets a response header and trailer, fails, crashes, describes its context, or waits
+ * to be cancelled, by its input.
+ */
+export const compareRoutes = (router: ConnectRouter) =>
+  router.service(WorkerService, {
+    async compute(req, ctx) {
+      ctx.responseHeader.set("x-header", "h");
+      ctx.responseTrailer.set("x-trailer", "t");
+      if (req.input === "fail") {
+        throw new ConnectError("refused", Code.FailedPrecondition, { "x-error-meta": "m" });
+      }
+      if (req.input === "crash") throw new Error("a bug");
+      if (req.input === "context") {
+        // What a handler reads of its call (the URL without the port, which differs).
+        const url = new URL(ctx.url);
+        const timeoutMs = ctx.timeoutMs();
+        const seen = {
+          url: `${url.protocol}//${url.hostname}${url.pathname}`,
+          requestMethod: ctx.requestMethod,
+          protocolName: ctx.protocolName,
+          header: ctx.requestHeader.get("x-test"),
+          contentType: ctx.requestHeader.get("content-type"),
+          pseudoHeaders: [...ctx.requestHeader.keys()].filter((k) => k.startsWith(":")),
+          deadline: timeoutMs !== undefined && timeoutMs > 4000 && timeoutMs <= 5000,
+          aborted: ctx.signal.aborted,
+          service: ctx.service.typeName,
+          method: ctx.method.name,
+        };
+        return { digest: JSON.stringify(seen), workerId: "w" };
+      }
+      if (cancelled.has(req.input)) {
+        started.get(req.input)?.();
+        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+        cancelled.get(req.input)?.(ctx.signal.reason);
+      }
+      return { digest: req.input.repeat(Math.max(1, req.iterations)), workerId: "w" };
+    },
+  });

@@ -4,50 +4,19 @@
 // and the two answers (status, headers, body bytes, trailers) must be the same.
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Server, serve } from "../src/index.ts";
-import { rawGrpc } from "./fixtures.ts";
-
-const routes = (router: ConnectRouter) =>
-  router.service(WorkerService, {
-    async compute(req, ctx) {
-      ctx.responseHeader.set("x-header", "h");
-      ctx.responseTrailer.set("x-trailer", "t");
-      if (req.input === "fail") {
-        throw new ConnectError("refused", Code.FailedPrecondition, { "x-error-meta": "m" });
-      }
-      if (req.input === "crash") throw new Error("a bug");
-      if (req.input === "context") {
-        // What a handler reads of its call (the URL without the port, which differs).
-        const url = new URL(ctx.url);
-        const timeoutMs = ctx.timeoutMs();
-        const seen = {
-          url: `${url.protocol}//${url.hostname}${url.pathname}`,
-          requestMethod: ctx.requestMethod,
-          protocolName: ctx.protocolName,
-          header: ctx.requestHeader.get("x-test"),
-          pseudoHeaders: [...ctx.requestHeader.keys()].filter((k) => k.startsWith(":")),
-          deadline: timeoutMs !== undefined && timeoutMs > 4000 && timeoutMs <= 5000,
-          aborted: ctx.signal.aborted,
-          service: ctx.service.typeName,
-          method: ctx.method.name,
-        };
-        return { digest: JSON.stringify(seen), workerId: "w" };
-      }
-      return { digest: req.input.repeat(Math.max(1, req.iterations)), workerId: "w" };
-    },
-  });
+import { compareRoutes, rawGrpc } from "./fixtures.ts";
 
 let quartet: Server;
 let bare: http2.Http2Server;
 let bareUrl: string;
 beforeAll(async () => {
-  quartet = await serve({ name: "test", routes, logger: pino({ level: "silent" }) });
-  bare = http2.createServer(connectNodeAdapter({ routes }));
+  quartet = await serve({ name: "test", routes: compareRoutes, logger: pino({ level: "silent" }) });
+  bare = http2.createServer(connectNodeAdapter({ routes: compareRoutes }));
   await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", resolve));
   bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
 });

@@ -1,0 +1,67 @@
+import type http from "node:http";
+import type { DescMethodUnary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { abortedOnResponseClose } from "./h1-request.ts";
+import { abortedOnClose } from "./h2-request.ts";
+import { type NodeRequest, type NodeResponse, requestUrl, webHeaders } from "./node-http.ts";
+
+/** What a protocol's calls start with; one per protocol and format, shared by its calls. */
+export interface CallProtocol {
+  name: string;
+  responseHeader: Record<string, string>;
+  responseTrailer: Record<string, string>;
+}
+
+export type CallContext = HandlerContext & { abort(reason: unknown): void };
+
+/**
+ * What connect's `createHandlerContext` and connect-node's request conversion build, with
+ * one signal instead of three: connect links a signal for the deadline and the request's
+ * own (aborted when its HTTP/2 stream or HTTP/1.1 response closes) into a third for the
+ * handler, each an EventTarget with listeners and an Event per abort. Here the deadline and
+ * the close abort the handler's signal directly. The request's headers are not copied again.
+ */
+export function createCallContext(
+  method: DescMethodUnary,
+  protocol: CallProtocol,
+  req: NodeRequest,
+  res: NodeResponse,
+  authority: string,
+  timeoutMs: number | undefined,
+  contextValues: ContextValues | undefined,
+): CallContext {
+  const controller =
+    "stream" in req ? abortedOnClose(req) : abortedOnResponseClose(res as http.ServerResponse);
+  let timer: NodeJS.Timeout | undefined;
+  let deadlineAt: number | undefined;
+  if (timeoutMs !== undefined) {
+    deadlineAt = Date.now() + timeoutMs;
+    const expire = () =>
+      controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    if (timeoutMs <= 0) expire();
+    else timer = setTimeout(expire, timeoutMs);
+  }
+  return {
+    method,
+    service: method.parent,
+    requestMethod: req.method ?? "",
+    protocolName: protocol.name,
+    url: requestUrl(req, authority),
+    signal: controller.signal,
+    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
+    requestHeader: webHeaders(req.headers),
+    responseHeader: new Headers(protocol.responseHeader),
+    responseTrailer: new Headers(protocol.responseTrailer),
+    values: contextValues ?? createContextValues(),
+    abort(reason) {
+      clearTimeout(timer);
+      controller.abort(reason);
+    },
+  };
+}
