@@ -77,6 +77,19 @@ describe("ConsensusStateMachine: MVCC", () => {
     expect(values(sm, "a", "\0")).toEqual(["a=2", "b=2"]);
   });
 
+  it("compaction forgets a key deleted at or below the compacted revision, and keeps one deleted above", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, [put("gone", "1"), put("kept", "1"), del("gone"), put("x", "1"), del("kept")]);
+    sm.apply(compact(4n));
+    const keys = () => [...sm.store.historiesSince({ start: "", end: null }, 0n)].map(([k]) => k);
+    expect(keys()).toEqual(["kept", "x"]);
+    expect(values(sm, "a", "\0", 4n)).toEqual(["kept=1", "x=1"]);
+    expect(values(sm, "a", "\0")).toEqual(["x=1"]);
+    // Nor does a snapshot of it hold the forgotten key.
+    expect(ConsensusStateMachine.restore(sm.encode()).encode()).toEqual(sm.encode());
+    expect(new TextDecoder().decode(sm.encode())).not.toContain("gone");
+  });
+
   it("ranges: single key, prefix, every key from key on, limit, keys_only, count_only", () => {
     const sm = new ConsensusStateMachine();
     applyAll(sm, [put("a", "1"), put("ab", "2"), put("abc", "3"), put("b", "4")]);
