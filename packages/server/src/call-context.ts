@@ -7,9 +7,17 @@ import {
   createContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { abortedOnResponseClose } from "./h1-request.ts";
 import { abortedOnClose } from "./h2-request.ts";
-import { type NodeRequest, type NodeResponse, requestUrl, webHeaders } from "./node-http.ts";
+import {
+  endedCallReason,
+  type NodeRequest,
+  type NodeResponse,
+  requestUrl,
+  webHeaders,
+} from "./node-http.ts";
+import type { HandlerOptions, Serializations, UnarySpec } from "./unary-fast-path.ts";
 
 /** What a protocol's calls start with; one per protocol and format, shared by its calls. */
 export interface CallProtocol {
@@ -64,4 +72,37 @@ export function createCallContext(
       controller.abort(reason);
     },
   };
+}
+
+type Output = ReturnType<Serializations["getO"]>;
+
+/**
+ * Runs a unary call's handler as connect does (the request gate before the message is
+ * parsed, then the interceptors), encodes its answer with `encode`, and ends the context:
+ * with the shared reason after an answer, with the error after a failure, which it returns
+ * as a ConnectError (serve()'s request gate corrects decoding errors in place when the
+ * context is aborted with them, so the abort comes first).
+ */
+export async function runUnary(
+  spec: UnarySpec,
+  opt: HandlerOptions,
+  context: CallContext,
+  message: Uint8Array,
+  input: ReturnType<Serializations["getI"]>,
+  encode: (response: Parameters<Output["serialize"]>[0]) => Uint8Array | Promise<Uint8Array>,
+): Promise<Uint8Array | ConnectError> {
+  try {
+    if (opt.requestGate !== undefined) await opt.requestGate(context);
+    const request = input.parse(message);
+    const body = await encode(
+      await invokeUnaryImplementation(spec, context, request, opt.interceptors),
+    );
+    context.abort(endedCallReason);
+    return body;
+  } catch (e) {
+    context.abort(e);
+    return e instanceof ConnectError
+      ? e
+      : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+  }
 }

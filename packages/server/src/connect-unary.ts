@@ -1,10 +1,6 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  compressionNegotiate,
-  invokeUnaryImplementation,
-  mergeNonProtocolHeaders,
-} from "@connectrpc/connect/protocol";
+import { ConnectError } from "@connectrpc/connect";
+import { compressionNegotiate, mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   contentTypeUnaryJson,
@@ -15,8 +11,13 @@ import {
   protocolVersion,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
-import { type CallContext, type CallProtocol, createCallContext } from "./call-context.ts";
-import { authorityOf, endedCallReason, headerValue } from "./node-http.ts";
+import {
+  type CallContext,
+  type CallProtocol,
+  createCallContext,
+  runUnary,
+} from "./call-context.ts";
+import { authorityOf, headerValue } from "./node-http.ts";
 import type {
   HandlerOptions,
   ProtocolFastPath,
@@ -98,27 +99,19 @@ async function serve(
     context.requestHeader.get("accept-encoding"),
     "accept-encoding",
   );
+  const input = serialization.getI(binary);
+  const output = serialization.getO(binary);
+  const answer = await runUnary(spec, opt, context, message, input, (r) => output.serialize(r));
   let status = 200;
   let body: Uint8Array;
-  try {
-    // As connect: the gate runs before the message is parsed.
-    if (opt.requestGate !== undefined) await opt.requestGate(context);
-    const request = serialization.getI(binary).parse(message);
-    const response = await invokeUnaryImplementation(spec, context, request, opt.interceptors);
-    body = serialization.getO(binary).serialize(response);
-    context.abort(endedCallReason);
-  } catch (e) {
-    // abort() first: serve()'s request gate corrects decoding errors in place there.
-    context.abort(e);
-    const error =
-      e instanceof ConnectError
-        ? e
-        : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-    status = codeToHttpStatus(error.code);
+  if (answer instanceof ConnectError) {
+    status = codeToHttpStatus(answer.code);
     context.responseHeader.set("content-type", contentTypeUnaryJson);
     // Metadata of an error read from the wire (a downstream call's) is not relayed.
-    if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
-    body = errorToJsonBytes(error, opt.jsonOptions);
+    if (!answer.isWireError) mergeNonProtocolHeaders(context.responseHeader, answer.metadata);
+    body = errorToJsonBytes(answer, opt.jsonOptions);
+  } else {
+    body = answer;
   }
   if (compression.response && body.byteLength >= opt.compressMinBytes) {
     body = await compression.response.compress(body);

@@ -1,14 +1,18 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import {
   compressionNegotiate,
   encodeEnvelope,
   envelopeCompress,
-  invokeUnaryImplementation,
 } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { type CallContext, type CallProtocol, createCallContext } from "./call-context.ts";
-import { endedCallReason, headerValue } from "./node-http.ts";
+import {
+  type CallContext,
+  type CallProtocol,
+  createCallContext,
+  runUnary,
+} from "./call-context.ts";
+import { headerValue } from "./node-http.ts";
 import type {
   HandlerOptions,
   ProtocolFastPath,
@@ -91,28 +95,20 @@ async function serve(
     "grpc-accept-encoding",
   );
   if (compression.response) context.responseHeader.set("grpc-encoding", compression.response.name);
-  let body: Uint8Array | undefined;
-  try {
-    // As connect: the gate runs before the message is parsed.
-    if (opt.requestGate !== undefined) await opt.requestGate(context);
-    const request = input.parse(message);
-    const response = await invokeUnaryImplementation(spec, context, request, opt.interceptors);
+  const body = await runUnary(spec, opt, context, message, input, async (response) => {
     const envelope = await envelopeCompress(
       { flags: 0, data: output.serialize(response) },
       compression.response,
       opt.compressMinBytes,
     );
-    body = encodeEnvelope(envelope.flags, envelope.data);
-    context.abort(endedCallReason);
-  } catch (e) {
-    // abort() first: serve()'s request gate corrects decoding errors in place there.
-    context.abort(e);
-    setTrailerStatus(
-      context.responseTrailer,
-      e instanceof ConnectError
-        ? e
-        : new ConnectError("internal error", Code.Internal, undefined, undefined, e),
-    );
-  }
-  return { status: 200, header: context.responseHeader, body, trailer: context.responseTrailer };
+    return encodeEnvelope(envelope.flags, envelope.data);
+  });
+  const failed = body instanceof ConnectError;
+  if (failed) setTrailerStatus(context.responseTrailer, body);
+  return {
+    status: 200,
+    header: context.responseHeader,
+    body: failed ? undefined : body,
+    trailer: context.responseTrailer,
+  };
 }
