@@ -14,7 +14,7 @@ export interface KeyRecord {
 }
 
 /** KeyHistory's field numbers: the key, then one entry per record. */
-const historyKeyField = 1;
+export const historyKeyField = 1;
 const historyRecordsField = 2;
 
 /**

@@ -36,7 +36,7 @@ import {
 import { concatBytes } from "../bytes.ts";
 import { compactedError, futureRevisionError, leaseNotFoundError, StateError } from "./errors.ts";
 import { type KeyString, keyBytes, keyRange, keyString } from "./keys.ts";
-import { MvccStore } from "./mvcc.ts";
+import { historyKeyField, MvccStore } from "./mvcc.ts";
 
 /** A lease: its granted TTL and the deadline the leaders' clocks gave it. */
 export interface Lease {
@@ -314,9 +314,9 @@ export class ConsensusStateMachine {
     const w = new BinaryWriter();
     for (const [k, records] of this.store.encodedEntries()) {
       // A KeyHistory is its key (field 1), then its records; here framed as field 4 (keys).
-      const key = w.tag(1, WireType.LengthDelimited).bytes(keyBytes(k)).finish();
+      const key = w.tag(historyKeyField, WireType.LengthDelimited).bytes(keyBytes(k)).finish();
       const frame = w
-        .tag(4, WireType.LengthDelimited)
+        .tag(snapshotKeysField, WireType.LengthDelimited)
         .uint32(key.byteLength + records.byteLength)
         .finish();
       pieces.push(frame, key, records);
@@ -334,7 +334,7 @@ export class ConsensusStateMachine {
     while (r.pos < r.len) {
       const start = r.pos;
       const [field, wireType] = r.tag();
-      if (field === 4 && wireType === WireType.LengthDelimited) {
+      if (field === snapshotKeysField && wireType === WireType.LengthDelimited) {
         const [k, newest] = sm.store.loadHistory(r.bytes());
         if (!newest.tombstone) sm.attach(k, 0n, newest.kv.lease);
       } else {
@@ -351,6 +351,9 @@ export class ConsensusStateMachine {
     return sm;
   }
 }
+
+/** StateSnapshot's field of key histories, which snapshot() frames and restore() reads as bytes. */
+const snapshotKeysField = 4;
 
 /** The writes of one command: they share the next revision, with increasing sub-revisions. */
 class Writer {
