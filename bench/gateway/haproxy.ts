@@ -21,8 +21,8 @@ export interface HAProxy {
  * The config: each frontend speaks to the workers in its own protocol, which is what HAProxy
  * does best for each (h1 reuses idle keep-alive connections; h2 multiplexes streams over few
  * connections). `http-reuse always` shares idle server connections between client
- * connections, as the gateway shares its one h2c session per worker. Default threads (one
- * per CPU), as a packaged HAProxy runs.
+ * connections, as the gateway shares its keep-alive pool and its one h2c session per worker.
+ * Default threads (one per CPU), as a packaged HAProxy runs.
  */
 export function haproxyConfig(h1Port: number, h2cPort: number, workers: URL[]): string {
   const servers = (suffix: string) =>

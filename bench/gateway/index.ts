@@ -236,7 +236,7 @@ figures.load_average_1m_before = { value: loadBefore, unit: "runnable" };
 figures.load_average_1m_after = { value: loadAfter, unit: "runnable" };
 report("gateway", figures, ratios, [
   `h2load, ${connections} connections (one stream each on h2c), Connect JSON over HTTP/1.1 (h1) and Connect binary over h2c, WorkerService.Compute with no extra rounds; 3 worker processes, telemetry off (OTEL_SDK_DISABLED)`,
-  "sides: direct = one worker; haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers over h2c",
+  "sides: direct = one worker; haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers (h1 callers' unary calls over keep-alive HTTP/1.1, the rest over one h2c session per worker)",
   `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection, over ${spreadGroups} h2load processes of ${connections / spreadGroups} connections at staggered phases, so requests arrive spread over time instead of 64 at once); figures and ratios are medians over rounds (ratios of the same round)`,
   "p99_added = that side's p99 minus the direct worker's p99 at the same offered load",
   "proxy_cpu: CPU per request of the proxy process (the gateway, or HAProxy's threads) at peak; workers_cpu: of the workers behind it (from /proc, 10 ms ticks)",

@@ -10,8 +10,10 @@ import {
   type NodeHandler,
   TokenBucket,
 } from "@quartet/server";
+import { type Dispatcher, errors } from "undici";
 import type { MethodInfo } from "./methods.ts";
 import type { Route } from "./route.ts";
+import type { Upstream } from "./upstream.ts";
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
@@ -38,6 +40,8 @@ const hopByHop = new Set([
   "host",
   "http2-settings",
   "te",
+  // Node's server answers it before the body arrives; the gateway sends the body whole.
+  "expect",
 ]);
 
 const tracer = trace.getTracer("@quartet/balancer-service");
@@ -70,9 +74,18 @@ type Outcome =
   | { kind: "answered"; error: ConnectError | undefined }
   | { kind: "failed"; error: ConnectError; retryable: boolean };
 
+/** The backend answered an HTTP/1.1 request with something else: it speaks only HTTP/2. */
+const notHttp1 = Symbol("not HTTP/1.1");
+
+type Headers = Record<string, string | string[] | undefined>;
+
 /**
  * The gateway's proxy: picks an endpoint of the route named by the path's service, forwards
- * the request (headers rewritten, body as bytes) over h2c and streams the answer back.
+ * the request (headers rewritten, body as bytes) and streams the answer back. Unary calls of
+ * an HTTP/1.1 caller in the Connect or gRPC-Web protocol go to the backend over keep-alive
+ * HTTP/1.1, as HAProxy does: a backend answers an HTTP/1.1 exchange for about half the CPU of
+ * an HTTP/2 stream, and Node's HTTP/1.1 client (undici) costs the gateway less than its HTTP/2
+ * one (BENCHMARKS.md, gateway). Everything else goes over h2c.
  */
 export function createProxy(options: ProxyOptions): NodeHandler {
   const buckets = new Map<string, TokenBucket>();
@@ -195,30 +208,44 @@ async function forward(
           Date.now(),
         );
     };
-    let session = upstream?.current();
-    try {
-      if (!upstream) throw new Error("endpoint removed");
-      session ??= await upstream.session();
-    } catch (e) {
-      // Nothing was sent: any call may go to another endpoint.
-      last = new ConnectError(
-        `backend ${lease.endpoint.address} of ${route.config.service} cannot be reached: ${(e as Error).message}`,
-        Code.Unavailable,
+    let outcome: Outcome | typeof notHttp1 | undefined;
+    if (upstream?.speaksHttp1 && body !== undefined && overHttp1(req, method)) {
+      outcome = await exchangeHttp1(
+        req,
+        res,
+        upstream,
+        body,
+        method?.idempotent === true,
+        deadline,
+        cancellation,
+        ctx,
       );
-      finish(last);
-      continue;
+      // The backend never took that request: it goes to the same backend over h2c.
+      if (outcome === notHttp1) upstream.speaksHttp1 = false;
     }
-    const outcome = await exchange(
-      req,
-      res,
-      session,
-      lease.endpoint.address,
-      body,
-      method,
-      deadline,
-      cancellation,
-      ctx,
-    );
+    if (outcome === undefined || outcome === notHttp1) {
+      let session = upstream?.current();
+      try {
+        if (!upstream) throw new Error("endpoint removed");
+        session ??= await upstream.session();
+      } catch (e) {
+        // Nothing was sent: any call may go to another endpoint.
+        last = unreachable(lease.endpoint.address, route, e);
+        finish(last);
+        continue;
+      }
+      outcome = await exchange(
+        req,
+        res,
+        session,
+        lease.endpoint.address,
+        body,
+        method,
+        deadline,
+        cancellation,
+        ctx,
+      );
+    }
     if (outcome.kind === "answered") {
       finish(outcome.error);
       clearTimeout(timer);
@@ -251,9 +278,136 @@ async function forward(
   );
 }
 
+function unreachable(address: string, route: Route, e: unknown): ConnectError {
+  return new ConnectError(
+    `backend ${address} of ${route.config.service} cannot be reached: ${(e as Error).message}`,
+    Code.Unavailable,
+  );
+}
+
 /**
- * Sends the call to one backend and relays its answer. A unary answer is held whole before
- * it is relayed, so a backend lost under it leaves the call free to go elsewhere.
+ * Whether a call goes to its backend over HTTP/1.1: a unary call (or a Connect GET) whose
+ * caller speaks HTTP/1.1, in a protocol that needs no HTTP trailers (not gRPC).
+ */
+function overHttp1(req: Request, method: MethodInfo | undefined): boolean {
+  if (req.httpVersionMajor !== 1 || method === undefined) return false;
+  if (method.method.methodKind !== "unary") return false;
+  const type = String(req.headers["content-type"] ?? "");
+  return !type.startsWith("application/grpc") || type.startsWith("application/grpc-web");
+}
+
+/** Errors of undici's that mean the request never left: any call may go elsewhere. */
+const notConnected = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/**
+ * One unary call to one backend over keep-alive HTTP/1.1, its answer held whole and relayed
+ * with its length. `notHttp1` when the backend answered with something that is not HTTP/1.1.
+ */
+function exchangeHttp1(
+  req: Request,
+  res: Response,
+  upstream: Upstream,
+  body: Buffer,
+  idempotent: boolean,
+  deadline: number,
+  cancellation: Cancellation,
+  ctx: ReturnType<typeof context.active>,
+): Promise<Outcome | typeof notHttp1> {
+  const address = upstream.address;
+  const headers = forwardedHeaders(req, deadline, ctx);
+  // undici writes the length of the body it sends.
+  delete headers["content-length"];
+  return new Promise((resolve) => {
+    let status = 0;
+    let responseHeaders: Headers = {};
+    const held: Buffer[] = [];
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    const settle = (outcome: Outcome | typeof notHttp1) => {
+      settled = true;
+      cancellation.listen(undefined);
+      resolve(outcome);
+    };
+    const abort = () => controller?.abort(new Error("cancelled at the gateway"));
+    // Settled at once, even while the request waits in the pool for a connection.
+    cancellation.listen(() => {
+      abort();
+      settle({
+        kind: "failed",
+        error: new ConnectError("aborted", Code.DeadlineExceeded),
+        retryable: false,
+      });
+    });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (settled) abort();
+      },
+      onResponseStart(_controller, statusCode, h) {
+        status = statusCode;
+        responseHeaders = h;
+      },
+      onResponseData(_controller, chunk) {
+        held.push(chunk);
+      },
+      onResponseEnd() {
+        if (settled) return;
+        const error = statusOf(status, responseHeaders, {}, held);
+        if (idempotent && error?.code === Code.Unavailable) {
+          settle({ kind: "failed", error, retryable: true });
+          return;
+        }
+        const answer = held.length === 1 ? held[0]! : Buffer.concat(held);
+        const out = clean(responseHeaders);
+        out["content-length"] = String(answer.length);
+        writeHead(res, status, out);
+        res.end(answer);
+        settle({ kind: "answered", error });
+      },
+      onResponseError(_controller, e) {
+        if (settled) return;
+        if (status === 0 && e instanceof errors.HTTPParserError) {
+          settle(notHttp1);
+          return;
+        }
+        const code = (e as { code?: string }).code ?? "";
+        const error = new ConnectError(
+          `backend ${address} ${status === 0 ? "closed the connection before answering" : "broke off its answer"}: ${e.message}`,
+          Code.Unavailable,
+        );
+        settle({ kind: "failed", error, retryable: notConnected.has(code) || idempotent });
+      },
+    };
+    try {
+      upstream.http1().dispatch(
+        {
+          method: (req.method ?? "POST") as Dispatcher.HttpMethod,
+          path: req.url ?? "/",
+          headers,
+          body: body.length > 0 ? body : null,
+        },
+        handler,
+      );
+    } catch (e) {
+      // A request undici refuses to send (a header it does not allow): no backend would.
+      settle({
+        kind: "failed",
+        error: new ConnectError(`backend ${address}: ${(e as Error).message}`, Code.Unavailable),
+        retryable: false,
+      });
+    }
+  });
+}
+
+/**
+ * Sends the call to one backend over h2c and relays its answer. A unary answer is held whole
+ * before it is relayed, so a backend lost under it leaves the call free to go elsewhere.
  */
 function exchange(
   req: Request,
@@ -328,7 +482,7 @@ function exchange(
       // Node may end a stream the peer reset; only a clean close is a whole answer.
       const wholeAnswer = ended && (stream.rstCode ?? 0) === http2.constants.NGHTTP2_NO_ERROR;
       if (wholeAnswer && responseHeaders) {
-        const error = statusOf(responseHeaders, trailers, held);
+        const error = statusOf(Number(responseHeaders[":status"]), responseHeaders, trailers, held);
         if (!committed && idempotent && error?.code === Code.Unavailable) {
           resolve({ kind: "failed", error, retryable: true });
           return;
@@ -418,14 +572,29 @@ function requestHeaders(
   const out: http2.OutgoingHttpHeaders = {
     ":method": req.method ?? "POST",
     ":path": req.url ?? "/",
+    ...forwardedHeaders(req, deadline, ctx),
   };
+  const type = String(req.headers["content-type"] ?? "");
+  if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web"))
+    out.te = "trailers";
+  return out;
+}
+
+/**
+ * The caller's headers as the backend gets them: hop-by-hop ones dropped, the deadline left
+ * (the caller's, capped by the route), the caller's address and the gateway's span added.
+ */
+function forwardedHeaders(
+  req: Request,
+  deadline: number,
+  ctx: ReturnType<typeof context.active>,
+): Headers {
+  const out: Headers = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;
     out[name] = value;
   }
   const type = String(req.headers["content-type"] ?? "");
-  if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web"))
-    out.te = "trailers";
   const remaining = Math.max(1, Math.floor(deadline - performance.now()));
   if (Number.isFinite(deadline)) {
     if (type.startsWith("application/grpc")) out["grpc-timeout"] = `${remaining}m`;
@@ -444,8 +613,9 @@ function requestHeaders(
 
 /** The call's outcome as the backend told it, for the endpoint's breaker and figures. */
 function statusOf(
-  headers: http2.IncomingHttpHeaders,
-  trailers: http2.IncomingHttpHeaders,
+  status: number,
+  headers: Headers,
+  trailers: Headers,
   body: Buffer[],
 ): ConnectError | undefined {
   const grpc = trailers["grpc-status"] ?? headers["grpc-status"];
@@ -458,7 +628,6 @@ function statusOf(
           code as Code,
         );
   }
-  const status = Number(headers[":status"]);
   if (status === 200) return undefined;
   let code = codeFromHttpStatus(status);
   try {
@@ -473,7 +642,7 @@ function statusOf(
   }
 }
 
-function clean(headers: http2.IncomingHttpHeaders): Record<string, string | string[]> {
+function clean(headers: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;

@@ -1,13 +1,22 @@
 import http2 from "node:http2";
+import { Pool } from "undici";
+
+/** Keep-alive HTTP/1.1 connections the gateway opens to one backend, at most. */
+const maxHttp1Connections = 128;
 
 /**
- * One HTTP/2 (h2c) connection to a backend, opened on first use and again after it closes.
- * `session()` rejects when the connection cannot be opened: nothing of the call was sent.
+ * The connections to one backend: one HTTP/2 (h2c) session, opened on first use and again
+ * after it closes, and a keep-alive HTTP/1.1 pool (undici) for the unary calls of callers
+ * that speak HTTP/1.1. `session()` rejects when the connection cannot be opened: nothing of
+ * the call was sent.
  */
 export class Upstream {
   readonly address: string;
   #session: http2.ClientHttp2Session | undefined;
   #connecting: Promise<http2.ClientHttp2Session> | undefined;
+  #http1: Pool | undefined;
+  /** False once the backend answered HTTP/1.1 with something else (an h2c-only server). */
+  speaksHttp1 = true;
 
   constructor(address: string) {
     this.address = address;
@@ -48,8 +57,25 @@ export class Upstream {
     return this.#connecting;
   }
 
+  /**
+   * The HTTP/1.1 pool. The gateway enforces deadlines itself, so undici's own header and
+   * body timeouts are off; idle connections close after a few seconds.
+   */
+  http1(): Pool {
+    this.#http1 ??= new Pool(this.address, {
+      connections: maxHttp1Connections,
+      pipelining: 1,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    return this.#http1;
+  }
+
   close(): void {
     this.#session?.close();
     this.#session = undefined;
+    // Calls still running finish first.
+    void this.#http1?.close();
+    this.#http1 = undefined;
   }
 }

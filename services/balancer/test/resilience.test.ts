@@ -18,6 +18,8 @@ async function track<T extends ServiceProcess | ServiceProcess[]>(p: Promise<T>)
 const codeOf = (e: unknown) => ConnectError.from(e).code;
 
 describe("gateway resilience against real workers", () => {
+  // Half the callers speak gRPC (HTTP/2 to the workers), half Connect over HTTP/1.1 (HTTP/1.1
+  // to the workers): both ways a call lost with its worker is retried on another.
   it("a worker killed with SIGKILL under load: no idempotent call fails", async () => {
     const workers = await track(
       Promise.all([startWorker("k1"), startWorker("k2"), startWorker("k3")]),
@@ -25,10 +27,16 @@ describe("gateway resilience against real workers", () => {
     const gateway = await track(
       startGateway(["--route", `${service}=${workers.map((w) => w.url).join(",")}`]),
     );
-    const client = createClient(WorkerService, createGrpcTransport({ baseUrl: gateway.url }));
+    const clients = [
+      createClient(WorkerService, createGrpcTransport({ baseUrl: gateway.url })),
+      createClient(
+        WorkerService,
+        createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
+      ),
+    ];
     const answered = new Set<string>();
     let killed = false;
-    const loop = async (n: number) => {
+    const loop = async (n: number, client: (typeof clients)[number]) => {
       for (let i = 0; i < n; i++) {
         const res = await client.compute(
           { iterations: 200, input: `x${i}` },
@@ -42,7 +50,7 @@ describe("gateway resilience against real workers", () => {
       }
     };
     // Every call must succeed: the gateway retries Compute (NO_SIDE_EFFECTS) elsewhere.
-    await Promise.all(Array.from({ length: 8 }, () => loop(40)));
+    await Promise.all(Array.from({ length: 8 }, (_, i) => loop(40, clients[i % 2]!)));
     expect(killed).toBe(true);
   }, 120_000);
 
@@ -51,15 +59,18 @@ describe("gateway resilience against real workers", () => {
     const gateway = await track(
       startGateway(["--route", `${service}=${w!.url}`, "--route-timeout-ms", "300"]),
     );
-    const client = createClient(
-      WorkerService,
-      createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }),
-    );
-    const err = await client
-      .compute({ fault: { delayMs: 30_000 } }, { timeoutMs: 60_000 })
-      .catch((e: unknown) => e);
-    expect(codeOf(err)).toBe(Code.DeadlineExceeded);
-    expect(ConnectError.from(err).rawMessage).toContain("300 ms");
+    // h2c callers' calls go to the worker over HTTP/2, HTTP/1.1 callers' over HTTP/1.1.
+    for (const httpVersion of ["2", "1.1"] as const) {
+      const client = createClient(
+        WorkerService,
+        createConnectTransport({ baseUrl: gateway.url, httpVersion }),
+      );
+      const err = await client
+        .compute({ fault: { delayMs: 30_000 } }, { timeoutMs: 60_000 })
+        .catch((e: unknown) => e);
+      expect(codeOf(err)).toBe(Code.DeadlineExceeded);
+      expect(ConnectError.from(err).rawMessage).toContain("300 ms");
+    }
   }, 60_000);
 
   it("a slow backend trips its breaker and calls go to the other endpoint", async () => {
