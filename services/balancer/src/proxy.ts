@@ -81,11 +81,11 @@ type Headers = Record<string, string | string[] | undefined>;
 
 /**
  * The gateway's proxy: picks an endpoint of the route named by the path's service, forwards
- * the request (headers rewritten, body as bytes) and streams the answer back. Unary calls of
- * an HTTP/1.1 caller in the Connect or gRPC-Web protocol go to the backend over keep-alive
- * HTTP/1.1, as HAProxy does: a backend answers an HTTP/1.1 exchange for about half the CPU of
- * an HTTP/2 stream, and Node's HTTP/1.1 client (undici) costs the gateway less than its HTTP/2
- * one (BENCHMARKS.md, gateway). Everything else goes over h2c.
+ * the request (headers rewritten, body as bytes) and streams the answer back. Unary calls in
+ * the Connect or gRPC-Web protocol go to the backend over keep-alive HTTP/1.1, whatever the
+ * caller speaks: a backend answers an HTTP/1.1 exchange for about half the CPU of an HTTP/2
+ * stream, and Node's HTTP/1.1 client (undici) costs the gateway less than its HTTP/2 one
+ * (BENCHMARKS.md, gateway). Streams and gRPC (which needs HTTP trailers) go over h2c.
  */
 export function createProxy(options: ProxyOptions): NodeHandler {
   const buckets = new Map<string, TokenBucket>();
@@ -286,12 +286,11 @@ function unreachable(address: string, route: Route, e: unknown): ConnectError {
 }
 
 /**
- * Whether a call goes to its backend over HTTP/1.1: a unary call (or a Connect GET) whose
- * caller speaks HTTP/1.1, in a protocol that needs no HTTP trailers (not gRPC).
+ * Whether a call goes to its backend over HTTP/1.1: a unary call (or a Connect GET), whatever
+ * the caller speaks, in a protocol that needs no HTTP trailers (not gRPC).
  */
 function overHttp1(req: Request, method: MethodInfo | undefined): boolean {
-  if (req.httpVersionMajor !== 1 || method === undefined) return false;
-  if (method.method.methodKind !== "unary") return false;
+  if (method === undefined || method.method.methodKind !== "unary") return false;
   const type = String(req.headers["content-type"] ?? "");
   return !type.startsWith("application/grpc") || type.startsWith("application/grpc-web");
 }

@@ -4,17 +4,22 @@ import http2 from "node:http2";
 import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
+import { ComputeResponseSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway } from "./processes.ts";
 
-// A unary call that comes in over HTTP/1.1 goes on to its backend over HTTP/1.1, one over
-// h2c over HTTP/2, a stream over HTTP/2 whatever the caller speaks; a backend that speaks
-// HTTP/2 only is found out on the first HTTP/1.1 call, which it then gets over HTTP/2. Two
-// backends that speak one protocol each tell which was used.
+// A unary Connect or gRPC-Web call goes on to its backend over HTTP/1.1, whatever the caller
+// speaks; a stream or a gRPC call over HTTP/2. A backend that speaks HTTP/2 only is found out
+// on the first HTTP/1.1 call, which it then gets over HTTP/2. Two backends that speak one
+// protocol each tell which was used.
 let onlyH1: http.Server;
 let onlyH2: http2.Http2Server;
 let gateway: ServiceProcess;
@@ -26,6 +31,25 @@ let hungClosed: Promise<void>;
 let onHungClosed: () => void;
 
 const answer = (digest: string) => JSON.stringify({ digest, workerId: digest });
+
+/** The same answer in protobuf's binary form. */
+const binaryAnswer = (digest: string) =>
+  toBinary(ComputeResponseSchema, create(ComputeResponseSchema, { digest, workerId: digest }));
+
+/** The same answer as gRPC-Web: one message frame, then the trailers frame. */
+const grpcWebAnswer = (digest: string) => {
+  const frame = (flags: number, bytes: Uint8Array) => {
+    const out = Buffer.alloc(5 + bytes.length);
+    out[0] = flags;
+    out.writeUInt32BE(bytes.length, 1);
+    out.set(bytes, 5);
+    return out;
+  };
+  return Buffer.concat([
+    frame(0, binaryAnswer(digest)),
+    frame(0x80, Buffer.from("grpc-status: 0\r\n")),
+  ]);
+};
 
 const listen = (server: net.Server) =>
   new Promise<string>((resolve) =>
@@ -45,7 +69,12 @@ beforeAll(async () => {
     req.setEncoding("utf8").on("data", (c: string) => (body += c));
     req.on("end", () => {
       // A request that asks to hang is never answered; the gateway gives up on it.
+      const type = String(req.headers["content-type"]);
       if (body.includes("hang")) res.on("close", () => onHungClosed());
+      else if (type.startsWith("application/grpc-web"))
+        res.writeHead(200, { "content-type": type }).end(grpcWebAnswer("h1"));
+      else if (type === "application/proto")
+        res.writeHead(200, { "content-type": type }).end(binaryAnswer("h1"));
       else res.writeHead(200, { "content-type": "application/json" }).end(answer("h1"));
     });
   });
@@ -95,13 +124,21 @@ describe("the protocol a call takes to its backend", () => {
     expect(seen.h1 - before).toBe(3);
   });
 
-  it("an h2c call goes on over HTTP/2, which an HTTP/1.1-only backend does not speak", async () => {
-    const client = createClient(
-      WorkerService,
-      createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }),
-    );
+  it("an h2c caller's unary call goes on over HTTP/1.1 too", async () => {
+    const before = seen.h1;
+    for (const make of [createConnectTransport, createGrpcWebTransport]) {
+      const client = createClient(WorkerService, make({ baseUrl: gateway.url, httpVersion: "2" }));
+      expect((await client.compute({})).workerId).toBe("h1");
+    }
+    expect(seen.h1 - before).toBe(2);
+  });
+
+  it("a gRPC call goes on over HTTP/2, which an HTTP/1.1-only backend does not speak", async () => {
+    const before = seen.h1;
+    const client = createClient(WorkerService, createGrpcTransport({ baseUrl: gateway.url }));
     const err = await client.compute({}).catch((e: unknown) => ConnectError.from(e));
     expect((err as ConnectError).code).toBe(Code.Unavailable);
+    expect(seen.h1).toBe(before);
   });
 
   it("an HTTP/1.1 call to an HTTP/2-only backend is served over HTTP/2, the first one too", async () => {
