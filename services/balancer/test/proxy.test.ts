@@ -27,6 +27,11 @@ afterAll(async () => {
 type Make = (baseUrl: string) => Transport;
 const protocols: [string, Make][] = [
   ["Connect over HTTP/1.1", (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1" })],
+  // Compute has no side effects, so its unary calls go as Connect GETs.
+  [
+    "Connect GET over HTTP/1.1",
+    (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "1.1", useHttpGet: true }),
+  ],
   ["Connect over h2c", (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2" })],
   ["gRPC over h2c", (baseUrl) => createGrpcTransport({ baseUrl })],
   ["gRPC-Web over HTTP/1.1", (baseUrl) => createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })],
