@@ -77,7 +77,15 @@ type Outcome =
 /** The backend answered an HTTP/1.1 request with something else: it speaks only HTTP/2. */
 const notHttp1 = Symbol("not HTTP/1.1");
 
-type Headers = Record<string, string | string[] | undefined>;
+/** Node's incoming and outgoing header objects, HTTP/1.1 or HTTP/2 (not Fetch's Headers). */
+type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** An attempt ended by the call's cancellation: forward() says why (caller or deadline). */
+const cancelled: Outcome = {
+  kind: "failed",
+  error: new ConnectError("aborted", Code.DeadlineExceeded),
+  retryable: false,
+};
 
 /**
  * The gateway's proxy: picks an endpoint of the route named by the path's service, forwards
@@ -324,7 +332,7 @@ function exchangeHttp1(
   delete headers["content-length"];
   return new Promise((resolve) => {
     let status = 0;
-    let responseHeaders: Headers = {};
+    let responseHeaders: HeaderMap = {};
     const held: Buffer[] = [];
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -337,11 +345,7 @@ function exchangeHttp1(
     // Settled at once, even while the request waits in the pool for a connection.
     cancellation.listen(() => {
       abort();
-      settle({
-        kind: "failed",
-        error: new ConnectError("aborted", Code.DeadlineExceeded),
-        retryable: false,
-      });
+      settle(cancelled);
     });
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
@@ -471,11 +475,7 @@ function exchange(
       forgetClosedStream(stream);
       cancellation.listen(undefined);
       if (cancellation.reason !== undefined && !ended) {
-        resolve({
-          kind: "failed",
-          error: new ConnectError("aborted", Code.DeadlineExceeded),
-          retryable: false,
-        });
+        resolve(cancelled);
         return;
       }
       // Node may end a stream the peer reset; only a clean close is a whole answer.
@@ -587,8 +587,8 @@ function forwardedHeaders(
   req: Request,
   deadline: number,
   ctx: ReturnType<typeof context.active>,
-): Headers {
-  const out: Headers = {};
+): HeaderMap {
+  const out: HeaderMap = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;
     out[name] = value;
@@ -613,8 +613,8 @@ function forwardedHeaders(
 /** The call's outcome as the backend told it, for the endpoint's breaker and figures. */
 function statusOf(
   status: number,
-  headers: Headers,
-  trailers: Headers,
+  headers: HeaderMap,
+  trailers: HeaderMap,
   body: Buffer[],
 ): ConnectError | undefined {
   const grpc = trailers["grpc-status"] ?? headers["grpc-status"];
@@ -641,7 +641,7 @@ function statusOf(
   }
 }
 
-function clean(headers: Headers): Record<string, string | string[]> {
+function clean(headers: HeaderMap): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;

@@ -6,9 +6,9 @@ const maxHttp1Connections = 128;
 
 /**
  * The connections to one backend: one HTTP/2 (h2c) session, opened on first use and again
- * after it closes, and a keep-alive HTTP/1.1 pool (undici) for the unary calls of callers
- * that speak HTTP/1.1. `session()` rejects when the connection cannot be opened: nothing of
- * the call was sent.
+ * after it closes, for streams and gRPC, and a keep-alive HTTP/1.1 pool (undici) for unary
+ * Connect and gRPC-Web calls. `session()` rejects when the connection cannot be opened:
+ * nothing of the call was sent.
  */
 export class Upstream {
   readonly address: string;

@@ -59,12 +59,12 @@ describe("gateway resilience against real workers", () => {
     const gateway = await track(
       startGateway(["--route", `${service}=${w!.url}`, "--route-timeout-ms", "300"]),
     );
-    // h2c callers' calls go to the worker over HTTP/2, HTTP/1.1 callers' over HTTP/1.1.
-    for (const httpVersion of ["2", "1.1"] as const) {
-      const client = createClient(
-        WorkerService,
-        createConnectTransport({ baseUrl: gateway.url, httpVersion }),
-      );
+    // A gRPC call goes to the worker over HTTP/2, a Connect one over HTTP/1.1.
+    for (const transport of [
+      createGrpcTransport({ baseUrl: gateway.url }),
+      createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }),
+    ]) {
+      const client = createClient(WorkerService, transport);
       const err = await client
         .compute({ fault: { delayMs: 30_000 } }, { timeoutMs: 60_000 })
         .catch((e: unknown) => e);
