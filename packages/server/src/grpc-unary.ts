@@ -12,7 +12,7 @@ import {
   createCallContext,
   runUnary,
 } from "./call-context.ts";
-import { headerValue } from "./node-http.ts";
+import { authorityOf, headerValue } from "./node-http.ts";
 import type {
   HandlerOptions,
   ProtocolFastPath,
@@ -54,7 +54,7 @@ export const grpcUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) =>
     const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), opt.maxTimeoutMs);
     if (timeout.error !== undefined) return;
     // As connect-node: a request with no authority has no URL, and is refused there.
-    const authority = req.authority;
+    const authority = authorityOf(req);
     if (authority === undefined) return;
     const message = singleMessage(read, opt.readMaxBytes);
     if (message === undefined) return;

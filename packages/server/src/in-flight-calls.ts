@@ -1,10 +1,6 @@
-import type http from "node:http";
-import type http2 from "node:http2";
 import type { ConnectError } from "@connectrpc/connect";
 import { endCallWithError } from "./call-error.ts";
-
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
-type Response = http.ServerResponse | http2.Http2ServerResponse;
+import type { NodeRequest as Request, NodeResponse as Response } from "./node-http.ts";
 
 /** The calls in progress, so a shutdown can end the ones that outlive its drain deadline. */
 export class InFlightCalls {

@@ -1,5 +1,3 @@
-import type http from "node:http";
-import type http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
@@ -7,10 +5,11 @@ import { endCallWithError } from "./call-error.ts";
 import type { LimitLog } from "./limit-log.ts";
 import type { Limits } from "./limits.ts";
 import type { RpcHandler } from "./node-adapter.ts";
-import { clientGone } from "./node-http.ts";
-
-type Request = http.IncomingMessage | http2.Http2ServerRequest;
-type Response = http.ServerResponse | http2.Http2ServerResponse;
+import {
+  clientGone,
+  type NodeRequest as Request,
+  type NodeResponse as Response,
+} from "./node-http.ts";
 
 export type ArrivalLimits = Pick<
   Limits,

@@ -476,9 +476,10 @@ export class RaftNode {
    * Takes a snapshot once enough entries were applied since the last, beside the Raft loop: the
    * state machine gives its state now (the consensus store keeps its versions encoded), the
    * pieces are joined between turns of the event loop, the file is written while Readies go
-   * on, and the log names it between two Readies (recordWrittenSnapshot). A leader that waited for the file (29 MB after 100,000 puts of 256
-   * bytes, three members writing theirs to one disk), or that encoded 200,000 versions in one
-   * piece, sent no heartbeats for over an election timeout and lost its leadership.
+   * on, and the log names it between two Readies (recordWrittenSnapshot). A leader that
+   * waited for the file (29 MB after 100,000 puts of 256 bytes, three members writing theirs
+   * to one disk), or that encoded 200,000 versions in one piece, sent no heartbeats for over
+   * an election timeout and lost its leadership.
    */
   private maybeSnapshot(): void {
     if (this.snapshotting) return;
