@@ -22,6 +22,7 @@ export { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
 export { HealthRegistry, ServingStatus } from "./health.ts";
 export { createConcurrencyLimit, defaultLimits, type Limits } from "./limits.ts";
 export type { NodeHandler, TlsOptions } from "./listener.ts";
+export { LiveSet } from "./live-set.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export { registerReflection } from "./reflection.ts";
 export {

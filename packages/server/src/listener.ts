@@ -7,6 +7,7 @@ import { forgetClosedStream } from "./closed-stream.ts";
 import { ConnectionLimit, http1Refusal, http2Refusal } from "./connection-limit.ts";
 import { createLimitLog } from "./limit-log.ts";
 import type { Limits } from "./limits.ts";
+import { LiveSet } from "./live-set.ts";
 import type { Logger } from "./logger.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
@@ -40,7 +41,7 @@ export interface Listener {
   /** The server that owns the port. */
   readonly server: net.Server;
   /** Open HTTP/2 sessions, so shutdown can send them GOAWAY. */
-  readonly sessions: Set<http2.Http2Session>;
+  readonly sessions: LiveSet<http2.Http2Session>;
   /** HTTP/1.1 server (cleartext or behind TLS), so shutdown can close its idle connections. */
   readonly http1: http.Server | undefined;
 }
@@ -78,12 +79,11 @@ export function createListener(
 ): Listener {
   const warn = createLimitLog(logger);
   const guarded = guardRequests(handler, limits, warn);
-  const sessions = new Set<http2.Http2Session>();
+  const sessions = new LiveSet<http2.Http2Session>();
   const resetsOverall = new TokenBucket(limits.maxResets, resetWindowMs);
   const trackSessions = (server: http2.Http2Server | http2.Http2SecureServer) =>
     server.on("session", (session) => {
-      sessions.add(session);
-      session.once("close", () => sessions.delete(session));
+      session.once("close", sessions.add(session));
       // HTTP/2's default 64 KiB connection window stalls a busy stream (a publisher, a
       // subscription) on loopback long before the network is the limit.
       session.once("localSettings", () => session.setLocalWindowSize(connectionWindowBytes));

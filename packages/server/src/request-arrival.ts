@@ -4,6 +4,7 @@ import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-g
 import { endCallWithError } from "./call-error.ts";
 import type { LimitLog } from "./limit-log.ts";
 import type { Limits } from "./limits.ts";
+import { LiveSet } from "./live-set.ts";
 import type { RpcHandler } from "./node-adapter.ts";
 import {
   clientGone,
@@ -22,10 +23,6 @@ export type ArrivalLimits = Pick<
 
 /** A gRPC or Connect envelope's prefix: flags and length. */
 const envelopePrefixBytes = 5;
-
-interface Unfinished {
-  fail(error: ConnectError): void;
-}
 
 /**
  * Holds a call whose request is a single message (unary and server-streaming methods, named
@@ -47,8 +44,8 @@ export function createRequestArrival(
   singleMessagePaths: ReadonlySet<string>,
   warn: LimitLog,
 ) {
-  // Insertion order is arrival order: the first entry has waited longest.
-  const unfinished = new Map<Request, Unfinished>();
+  // Each one's fail(); the oldest has waited longest.
+  const unfinished = new LiveSet<(error: ConnectError) => void>();
   const bufferedPerConnection = new WeakMap<object, number>();
   let buffered = 0;
   const maxBodyBytes = limits.maxRequestBytes + envelopePrefixBytes;
@@ -71,7 +68,7 @@ export function createRequestArrival(
       req.off("data", onData);
       req.off("end", onEnd);
       res.off("close", onClose);
-      unfinished.delete(req);
+      leave();
       buffered -= bytes;
       if (connection) {
         bufferedPerConnection.set(connection, (bufferedPerConnection.get(connection) ?? 0) - bytes);
@@ -125,12 +122,11 @@ export function createRequestArrival(
     }, waitMs);
 
     if (unfinished.size >= limits.maxUnfinishedRequests) {
-      const [, oldest] = unfinished.entries().next().value as [Request, Unfinished];
       const message = `the server has ${limits.maxUnfinishedRequests} requests still arriving (--max-unfinished-requests) and dropped this one, which waited longest; send the whole request promptly`;
       warn("unfinished-requests", {}, message);
-      oldest.fail(new ConnectError(message, Code.ResourceExhausted));
+      unfinished.oldest()?.(new ConnectError(message, Code.ResourceExhausted));
     }
-    unfinished.set(req, { fail });
+    const leave = unfinished.add(fail);
     req.on("data", onData);
     req.once("end", onEnd);
     res.once("close", onClose);

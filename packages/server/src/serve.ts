@@ -20,6 +20,7 @@ import { InFlightCalls } from "./in-flight-calls.ts";
 import { createLimitLog } from "./limit-log.ts";
 import { defaultLimits, type Limits } from "./limits.ts";
 import { createListener, type NodeHandler, type TlsOptions } from "./listener.ts";
+import { LiveSet } from "./live-set.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createNodeAdapter } from "./node-adapter.ts";
 import { registerReflection } from "./reflection.ts";
@@ -145,10 +146,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
   };
   const listener = createListener(handle, limits, options.tls, logger);
 
-  const sockets = new Set<Socket>();
+  const sockets = new LiveSet<Socket>();
   listener.server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", sockets.add(socket));
   });
 
   const host = options.host ?? "127.0.0.1";
@@ -175,7 +175,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     logger.info({ drainTimeoutMs }, "shutting down: NOT_SERVING, draining in-flight calls");
     registry.shutdown();
     const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
-    for (const session of listener.sessions) session.close();
+    for (const session of listener.sessions.values()) session.close();
     // Keep-alive HTTP/1.1 connections close as soon as their in-flight request is answered.
     const idleSweep = setInterval(() => listener.http1?.closeIdleConnections(), 50);
     listener.http1?.closeIdleConnections();
@@ -201,8 +201,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
       let grace: NodeJS.Timeout | undefined;
       await Promise.race([closed, new Promise((resolve) => (grace = setTimeout(resolve, 1000)))]);
       clearTimeout(grace);
-      for (const session of listener.sessions) session.destroy();
-      for (const socket of sockets) socket.destroy();
+      for (const session of listener.sessions.values()) session.destroy();
+      for (const socket of sockets.values()) socket.destroy();
       await closed;
     }
     clearTimeout(timer);
