@@ -34,6 +34,11 @@ export class LiveSet<T> {
     return this.#list.head?.value;
   }
 
+  /** The entry added last that is still here. */
+  newest(): T | undefined {
+    return this.#list.tail?.value;
+  }
+
   /** The entries now, oldest first: a copy, so a caller may remove entries while it goes. */
   values(): T[] {
     return this.#list.toArray();

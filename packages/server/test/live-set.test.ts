@@ -9,11 +9,13 @@ describe("LiveSet", () => {
     const removeC = set.add("c");
     expect(set.values()).toEqual(["a", "b", "c"]);
     expect(set.oldest()).toBe("a");
+    expect(set.newest()).toBe("c");
 
     removeA();
     removeC();
     expect(set.values()).toEqual(["b"]);
     expect(set.oldest()).toBe("b");
+    expect(set.newest()).toBe("b");
     expect(set.size).toBe(1);
   });
 

@@ -12,6 +12,7 @@ import {
   type Snapshot,
   type Status,
 } from "@quartet/raft";
+import { LiveSet } from "@quartet/server";
 import { concatBytesInParts } from "../bytes.ts";
 import type { DurableRaftStorage } from "../storage/raft-storage.ts";
 
@@ -87,7 +88,10 @@ export interface RaftNodeOptions {
 }
 
 interface PendingProposal {
+  index: number;
   term: number;
+  /** Takes it out of the pending list. */
+  remove: () => void;
   resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -120,7 +124,8 @@ export class RaftNode {
   private readonly onRoleChange: ((status: Status) => void) | undefined;
   private readonly onReady: (() => void) | undefined;
   private readonly timer: NodeJS.Timeout;
-  private readonly proposals = new Map<number, PendingProposal>();
+  /** Proposals waiting for their entry to apply, by increasing index. */
+  private readonly proposals = new LiveSet<PendingProposal>();
   /** Reads waiting for the next ReadIndex round. */
   private nextReads: Waiter[] = [];
   /** The round out now: its context, its reads, and the tick it was sent at. */
@@ -247,8 +252,10 @@ export class RaftNode {
     this.stopped = new NodeStoppedError(reason);
     clearInterval(this.timer);
     const err = this.stopped;
-    for (const p of this.proposals.values()) p.reject(err);
-    this.proposals.clear();
+    for (const p of this.proposals.values()) {
+      p.remove();
+      p.reject(err);
+    }
     for (const w of this.nextReads) w.reject(err);
     for (const w of this.readRound?.reads ?? []) w.reject(err);
     for (const { waiter } of this.appliedWaiters) waiter.reject(err);
@@ -265,16 +272,25 @@ export class RaftNode {
     if (!r.ok) return Promise.reject(new NotLeaderError(r.reason, r.leaderId, r.message));
     const { index, term } = r;
     this.schedule();
+    // Pending proposals at this index or after it were proposed in an earlier term of this
+    // node's and cut from its log since: they will never apply.
+    for (let last = this.proposals.newest(); last && last.index >= index; ) {
+      last.remove();
+      last.reject(new ProposalDroppedError(`a new leader replaced entry ${last.index}; retry`));
+      last = this.proposals.newest();
+    }
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
       const onAbort = () => {
-        this.proposals.delete(index);
+        proposal.remove();
         reject(signal?.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       const done = () => signal?.removeEventListener("abort", onAbort);
-      this.proposals.set(index, {
+      const proposal: PendingProposal = {
+        index,
         term,
+        remove: () => {},
         resolve: (v) => {
           done();
           resolve(v);
@@ -283,7 +299,8 @@ export class RaftNode {
           done();
           reject(e);
         },
-      });
+      };
+      proposal.remove = this.proposals.add(proposal);
     });
   }
 
@@ -426,9 +443,10 @@ export class RaftNode {
       result = this.sm.apply(e.index, e.data);
     }
     this.applied = e.index;
-    const p = this.proposals.get(e.index);
-    if (p === undefined) return;
-    this.proposals.delete(e.index);
+    this.failProposalsUpTo(e.index - 1);
+    const p = this.proposals.oldest();
+    if (p === undefined || p.index !== e.index) return;
+    p.remove();
     if (p.term === e.term) p.resolve(result);
     else p.reject(new ProposalDroppedError(`a new leader replaced entry ${e.index}; retry`));
   }
@@ -442,10 +460,9 @@ export class RaftNode {
   }
 
   private failProposalsUpTo(index: number): void {
-    for (const [i, p] of this.proposals) {
-      if (i > index) continue;
-      this.proposals.delete(i);
-      p.reject(new ProposalDroppedError(`entry ${i} was replaced by a snapshot; retry`));
+    for (let p = this.proposals.oldest(); p && p.index <= index; p = this.proposals.oldest()) {
+      p.remove();
+      p.reject(new ProposalDroppedError(`entry ${p.index} was replaced by a snapshot; retry`));
     }
   }
 
