@@ -123,8 +123,9 @@ describe("RaftNode", () => {
         c.sent.flatMap((m) => (m.type === "heartbeat" && m.context !== "" ? [m.context] : [])),
       ).size;
     const before = rounds();
-    // Arriving in one turn, as a burst of requests read from one socket does.
-    await Promise.all(Array.from({ length: 10 }, () => lead.linearizableBarrier()));
+    // Arriving in one turn, as a burst of requests read from one socket does; more of them
+    // than the node answers in one part.
+    await Promise.all(Array.from({ length: 100 }, () => lead.linearizableBarrier()));
     expect(rounds() - before).toBe(1);
     // A read that arrives once the round's heartbeats are out waits for the next round.
     const first = lead.linearizableBarrier();
