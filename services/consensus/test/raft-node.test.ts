@@ -135,6 +135,21 @@ describe("RaftNode", () => {
     expect(rounds() - before).toBe(3);
   });
 
+  it("fails the reads of a round it had not answered yet when it stops between parts", async () => {
+    const c = await cluster();
+    const lead = await c.leader();
+    const reads = Array.from({ length: 100 }, () => lead.linearizableBarrier());
+    // Stopped as soon as the first part is answered.
+    void reads[0]!.then(() => lead.stop());
+    const settled = await Promise.allSettled(reads);
+    const answered = settled.filter((r) => r.status === "fulfilled").length;
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(100);
+    for (const r of settled.slice(answered)) {
+      expect(r).toMatchObject({ status: "rejected", reason: { name: "NodeStoppedError" } });
+    }
+  });
+
   it("replicates proposals, refuses them on followers naming the leader, and serves reads after the barrier", async () => {
     const c = await cluster();
     const lead = await c.leader();

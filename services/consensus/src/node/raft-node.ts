@@ -426,7 +426,11 @@ export class RaftNode {
             for (const w of reads.slice(i, i + answerChunk)) this.waitFor(rs.index, w);
             if (i + answerChunk < reads.length) {
               await nextTurn();
-              if (this.stopped) return;
+              if (this.stopped) {
+                // stop() failed what it could see; these it could not.
+                for (const w of reads.slice(i + answerChunk)) w.reject(this.stopped);
+                return;
+              }
             }
           }
         }
