@@ -588,11 +588,7 @@ function forwardedHeaders(
   deadline: number,
   ctx: ReturnType<typeof context.active>,
 ): HeaderMap {
-  const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;
-    out[name] = value;
-  }
+  const out: HeaderMap = clean(req.headers);
   const type = String(req.headers["content-type"] ?? "");
   const remaining = Math.max(1, Math.floor(deadline - performance.now()));
   if (Number.isFinite(deadline)) {
@@ -641,6 +637,7 @@ function statusOf(
   }
 }
 
+/** Headers as they go on to the other side: without pseudo-headers and hop-by-hop ones. */
 function clean(headers: HeaderMap): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {

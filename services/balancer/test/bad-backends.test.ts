@@ -6,6 +6,7 @@ import { WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway } from "./processes.ts";
+import { streamError } from "./stream-error.ts";
 
 // Backends that misbehave on purpose: one cuts every answer after half a frame, one is not
 // HTTP/2 at all.
@@ -50,10 +51,7 @@ afterAll(async () => {
 describe("misbehaving backends get the caller a clean error", () => {
   it("a server stream cut mid-message ends with an error (gRPC)", async () => {
     const client = createClient(WorkerService, createGrpcTransport({ baseUrl: gateway.url }));
-    const err = await (async () => {
-      for await (const _ of client.watch({ steps: 2 })) {
-      }
-    })().catch((e: unknown) => ConnectError.from(e));
+    const err = await streamError(client.watch({ steps: 2 }));
     // The half message already relayed makes the client's own decoding fail, or it reads the
     // gateway's Unavailable trailers: an error either way, not a hung call.
     expect(err).toBeInstanceOf(ConnectError);
@@ -64,10 +62,7 @@ describe("misbehaving backends get the caller a clean error", () => {
       WorkerService,
       createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
     );
-    const err = await (async () => {
-      for await (const _ of client.watch({ steps: 2 })) {
-      }
-    })().catch((e: unknown) => ConnectError.from(e));
+    const err = await streamError(client.watch({ steps: 2 }));
     expect(err).toBeInstanceOf(ConnectError);
   });
 

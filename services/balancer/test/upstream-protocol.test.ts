@@ -15,6 +15,7 @@ import { ComputeResponseSchema, WorkerService } from "@quartet/proto/quartet/wor
 import type { ServiceProcess } from "@quartet/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway } from "./processes.ts";
+import { streamError } from "./stream-error.ts";
 
 // A unary Connect or gRPC-Web call goes on to its backend over HTTP/1.1, whatever the caller
 // speaks; a stream or a gRPC call over HTTP/2. A backend that speaks HTTP/2 only is found out
@@ -157,12 +158,9 @@ describe("the protocol a call takes to its backend", () => {
       WorkerService,
       createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
     );
-    const err = await (async () => {
-      for await (const _ of client.watch({ steps: 1 })) {
-      }
-    })().catch((e: unknown) => ConnectError.from(e));
+    const err = await streamError(client.watch({ steps: 1 }));
     // The HTTP/1.1-only backend cannot take it over HTTP/2.
-    expect((err as ConnectError).code).toBe(Code.Unavailable);
+    expect(err?.code).toBe(Code.Unavailable);
     expect(seen.h1).toBe(before);
   });
 
