@@ -457,7 +457,8 @@ export class RaftNode {
       result = this.sm.apply(e.index, e.data);
     }
     this.applied = e.index;
-    this.failProposalsUpTo(e.index - 1);
+    // Entries apply in index order and a snapshot fails the proposals it covers, so no
+    // pending proposal is below this entry: only the oldest can be its.
     const p = this.proposals.oldest();
     if (p === undefined || p.index !== e.index) return;
     p.remove();
