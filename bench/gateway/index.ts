@@ -1,5 +1,5 @@
 // bench/gateway: the Quartet gateway beside HAProxy, in front of the same 3 worker processes,
-// and one worker called directly. WorkerService.Compute with no extra rounds (the worker's
+// and the 3 workers called directly (the load split over them, as the proxies split it). WorkerService.Compute with no extra rounds (the worker's
 // cheapest unary method), h2load with 64 connections: Connect JSON over HTTP/1.1, Connect
 // binary over h2c (one stream per connection, as HTTP/1.1 has).
 //
@@ -62,7 +62,7 @@ type Side = (typeof sideNames)[number];
 /** Where each side listens, and the processes whose CPU per request the bench reports. */
 type Targets = Record<
   Side,
-  { urls: Record<Protocol, string>; proxyPid?: number; workerPids: number[] }
+  { urls: Record<Protocol, string[]>; proxyPid?: number; workerPids: number[] }
 >;
 
 /** User + system CPU time of a process (all its threads) so far, in ms (10 ms ticks). */
@@ -83,7 +83,15 @@ function percentileOfLogs(files: string[], p: number): number {
   return times[Math.min(times.length - 1, Math.floor(p * times.length))]! / 1000;
 }
 
-/** One h2load run against a side: as fast as it goes, or at `rpsPerClient` per connection. */
+/** `total` split into `parts` near-equal whole parts, larger first (64 over 3: 22, 21, 21). */
+const split = (total: number, parts: number) =>
+  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+
+/**
+ * One load run against a side: as fast as it goes, or at `rpsPerClient` per connection. The
+ * 64 connections are split evenly over the side's addresses (the direct side has one per
+ * worker, so the workers share the load as they do behind a proxy).
+ */
 async function load(
   targets: Targets,
   side: Side,
@@ -93,11 +101,12 @@ async function load(
 ) {
   const p = protocols[protocol];
   const { proxyPid, workerPids } = targets[side];
+  const urls = targets[side].urls[protocol];
   const proxyBefore = proxyPid === undefined ? 0 : cpuMs(proxyPid);
   const workersBefore = sum(workerPids.map(cpuMs));
-  const run = (clients: number, log?: string) =>
+  const run = (url: string, clients: number, log?: string) =>
     h2load({
-      url: targets[side].urls[protocol] + procedure,
+      url: url + procedure,
       seconds: secs,
       clients,
       h1: p.h1,
@@ -105,28 +114,36 @@ async function load(
       headers: { "content-type": p.contentType, "connect-protocol-version": "1" },
       ...(rpsPerClient !== undefined ? { rps: rpsPerClient, logFile: log } : {}),
     });
-  let result: Awaited<ReturnType<typeof run>>;
-  if (rpsPerClient === undefined) result = await run(connections);
+  const perUrl = split(connections, urls.length);
+  let results: Awaited<ReturnType<typeof run>>[];
+  let p99Ms = Number.NaN;
+  if (rpsPerClient === undefined)
+    results = await Promise.all(urls.map((url, i) => run(url, perUrl[i]!)));
   else {
-    // Group g starts g/spreadGroups of a request period after the first (see the top).
+    // Each address's connections in groups of at most connections / spreadGroups; group g
+    // starts g/groups of a request period after the first (see the top).
+    const perGroup = Math.max(1, Math.floor(connections / spreadGroups));
+    const groups = urls.flatMap((url, i) =>
+      split(perUrl[i]!, Math.ceil(perUrl[i]! / perGroup)).map((clients) => ({ url, clients })),
+    );
     const periodMs = 1000 / rpsPerClient;
-    const groups = await Promise.all(
-      Array.from({ length: spreadGroups }, async (_, g) => {
-        await delay((g * periodMs) / spreadGroups);
-        return run(connections / spreadGroups, logFile(g));
+    results = await Promise.all(
+      groups.map(async ({ url, clients }, g) => {
+        await delay((g * periodMs) / groups.length);
+        return run(url, clients, logFile(g));
       }),
     );
-    result = {
-      reqPerSec: sum(groups.map((r) => r.reqPerSec)),
-      meanMs: Number.NaN,
-      p99Ms: percentileOfLogs(
-        groups.map((_, g) => logFile(g)),
-        0.99,
-      ),
-      succeeded: sum(groups.map((r) => r.succeeded)),
-      failed: sum(groups.map((r) => r.failed)),
-    };
+    p99Ms = percentileOfLogs(
+      groups.map((_, g) => logFile(g)),
+      0.99,
+    );
   }
+  const result = {
+    reqPerSec: sum(results.map((r) => r.reqPerSec)),
+    p99Ms,
+    succeeded: sum(results.map((r) => r.succeeded)),
+    failed: sum(results.map((r) => r.failed)),
+  };
   // h2load counts the requests still in flight when the duration ends as failed.
   if (result.failed > connections) {
     throw new Error(`${side} ${protocol}: ${result.failed} of ${result.succeeded} requests failed`);
@@ -205,16 +222,16 @@ try {
     profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
   );
   haproxy = await startHAProxy(workers.map((w) => new URL(w.url)));
-  const direct = workers[0]!.url;
+  const direct = workers.map((w) => w.url);
   const workerPids = workers.map((w) => w.pid);
   await measure({
-    direct: { urls: { h1: direct, h2c: direct }, workerPids: [workers[0]!.pid] },
+    direct: { urls: { h1: direct, h2c: direct }, workerPids },
     haproxy: {
-      urls: { h1: haproxy.h1Url, h2c: haproxy.h2cUrl },
+      urls: { h1: [haproxy.h1Url], h2c: [haproxy.h2cUrl] },
       proxyPid: haproxy.pid,
       workerPids,
     },
-    quartet: { urls: { h1: gateway.url, h2c: gateway.url }, proxyPid: gateway.pid, workerPids },
+    quartet: { urls: { h1: [gateway.url], h2c: [gateway.url] }, proxyPid: gateway.pid, workerPids },
   });
 } finally {
   await haproxy?.stop();
@@ -236,9 +253,9 @@ figures.load_average_1m_before = { value: loadBefore, unit: "runnable" };
 figures.load_average_1m_after = { value: loadAfter, unit: "runnable" };
 report("gateway", figures, ratios, [
   `h2load, ${connections} connections (one stream each on h2c), Connect JSON over HTTP/1.1 (h1) and Connect binary over h2c, WorkerService.Compute with no extra rounds; 3 worker processes, telemetry off (OTEL_SDK_DISABLED)`,
-  "sides: direct = one worker; haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers (unary Connect calls over keep-alive HTTP/1.1 whatever the caller speaks, streams and gRPC over one h2c session per worker)",
-  `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection, over ${spreadGroups} h2load processes of ${connections / spreadGroups} connections at staggered phases, so requests arrive spread over time instead of 64 at once); figures and ratios are medians over rounds (ratios of the same round)`,
-  "p99_added = that side's p99 minus the direct worker's p99 at the same offered load",
+  "sides: direct = the 3 workers called directly, the 64 connections split over them (22, 21, 21); haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers (unary Connect calls over keep-alive HTTP/1.1 whatever the caller speaks, streams and gRPC over one h2c session per worker)",
+  `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection, over h2load processes of at most ${Math.floor(connections / spreadGroups)} connections each, at staggered phases, so requests arrive spread over time instead of 64 at once); figures and ratios are medians over rounds (ratios of the same round)`,
+  "p99_added = that side's p99 minus the p99 of the workers called directly at the same offered load",
   "proxy_cpu: CPU per request of the proxy process (the gateway, or HAProxy's threads) at peak; workers_cpu: of the workers behind it (from /proc, 10 ms ticks)",
   `the machine is shared by other work: 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end`,
 ]);

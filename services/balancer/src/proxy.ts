@@ -328,8 +328,8 @@ function exchangeHttp1(
 ): Promise<Outcome | typeof notHttp1> {
   const address = upstream.address;
   const headers = forwardedHeaders(req, deadline, ctx);
-  // undici writes the length of the body it sends.
-  delete headers["content-length"];
+  // undici writes the length of the body it sends (and skips a header set to undefined).
+  headers["content-length"] = undefined;
   return new Promise((resolve) => {
     let status = 0;
     let responseHeaders: HeaderMap = {};
@@ -600,9 +600,7 @@ function forwardedHeaders(
   }
   const forwardedFor = req.socket?.remoteAddress;
   if (forwardedFor) out["x-forwarded-for"] = forwardedFor;
-  const carrier: Record<string, string> = {};
-  propagation.inject(ctx, carrier);
-  Object.assign(out, carrier);
+  propagation.inject(ctx, out);
   return out;
 }
 
@@ -640,8 +638,9 @@ function statusOf(
 /** Headers as they go on to the other side: without pseudo-headers and hop-by-hop ones. */
 function clean(headers: HeaderMap): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(":") || hopByHop.has(name) || value === undefined) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.startsWith(":") || hopByHop.has(name)) continue;
     out[name] = value;
   }
   return out;
