@@ -1,7 +1,8 @@
 // bench/gateway: the Quartet gateway beside HAProxy, in front of the same 3 worker processes,
-// and the 3 workers called directly (the load split over them, as the proxies split it). WorkerService.Compute with no extra rounds (the worker's
-// cheapest unary method), h2load with 64 connections: Connect JSON over HTTP/1.1, Connect
-// binary over h2c (one stream per connection, as HTTP/1.1 has).
+// and the 3 workers called directly (the load split over them, as the proxies split it).
+// WorkerService.Compute with no extra rounds (the worker's cheapest unary method), h2load
+// with 64 connections: Connect JSON over HTTP/1.1, Connect binary over h2c (one stream per
+// connection, as HTTP/1.1 has).
 //
 // Per round and protocol: each side's peak req/s (the order of the sides rotates by round),
 // then the p99 of every side at half of the gateway's peak of that round (h2load --rps), so
