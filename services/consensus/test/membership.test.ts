@@ -1,6 +1,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
+import { ObserveService } from "@quartet/proto/quartet/consensus/v1/observe_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { clusterToken, dec, enc, eventually, TestCluster } from "./support/cluster.ts";
 
@@ -157,6 +158,46 @@ describe("membership", () => {
     expect(restart).toMatch(/was removed from the cluster/);
     // (About 15 s on an idle machine; the bound is for a loaded one.)
   }, 180_000);
+
+  it("refuses to remove a member that answers while another voter is down, and removes the one that is down", async () => {
+    cluster = await TestCluster.start(3);
+    const c = cluster;
+    const transport = (id: number) =>
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` });
+    const members = (id: number) => createClient(ClusterService, transport(id));
+    // Each member's Raft view, as it changes.
+    const views = (id: number) =>
+      createClient(ObserveService, transport(id)).watchRaft(
+        { minIntervalMs: 20 },
+        { ...auth, timeoutMs: 30_000 },
+      );
+    let leader = 0;
+    for await (const { view } of views(1)) {
+      leader = Number(view?.leaderId ?? 0);
+      if (leader !== 0) break;
+    }
+    const [down, up] = [1, 2, 3].filter((id) => id !== leader) as [number, number];
+    await c.kill(down);
+    // The leader's view says when it stopped hearing from the member.
+    for await (const { view } of views(leader)) {
+      if (view?.progress.some((p) => Number(p.memberId) === down && !p.reachable)) break;
+    }
+
+    // Sent to the follower that is up, forwarded to the leader, refused there: the two voters
+    // left would be the leader and the member that is down.
+    const refused = await refusal(members(up).memberRemove({ id: BigInt(up) }, auth));
+    expect(refused.code).toBe(Code.FailedPrecondition);
+    expect(refused.rawMessage).toBe(
+      `removing member ${up} would leave 2 voters, of which only 1 answer the leader (not heard from within an election timeout: member ${down}), short of their quorum of 2: bring those members back, or remove them first`,
+    );
+    expect((await members(leader).memberList({}, auth)).members.map((m) => Number(m.id))).toEqual([
+      1, 2, 3,
+    ]);
+    // The member that is down can go; the two left commit writes.
+    const removed = await members(up).memberRemove({ id: BigInt(down) }, auth);
+    expect(removed.members.map((m) => Number(m.id))).toEqual([leader, up].sort((a, b) => a - b));
+    await c.kv(up).put({ key: enc("after"), value: enc("1") }, { timeoutMs: 10_000 });
+  }, 60_000);
 
   it("refuses to remove the last voter", async () => {
     cluster = await TestCluster.start(1);

@@ -217,6 +217,21 @@ describe("RaftNode", () => {
     expect(storage.firstIndex()).toBe(storage.snapshot().metadata.index + 1);
   });
 
+  it("counts a member it has not heard from within an election timeout as unreachable, until it answers again", async () => {
+    const c = await cluster();
+    const lead = await c.leader();
+    const [gone, kept] = [...c.members.keys()].filter((id) => id !== lead.id) as [NodeId, NodeId];
+    const nextFromLeader = () => c.nextSent((m) => m.from === lead.id);
+    // Both followers answer the leader's heartbeats.
+    while (!lead.reachable(gone) || !lead.reachable(kept)) await nextFromLeader();
+    c.cut.add(gone);
+    while (lead.reachable(gone)) await nextFromLeader();
+    expect(lead.reachable(kept)).toBe(true);
+    expect(lead.reachable(lead.id)).toBe(true);
+    c.cut.delete(gone);
+    while (!lead.reachable(gone)) await nextFromLeader();
+  });
+
   it("fails a read on a member that knows no leader, and an aborted proposal with the abort reason", async () => {
     const c = await cluster();
     const lead = await c.leader();

@@ -138,6 +138,8 @@ export class RaftNode {
   private appliedWaiters: { index: number; waiter: Waiter }[] = [];
   private applied: number;
   private ticks = 0;
+  /** The tick at which each peer was last heard from (a few entries, one per member). */
+  private readonly heardAt = new Map<NodeId, number>();
   private running = false;
   private scheduled = false;
   /** A snapshot whose file is being written beside the Raft loop, and once it is written. */
@@ -174,8 +176,19 @@ export class RaftNode {
   /** Delivers a message from a peer. */
   step(message: Message): void {
     if (this.stopped) return;
+    this.heardAt.set(message.from, this.ticks);
     this.raw.step(message);
     this.schedule();
+  }
+
+  /**
+   * Whether this member heard from `id` (any message) within the last election timeout; itself
+   * always. On a leader, whose followers answer every heartbeat, false means down or cut off.
+   */
+  reachable(id: NodeId): boolean {
+    if (id === this.id) return true;
+    const at = this.heardAt.get(id);
+    return at !== undefined && this.ticks - at <= this.electionTick;
   }
 
   /** The transport could not reach `id`: stop pipelining to it until it answers. */

@@ -19,6 +19,7 @@ import type { CommandWriter } from "./commands.ts";
 import type { ForwardingClients } from "./forwarding.ts";
 import { forwardedHeader, type LeaderRouter } from "./leader-router.ts";
 import { checkPeerUrls } from "./peer-urls.ts";
+import { quorumRefusal } from "./quorum-check.ts";
 import type { ReplicatedState } from "./replicated-state.ts";
 
 export interface ClusterDeps {
@@ -183,7 +184,10 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
               Code.FailedPrecondition,
             );
           }
-          return { changes: [{ type: "addNode", nodeId: id }] };
+          const change = { type: "addNode", nodeId: id } as const;
+          const refusal = quorumRefusal(status.config.voters, (v) => node.reachable(v), change);
+          if (refusal) throw refusal;
+          return { changes: [change] };
         },
         (client, options) => client.memberPromote(req, options),
       );
@@ -210,7 +214,10 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
               Code.FailedPrecondition,
             );
           }
-          return { changes: [{ type: "removeNode", nodeId: id }] };
+          const change = { type: "removeNode", nodeId: id } as const;
+          const refusal = quorumRefusal(s.config.voters, (v) => node.reachable(v), change);
+          if (refusal) throw refusal;
+          return { changes: [change] };
         },
         (client, options) => client.memberRemove(req, options),
       );

@@ -49,6 +49,7 @@ export function raftView(node: RaftNode, isolated: boolean): RaftView {
         matchIndex: BigInt(p.match),
         nextIndex: BigInt(p.next),
         state: p.state,
+        reachable: node.reachable(Number(id)),
       }))
       .sort((a, b) => Number(a.memberId - b.memberId)),
     isolated,

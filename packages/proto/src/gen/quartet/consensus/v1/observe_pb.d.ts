@@ -178,6 +178,14 @@ export declare type PeerProgress = Message<"quartet.consensus.v1.PeerProgress"> 
    * @generated from field: string state = 4;
    */
   state: string;
+
+  /**
+   * Whether the leader heard from the member within the last election timeout (itself: true).
+   * Membership changes that would leave the reachable voters short of a quorum are refused.
+   *
+   * @generated from field: bool reachable = 5;
+   */
+  reachable: boolean;
 };
 
 /**
