@@ -188,7 +188,7 @@ describe("membership", () => {
     const refused = await refusal(members(up).memberRemove({ id: BigInt(up) }, auth));
     expect(refused.code).toBe(Code.FailedPrecondition);
     expect(refused.rawMessage).toBe(
-      `removing member ${up} would leave 2 voters, of which only 1 answer the leader (not heard from within an election timeout: member ${down}), short of their quorum of 2: bring those members back, or remove them first`,
+      `removing member ${up} would leave 2 voters and the leader hears from only 1 of them (nothing from member ${down} within an election timeout), short of their quorum of 2: bring those members back, or remove them first`,
     );
     expect((await members(leader).memberList({}, auth)).members.map((m) => Number(m.id))).toEqual([
       1, 2, 3,

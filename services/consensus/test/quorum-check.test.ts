@@ -12,7 +12,7 @@ describe("quorumRefusal (the strict reconfiguration check)", () => {
     const refusal = quorumRefusal([1, 2, 3], hearing(3), { type: "removeNode", nodeId: 2 });
     expect(refusal?.code).toBe(Code.FailedPrecondition);
     expect(refusal?.rawMessage).toBe(
-      "removing member 2 would leave 2 voters, of which only 1 answer the leader (not heard from within an election timeout: member 3), short of their quorum of 2: bring those members back, or remove them first",
+      "removing member 2 would leave 2 voters and the leader hears from only 1 of them (nothing from member 3 within an election timeout), short of their quorum of 2: bring those members back, or remove them first",
     );
   });
 
@@ -38,7 +38,7 @@ describe("quorumRefusal (the strict reconfiguration check)", () => {
     const refusal = quorumRefusal([1, 2, 3], hearing(2, 3), { type: "addNode", nodeId: 4 });
     expect(refusal?.code).toBe(Code.FailedPrecondition);
     expect(refusal?.rawMessage).toMatch(
-      /^promoting member 4 would make 4 voters, of which only 2 answer the leader \(not heard from within an election timeout: member 2, member 3\), short of their quorum of 3/,
+      /^promoting member 4 would make 4 voters and the leader hears from only 2 of them \(nothing from member 2, member 3 within an election timeout\), short of their quorum of 3/,
     );
     expect(quorumRefusal([1, 2, 3], hearing(3), { type: "addNode", nodeId: 4 })).toBeUndefined();
   });

@@ -37,7 +37,7 @@ export function quorumRefusal(
       ? `removing member ${id} would leave ${after.length} voters`
       : `promoting member ${id} would make ${after.length} voters`;
   return new ConnectError(
-    `${what}, of which only ${up} answer the leader (not heard from within an election timeout: member ${silent.join(", member ")}), short of their quorum of ${quorum}: bring those members back, or remove them first`,
+    `${what} and the leader hears from only ${up} of them (nothing from member ${silent.join(", member ")} within an election timeout), short of their quorum of ${quorum}: bring those members back, or remove them first`,
     Code.FailedPrecondition,
   );
 }
