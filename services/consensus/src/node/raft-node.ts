@@ -394,10 +394,13 @@ export class RaftNode {
         // The leader's appends first: followers write while it writes (its own copy counts
         // towards the commit only after this Ready's advance()).
         if (rd.earlyMessages.length > 0) this.send(rd.earlyMessages);
-        // Committed entries this member already holds on disk (all of them on a leader, which
-        // commits only what it persisted) are applied, and their callers answered, while this
-        // Ready's write runs; the rest wait for it.
-        const onDisk = rd.snapshot ? 0 : persistedPrefix(rd.committedEntries, rd.entries);
+        // On a leader, committed entries it already holds on disk (all of them: it commits only
+        // what it persisted) are applied, and their callers answered, while this Ready's write
+        // runs. A follower applies after its write and after its acknowledgements have left:
+        // the leader commits on those (the reads waiting on this member wait a turn longer).
+        const leading = this.raw.raft.state === "leader";
+        const onDisk =
+          rd.snapshot || !leading ? 0 : persistedPrefix(rd.committedEntries, rd.entries);
         for (let i = 0; i < onDisk; i++) {
           this.applyEntry(rd.committedEntries[i]!);
           if ((i + 1) % answerChunk === 0 && i + 1 < onDisk) {
@@ -421,7 +424,15 @@ export class RaftNode {
           }
           await this.storage.persist(rd, rd.mustSync);
         }
-        if (rd.messages.length > 0) this.send(rd.messages);
+        if (rd.messages.length > 0) {
+          this.send(rd.messages);
+          if (!leading && rd.committedEntries.length > onDisk) {
+            // Node's HTTP/2 writes leave on a later turn of the event loop: without this one
+            // the acknowledgements would wait for the apply below.
+            await nextTurn();
+            if (this.stopped) return;
+          }
+        }
         if (rd.snapshot) {
           this.sm.restore(rd.snapshot.metadata.index, rd.snapshot.data);
           this.applied = rd.snapshot.metadata.index;
