@@ -90,6 +90,8 @@ test("Raft: three live members; killing the leader from the page shows a new lea
   // The timeline has the change, newest first.
   const now = (await main.getAttribute("data-leader"))!;
   expect(now).not.toBe(leader);
+  // The new leader does not hear from the killed one: its arrow there turns to red dashes.
+  await shows(`main svg line[data-to="${leader}"][data-reachable="false"]`);
   expect(await page.locator("#leader-changes li").count()).toBeGreaterThanOrEqual(2);
   await page.screenshot({ path: join(screenshots, "raft.png") });
 });

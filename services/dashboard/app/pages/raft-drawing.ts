@@ -75,9 +75,12 @@ export function clusterDiagram(list: MemberState[], l: MemberState | undefined):
       const behind = l.view!.lastLogIndex - p.matchIndex;
       svg.append(
         line(pos.get(l.url)!, pos.get(follower.url)!, {
-          stroke: behind === 0n ? "#2e7d32" : "#ef6c00",
+          stroke: !p.reachable ? "#c62828" : behind === 0n ? "#2e7d32" : "#ef6c00",
           "stroke-width": 2,
+          "stroke-dasharray": p.reachable ? undefined : "6 4",
           "marker-end": "url(#arrow)",
+          "data-to": String(p.memberId),
+          "data-reachable": String(p.reachable),
         }),
       );
     }

@@ -138,7 +138,7 @@ export const raftPage: Page = {
         h(
           "div",
           { class: "stream" },
-          "dashed: votes this term · solid: leader → follower (green: caught up)",
+          "dashed: votes this term · solid: leader → follower (green: caught up) · red dashes: the leader has not heard from it within an election timeout",
         ),
       );
     }
