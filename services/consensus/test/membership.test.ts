@@ -190,6 +190,12 @@ describe("membership", () => {
     expect(refused.rawMessage).toBe(
       `removing member ${up} would leave 2 voters and the leader hears from only 1 of them (nothing from member ${down} within an election timeout), short of their quorum of 2: bring those members back, or remove them first`,
     );
+    // Removing the leader is refused before it hands leadership over.
+    const leaderRefused = await refusal(members(up).memberRemove({ id: BigInt(leader) }, auth));
+    expect(leaderRefused.code).toBe(Code.FailedPrecondition);
+    expect(leaderRefused.rawMessage).toMatch(`removing member ${leader} would leave 2 voters`);
+    const after = await createClient(MaintenanceService, transport(up)).status({}, auth);
+    expect(Number(after.leader)).toBe(leader);
     expect((await members(leader).memberList({}, auth)).members.map((m) => Number(m.id))).toEqual([
       1, 2, 3,
     ]);

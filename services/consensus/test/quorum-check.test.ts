@@ -27,6 +27,8 @@ describe("quorumRefusal (the strict reconfiguration check)", () => {
     expect(
       quorumRefusal([1, 2, 3, 4, 5], hearing(4, 5), { type: "removeNode", nodeId: 2 })?.code,
     ).toBe(Code.FailedPrecondition);
+    // The last voter has a refusal of its own (ClusterService: "member N is the last voter").
+    expect(quorumRefusal([1], hearing(), { type: "removeNode", nodeId: 1 })).toBeUndefined();
     // Learners do not vote.
     expect(
       quorumRefusal([1, 2, 3], hearing(2, 3), { type: "removeNode", nodeId: 4 }),

@@ -200,7 +200,13 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
       if (status.leaderId === node.id && Number(req.id) === node.id) {
         // Removing the leader: hand leadership to the most caught-up voter first, so the
         // cluster does not wait out an election timeout after the leader steps down. The new
-        // leader decides (even if the call came here forwarded).
+        // leader decides (even if the call came here forwarded). A removal the strict check
+        // refuses moves no leadership.
+        const refusal = quorumRefusal(status.config.voters, (v) => node.reachable(v), {
+          type: "removeNode",
+          nodeId: node.id,
+        });
+        if (refusal) throw refusal;
         const to = await handOver(status, ctx);
         return forwardTo(ctx, to, (client, options) => client.memberRemove(req, options), true);
       }

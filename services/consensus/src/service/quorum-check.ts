@@ -24,6 +24,8 @@ export function quorumRefusal(
   if (change.type === "removeNode") {
     if (!voters.includes(id) || !reachable(id)) return undefined;
     after = voters.filter((v) => v !== id);
+    // Removing the last voter is refused for a reason of its own.
+    if (after.length === 0) return undefined;
   } else {
     if (voters.includes(id)) return undefined;
     after = [...voters, id];
