@@ -63,4 +63,47 @@ describe("cluster administration", () => {
     );
     expect(read.kvs.length).toBe(1);
   }, 60_000);
+
+  it("hashes each member's history: the same on every member at one revision, OUT_OF_RANGE beyond it", async () => {
+    cluster = await TestCluster.start();
+    const c = cluster;
+    const maintenance = (id: number) =>
+      createClient(
+        MaintenanceService,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
+      );
+    const enc = (text: string) => new TextEncoder().encode(text);
+    let revision = 0n;
+    for (let i = 0; i < 20; i++) {
+      const put = await c.kv(1 + (i % 3)).put({ key: enc(`k${i % 7}`), value: enc(`v${i}`) });
+      revision = put.header!.revision;
+    }
+    await c.kv(2).deleteRange({ key: enc("k3") });
+    // A linearizable read on each member: each has applied everything written above.
+    for (const id of c.ids) await c.kv(id).range({ key: enc("k0") });
+
+    const hashes = await Promise.all(c.ids.map((id) => maintenance(id).hashKV({ revision }, auth)));
+    expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
+    expect(hashes.map((h) => h.hashRevision)).toEqual([revision, revision, revision]);
+    // The current revision takes in the delete.
+    const now = await maintenance(1).hashKV({}, auth);
+    expect(now.hashRevision).toBe(revision + 1n);
+    expect(now.hash).not.toBe(hashes[0]!.hash);
+
+    const future = await maintenance(1)
+      .hashKV({ revision: revision + 100n }, auth)
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+    expect(future?.code).toBe(Code.OutOfRange);
+    expect(future?.rawMessage).toMatch(/is a future revision/);
+    const anonymous = await maintenance(1)
+      .hashKV({})
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+    expect(anonymous?.code).toBe(Code.Unauthenticated);
+  }, 60_000);
 });

@@ -172,6 +172,47 @@ describe("ConsensusStateMachine: MVCC", () => {
   });
 });
 
+describe("MvccStore.hash (HashKV)", () => {
+  const history = [put("a", "1"), put("b", "1"), put("a", "2"), del("b"), put("c", "1")];
+
+  it("is the same for the same history, a restored copy included, and changes with any write", () => {
+    const one = new ConsensusStateMachine();
+    const other = new ConsensusStateMachine();
+    applyAll(one, history);
+    applyAll(other, history);
+    expect(one.store.hash(5n)).toBe(other.store.hash(5n));
+    expect(ConsensusStateMachine.restore(one.encode()).store.hash(5n)).toBe(one.store.hash(5n));
+    // A history that differs in one value differs in its hash.
+    const diverged = new ConsensusStateMachine();
+    applyAll(diverged, [...history.slice(0, 4), put("c", "2")]);
+    expect(diverged.store.hash(5n)).not.toBe(one.store.hash(5n));
+    // Up to an earlier revision, only what was written by then counts.
+    expect(diverged.store.hash(4n)).toBe(one.store.hash(4n));
+    expect(one.store.hash(4n)).not.toBe(one.store.hash(5n));
+  });
+
+  it("up to a revision, stays the same while later writes come in", () => {
+    const sm = new ConsensusStateMachine();
+    applyAll(sm, history);
+    const at5 = sm.store.hash(5n);
+    applyAll(sm, [put("a", "3"), del("c"), put("d", "1")]);
+    expect(sm.store.hash(5n)).toBe(at5);
+  });
+
+  it("is the same for members compacted at the same revision", () => {
+    const one = new ConsensusStateMachine();
+    const other = new ConsensusStateMachine();
+    applyAll(one, [...history, compact(4n)]);
+    applyAll(other, history);
+    other.apply(compact(4n));
+    expect(one.store.hash(5n)).toBe(other.store.hash(5n));
+    // Compaction drops versions: the hash says so.
+    const uncompacted = new ConsensusStateMachine();
+    applyAll(uncompacted, history);
+    expect(uncompacted.store.hash(5n)).not.toBe(one.store.hash(5n));
+  });
+});
+
 describe("ConsensusStateMachine: leases", () => {
   it("revoking a lease deletes its keys in one revision; an unknown lease is NotFound", () => {
     const sm = new ConsensusStateMachine();

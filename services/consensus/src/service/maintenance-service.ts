@@ -2,7 +2,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { NotLeaderError, type RaftNode } from "../node/raft-node.ts";
 import { DurableRaftStorage } from "../storage/raft-storage.ts";
-import type { CommandWriter } from "./commands.ts";
+import { asConnectError, type CommandWriter } from "./commands.ts";
 import type { ForwardingClients } from "./forwarding.ts";
 import type { LeaderRouter } from "./leader-router.ts";
 import type { ReplicatedState } from "./replicated-state.ts";
@@ -20,8 +20,8 @@ export interface AdminDeps {
 }
 
 /**
- * quartet.consensus.v1.MaintenanceService (status, leadership transfer, a consistent backup),
- * behind the cluster credential. ClusterService is in cluster-service.ts.
+ * quartet.consensus.v1.MaintenanceService (status, leadership transfer, a consistent backup, a
+ * hash of the history to compare members), behind the cluster credential. ClusterService is in cluster-service.ts.
  */
 export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof MaintenanceService> {
   const { node, writer, router, state, forwarding } = deps;
@@ -36,6 +36,21 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
         raftAppliedIndex: BigInt(node.appliedIndex()),
         dbSize: BigInt(DurableRaftStorage.sizeOnDisk(deps.dataDir)),
         isLearner: s.config.learners.includes(node.id),
+      };
+    },
+    hashKV(req) {
+      const store = state.current.store;
+      let rev: bigint;
+      try {
+        rev = store.readRevision(req.revision);
+      } catch (e) {
+        throw asConnectError(e);
+      }
+      return {
+        header: writer.header(state.current.revision),
+        hash: store.hash(rev),
+        hashRevision: rev,
+        compactRevision: store.compactRevision,
       };
     },
     async moveLeader(req, ctx) {

@@ -1,3 +1,4 @@
+import { crc32 } from "node:zlib";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { KeyRecordSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb";
@@ -99,6 +100,16 @@ export class MvccStore {
     const kv = create(KeyValueSchema, { key: prev.key, modRevision: rev });
     this.append(key, { kv, sub, tombstone: true });
     return prev;
+  }
+
+  /**
+   * CRC-32 of every record (versions and deletions, as stored) with a revision at or below
+   * `rev`, key by key in key order: the same on every member that holds the same history.
+   */
+  hash(rev: bigint): number {
+    let crc = 0;
+    for (const k of this.keys) crc = this.history.get(k)!.hashUpTo(Number(rev), crc);
+    return crc;
   }
 
   /**
@@ -236,6 +247,13 @@ class KeyVersions {
 
   encoded(): Uint8Array {
     return this.buf.subarray(0, this.length);
+  }
+
+  /** `crc` extended with the encoded records at or below revision `rev`. */
+  hashUpTo(rev: number, crc: number): number {
+    const n = this.lastAtOrBelow(rev) + 1;
+    if (n === 0) return crc;
+    return crc32(this.buf.subarray(0, n < this.count ? this.starts[n]! : this.length), crc);
   }
 
   append(rec: KeyRecord): void {

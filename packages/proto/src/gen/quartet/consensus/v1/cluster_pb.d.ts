@@ -402,6 +402,67 @@ export declare type SnapshotResponse = Message<"quartet.consensus.v1.SnapshotRes
 export declare const SnapshotResponseSchema: GenMessage<SnapshotResponse>;
 
 /**
+ * HashKVRequest names the revision to hash up to.
+ *
+ * @generated from message quartet.consensus.v1.HashKVRequest
+ */
+export declare type HashKVRequest = Message<"quartet.consensus.v1.HashKVRequest"> & {
+  /**
+   * 0 for the answering member's current revision.
+   *
+   * @generated from field: int64 revision = 1;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message quartet.consensus.v1.HashKVRequest.
+ * Use `create(HashKVRequestSchema)` to create a new message.
+ */
+export declare const HashKVRequestSchema: GenMessage<HashKVRequest>;
+
+/**
+ * HashKVResponse is the answering member's hash.
+ *
+ * @generated from message quartet.consensus.v1.HashKVResponse
+ */
+export declare type HashKVResponse = Message<"quartet.consensus.v1.HashKVResponse"> & {
+  /**
+   * @generated from field: quartet.consensus.v1.ResponseHeader header = 1;
+   */
+  header?: ResponseHeader | undefined;
+
+  /**
+   * CRC-32 (IEEE) of every version and deletion the member keeps with a revision at or below
+   * hash_revision, key by key in key order, each as it is stored (key, value, create and mod
+   * revision, version, lease).
+   *
+   * @generated from field: uint32 hash = 2;
+   */
+  hash: number;
+
+  /**
+   * The revision hashed up to.
+   *
+   * @generated from field: int64 hash_revision = 3;
+   */
+  hashRevision: bigint;
+
+  /**
+   * The member's compaction revision: hashes compare between members compacted at the same one.
+   *
+   * @generated from field: int64 compact_revision = 4;
+   */
+  compactRevision: bigint;
+};
+
+/**
+ * Describes the message quartet.consensus.v1.HashKVResponse.
+ * Use `create(HashKVResponseSchema)` to create a new message.
+ */
+export declare const HashKVResponseSchema: GenMessage<HashKVResponse>;
+
+/**
  * ClusterService manages membership. Admin only: every call needs the cluster credential
  * (`Authorization: Bearer <token>`); without it the answer is UNAUTHENTICATED.
  *
@@ -485,6 +546,20 @@ export declare const MaintenanceService: GenService<{
     methodKind: "server_streaming";
     input: typeof SnapshotRequestSchema;
     output: typeof SnapshotResponseSchema;
+  },
+  /**
+   * HashKV hashes the answering member's key-value history up to a revision, from what it has
+   * applied (the call is not forwarded). Members that hold the same history, compacted at the
+   * same revision, give the same hash: call every member at one revision, and a member whose
+   * data diverged shows. A revision this member has not applied yet, or one below its
+   * compaction, gives OUT_OF_RANGE.
+   *
+   * @generated from rpc quartet.consensus.v1.MaintenanceService.HashKV
+   */
+  hashKV: {
+    methodKind: "unary";
+    input: typeof HashKVRequestSchema;
+    output: typeof HashKVResponseSchema;
   },
 }>;
 
