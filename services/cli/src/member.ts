@@ -1,6 +1,7 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import {
   ClusterService,
+  MaintenanceService,
   type Member,
   MemberAddLearnerResponseSchema,
   MemberListResponseSchema,
@@ -9,9 +10,14 @@ import {
 } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import type { Command } from "commander";
 import { parseId } from "./args.ts";
-import { checkUrl } from "./connection.ts";
-import { type ConsensusOpts, consensusOptions, onFirstReachable } from "./consensus.ts";
-import { badArguments, colour, fail, printProto, printTable } from "./output.ts";
+import { checkUrl, transportFor } from "./connection.ts";
+import {
+  type ConsensusOpts,
+  consensusOptions,
+  endpointList,
+  onFirstReachable,
+} from "./consensus.ts";
+import { badArguments, colour, Exit, fail, printJson, printProto, printTable } from "./output.ts";
 
 const cluster = (t: Transport) => createClient(ClusterService, t);
 
@@ -35,7 +41,7 @@ function printMembers(members: Member[]): void {
 export function registerMemberCommands(program: Command): void {
   const member = program
     .command("member")
-    .description("cluster membership: list, add (as a learner), promote, remove");
+    .description("cluster membership: list, add (as a learner), promote, remove, check");
 
   consensusOptions(member.command("list"))
     .description("every member: id, name, URLs, learner or voter")
@@ -116,6 +122,51 @@ export function registerMemberCommands(program: Command): void {
         );
         if (opts.json) return printProto(MemberRemoveResponseSchema, res);
         console.log(`member ${colour.cyan(String(id))} removed`);
+      } catch (e) {
+        fail(e, opts.endpoints);
+      }
+    });
+
+  consensusOptions(member.command("check"))
+    .description(
+      "compare the members' data: each member's HashKV at one revision, the lowest every member has applied",
+    )
+    .addHelpText(
+      "after",
+      "\nExits 0 when every member gives the same hash, 1 when they differ, 3 when one cannot be reached.",
+    )
+    .action(async (opts: ConsensusOpts) => {
+      try {
+        const urls = endpointList(opts);
+        const hashKV = (url: string, revision = 0n) =>
+          createClient(MaintenanceService, transportFor(url)).hashKV(
+            { revision },
+            { timeoutMs: opts.timeout },
+          );
+        const current = await Promise.all(urls.map((url) => hashKV(url)));
+        const revision = current.map((r) => r.hashRevision).reduce((a, b) => (b < a ? b : a));
+        const hashes = await Promise.all(urls.map((url) => hashKV(url, revision)));
+        const agree = new Set(hashes.map((h) => h.hash)).size === 1;
+        process.exitCode = agree ? Exit.ok : Exit.callFailed;
+        const rows = hashes.map((h, i) => ({
+          member: String(h.header?.memberId ?? ""),
+          url: urls[i]!,
+          revision: String(h.hashRevision),
+          hash: h.hash,
+          compactRevision: String(h.compactRevision),
+        }));
+        if (opts.json) return printJson({ agree, revision: String(revision), members: rows });
+        printTable(
+          ["MEMBER", "URL", "REVISION", "HASH", "COMPACTED AT"],
+          rows.map((r) => [r.member, r.url, r.revision, String(r.hash), r.compactRevision]),
+        );
+        console.log(
+          agree
+            ? colour.green(`the ${rows.length} members agree at revision ${revision}`)
+            : colour.red(
+                `the members differ at revision ${revision}: a member whose hash is not the others' holds different data`,
+              ),
+        );
       } catch (e) {
         fail(e, opts.endpoints);
       }

@@ -290,6 +290,24 @@ describe("member", () => {
     ]);
   });
 
+  it("check finds every member with the same hash at one revision (exit 0), as a table and as JSON", async () => {
+    const table = await runCli(["member", "check"], env);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^MEMBER\s+URL\s+REVISION\s+HASH\s+COMPACTED AT$/);
+    expect(lines.at(-1)).toMatch(/^the 3 members agree at revision \d+$/);
+    const json = await runCli(["member", "check", "--json"], env);
+    const [res] = jsonLines(json.stdout) as {
+      agree: boolean;
+      revision: string;
+      members: { member: string; revision: string; hash: number }[];
+    }[];
+    expect(res.agree).toBe(true);
+    expect(res.members.map((m) => m.member).sort()).toEqual(["1", "2", "3"]);
+    expect(new Set(res.members.map((m) => m.revision))).toEqual(new Set([res.revision]));
+    expect(new Set(res.members.map((m) => m.hash)).size).toBe(1);
+  });
+
   it("sends the credential from --cluster-token-file; without one it is refused (exit 1)", async () => {
     const file = join(dir, "token");
     writeFileSync(file, `${TOKEN}\n`);
