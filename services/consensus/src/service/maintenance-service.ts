@@ -21,7 +21,8 @@ export interface AdminDeps {
 
 /**
  * quartet.consensus.v1.MaintenanceService (status, leadership transfer, a consistent backup, a
- * hash of the history to compare members), behind the cluster credential. ClusterService is in cluster-service.ts.
+ * hash of the history to compare members), behind the cluster credential. ClusterService is in
+ * cluster-service.ts.
  */
 export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof MaintenanceService> {
   const { node, writer, router, state, forwarding } = deps;
