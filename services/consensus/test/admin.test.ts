@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { RangeRequestSchema } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsensusStateMachine } from "../src/state/state-machine.ts";
-import { clusterToken, TestCluster } from "./support/cluster.ts";
+import { clusterToken, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -24,13 +24,8 @@ describe("cluster administration", () => {
     const maintenance = (id: number) => createClient(MaintenanceService, transport(id));
     const members = createClient(ClusterService, transport(2));
 
-    const refused = await maintenance(1)
-      .status({})
-      .then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-    expect(refused?.code).toBe(Code.Unauthenticated);
+    const refused = await refusal(maintenance(1).status({}));
+    expect(refused.code).toBe(Code.Unauthenticated);
 
     let leader = 0n;
     while (leader === 0n) leader = (await maintenance(1).status({}, auth)).leader;
@@ -90,20 +85,10 @@ describe("cluster administration", () => {
     expect(now.hashRevision).toBe(revision + 1n);
     expect(now.hash).not.toBe(hashes[0]!.hash);
 
-    const future = await maintenance(1)
-      .hashKV({ revision: revision + 100n }, auth)
-      .then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-    expect(future?.code).toBe(Code.OutOfRange);
-    expect(future?.rawMessage).toMatch(/is a future revision/);
-    const anonymous = await maintenance(1)
-      .hashKV({})
-      .then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-    expect(anonymous?.code).toBe(Code.Unauthenticated);
+    const future = await refusal(maintenance(1).hashKV({ revision: revision + 100n }, auth));
+    expect(future.code).toBe(Code.OutOfRange);
+    expect(future.rawMessage).toMatch(/is a future revision/);
+    const anonymous = await refusal(maintenance(1).hashKV({}));
+    expect(anonymous.code).toBe(Code.Unauthenticated);
   }, 60_000);
 });

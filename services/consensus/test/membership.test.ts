@@ -3,7 +3,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { ObserveService } from "@quartet/proto/quartet/consensus/v1/observe_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { clusterToken, dec, enc, eventually, TestCluster } from "./support/cluster.ts";
+import { clusterToken, dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 /** Stops the test's load, also when the test fails half-way. */
@@ -16,15 +16,6 @@ afterEach(async () => {
 });
 
 const auth = { headers: { authorization: `Bearer ${clusterToken}` }, timeoutMs: 10_000 };
-
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  return call.then(
-    () => {
-      throw new Error("the call succeeded; a refusal was expected");
-    },
-    (e: unknown) => ConnectError.from(e),
-  );
-}
 
 describe("membership", () => {
   it("adds a learner under load, which catches up from a snapshot; promotes it; removes the old leader; no acknowledged write is lost", async () => {

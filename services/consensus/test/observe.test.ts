@@ -6,7 +6,7 @@ import { ObserveService, type RaftView } from "@quartet/proto/quartet/consensus/
 import { createLogger } from "@quartet/server";
 import { afterEach, describe, expect, it } from "vitest";
 import { createFaultService, FaultSwitch } from "../src/service/fault-service.ts";
-import { clusterToken, enc, TestCluster } from "./support/cluster.ts";
+import { clusterToken, enc, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -110,13 +110,8 @@ describe("the dashboard's Raft view and fault controls", () => {
     cluster = await TestCluster.start(1, ["--fault-controls", "true"]);
     const member = cluster.members.get(1)!;
     const transport = createGrpcTransport({ baseUrl: member.url });
-    const refused = await createClient(MaintenanceService, transport)
-      .status({})
-      .then(
-        () => undefined,
-        (e: unknown) => ConnectError.from(e),
-      );
-    expect(refused?.code).toBe(Code.Unauthenticated);
+    const refused = await refusal(createClient(MaintenanceService, transport).status({}));
+    expect(refused.code).toBe(Code.Unauthenticated);
     const crashed = await createClient(FaultService, transport).crash({}, auth);
     expect(crashed.pid).toBe(member.pid);
     expect((await member.exited).signal).toBe("SIGKILL");

@@ -398,7 +398,7 @@ export class RaftNode {
         // what it persisted) are applied, and their callers answered, while this Ready's write
         // runs. A follower applies after its write and after its acknowledgements have left:
         // the leader commits on those (the reads waiting on this member wait a turn longer).
-        const leading = this.raw.raft.state === "leader";
+        const leading = this.isLeader();
         const onDisk =
           rd.snapshot || !leading ? 0 : persistedPrefix(rd.committedEntries, rd.entries);
         for (let i = 0; i < onDisk; i++) {
@@ -426,7 +426,7 @@ export class RaftNode {
         }
         if (rd.messages.length > 0) {
           this.send(rd.messages);
-          if (!leading && rd.committedEntries.length > onDisk) {
+          if (!leading && rd.committedEntries.length > 0) {
             // Node's HTTP/2 writes leave on a later turn of the event loop: without this one
             // the acknowledgements would wait for the apply below.
             await nextTurn();

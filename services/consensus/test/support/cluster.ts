@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { freePort, type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
@@ -28,6 +28,16 @@ export async function eventually<T>(fn: () => Promise<T>, attempts = 300): Promi
     }
   }
   throw last;
+}
+
+/** The error `call` ends with; throws if it succeeds, where a refusal was expected. */
+export async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  return call.then(
+    () => {
+      throw new Error("the call succeeded; a refusal was expected");
+    },
+    (e: unknown) => ConnectError.from(e),
+  );
 }
 
 /**
