@@ -5,6 +5,7 @@ import type { Message, NodeId } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   NotLeaderError,
+  ProposalDroppedError,
   RaftNode,
   type StateMachine,
   snapshotPoint,
@@ -233,6 +234,51 @@ describe("RaftNode", () => {
     expect(lead.reachable(lead.id)).toBe(true);
     c.cut.delete(gone);
     while (!lead.reachable(gone)) await nextFromLeader();
+  });
+
+  it("fails the proposals another leader's log replaced when it leads again and proposes at their indexes", async () => {
+    const c = await cluster();
+    const first = await c.leader();
+    const text = (s: string) => new TextEncoder().encode(s);
+    const everyone = () => [...c.members.values()].map((m) => m.node);
+    const nextMessage = () => c.nextSent(() => true);
+    await Promise.all(everyone().map((n) => n.waitApplied(first.status().lastIndex)));
+    // Cut off, the leader still takes proposals: they can never commit.
+    c.cut.add(first.id);
+    const from = first.status().lastIndex + 1;
+    const stranded = Array.from({ length: 20 }, (_, j) => first.propose(text(`stranded ${j}`)));
+    const settled = stranded.map(() => false);
+    const settle = (j: number) => () => {
+      settled[j] = true;
+    };
+    for (const [j, p] of stranded.entries()) p.then(settle(j), settle(j));
+    // The other two elect a leader whose own entries take those indexes.
+    const others = everyone().filter((n) => n !== first);
+    while (!others.some((n) => n.isLeader() && n.status().commit >= from)) await nextMessage();
+    c.cut.delete(first.id);
+    await first.waitApplied(from);
+    // Leading again, the first member's log holds the other leader's entries where its own
+    // proposals were; a proposal now takes the index of one of those still waiting.
+    while (!first.isLeader()) {
+      everyone()
+        .find((n) => n.isLeader())
+        ?.transferLeadership(first.id);
+      await nextMessage();
+    }
+    const next = first.status().lastIndex + 1;
+    expect(next).toBeLessThan(from + stranded.length);
+    const fresh = first.propose(text("fresh"));
+    // Microtasks only: no turn of the event loop, so no Ready, runs before the check.
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+    // Those at or past the new proposal's index are failed at once, not left waiting.
+    stranded.forEach((_, j) => {
+      if (from + j >= next) expect(settled[j], `stranded ${j}`).toBe(true);
+    });
+    for (const p of stranded) await expect(p).rejects.toBeInstanceOf(ProposalDroppedError);
+    await expect(fresh).resolves.toBeTypeOf("number");
+    const appended = [...c.members.values()].find((m) => m.node === first)!.sm.items;
+    expect(appended.filter((item) => item.startsWith("stranded"))).toEqual([]);
+    expect(appended.at(-1)).toBe("fresh");
   });
 
   it("fails a read on a member that knows no leader, and an aborted proposal with the abort reason", async () => {
