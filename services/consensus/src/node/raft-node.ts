@@ -138,7 +138,11 @@ export class RaftNode {
   private appliedWaiters: { index: number; waiter: Waiter }[] = [];
   private applied: number;
   private ticks = 0;
-  /** The tick at which each peer was last heard from (a few entries, one per member). */
+  /**
+   * The tick at which each peer was last heard from (a few entries, one per member). Not the
+   * core's `recentActive`: CheckQuorum clears that at every election timeout, so it reads
+   * false for a live member until its next answer.
+   */
   private readonly heardAt = new Map<NodeId, number>();
   private running = false;
   private scheduled = false;

@@ -19,7 +19,7 @@ import type { CommandWriter } from "./commands.ts";
 import type { ForwardingClients } from "./forwarding.ts";
 import { forwardedHeader, type LeaderRouter } from "./leader-router.ts";
 import { checkPeerUrls } from "./peer-urls.ts";
-import { quorumRefusal } from "./quorum-check.ts";
+import { quorumRefusal, type VoterChange } from "./quorum-check.ts";
 import type { ReplicatedState } from "./replicated-state.ts";
 
 export interface ClusterDeps {
@@ -48,6 +48,13 @@ type Forward<R> = (client: Client<typeof ClusterService>, options: CallOptions) 
  */
 export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof ClusterService> {
   const { node, writer, router, state, forwarding, membership } = deps;
+
+  /** `change`, unless the strict reconfiguration check refuses it (then its error is thrown). */
+  const strictly = (voters: readonly NodeId[], change: VoterChange): VoterChange => {
+    const refusal = quorumRefusal(voters, (v) => node.reachable(v), change);
+    if (refusal) throw refusal;
+    return change;
+  };
 
   const memberOf = (id: NodeId, conf: ConfState): Member => {
     const urls = membership.peerUrls(id);
@@ -184,10 +191,7 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
               Code.FailedPrecondition,
             );
           }
-          const change = { type: "addNode", nodeId: id } as const;
-          const refusal = quorumRefusal(status.config.voters, (v) => node.reachable(v), change);
-          if (refusal) throw refusal;
-          return { changes: [change] };
+          return { changes: [strictly(status.config.voters, { type: "addNode", nodeId: id })] };
         },
         (client, options) => client.memberPromote(req, options),
       );
@@ -202,11 +206,7 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
         // cluster does not wait out an election timeout after the leader steps down. The new
         // leader decides (even if the call came here forwarded). A removal the strict check
         // refuses moves no leadership.
-        const refusal = quorumRefusal(status.config.voters, (v) => node.reachable(v), {
-          type: "removeNode",
-          nodeId: node.id,
-        });
-        if (refusal) throw refusal;
+        strictly(status.config.voters, { type: "removeNode", nodeId: node.id });
         const to = await handOver(status, ctx);
         return forwardTo(ctx, to, (client, options) => client.memberRemove(req, options), true);
       }
@@ -220,10 +220,7 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
               Code.FailedPrecondition,
             );
           }
-          const change = { type: "removeNode", nodeId: id } as const;
-          const refusal = quorumRefusal(s.config.voters, (v) => node.reachable(v), change);
-          if (refusal) throw refusal;
-          return { changes: [change] };
+          return { changes: [strictly(s.config.voters, { type: "removeNode", nodeId: id })] };
         },
         (client, options) => client.memberRemove(req, options),
       );
