@@ -1,7 +1,8 @@
 // Acceptance tests of the consensus service against real member processes on loopback:
 // SIGKILL, partitions through TCP proxies, and histories checked for linearizability.
 import { create } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { randomInt, seededRandom } from "@quartet/determinism";
 import {
   checkOperations,
@@ -11,13 +12,15 @@ import {
   type KvOutput,
   kvModel,
 } from "@quartet/linearizability";
+import { FaultService } from "@quartet/proto/quartet/consensus/v1/faults_pb";
 import {
   type Compare,
   Compare_CompareResult,
   CompareSchema,
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
+import { ObserveService } from "@quartet/proto/quartet/consensus/v1/observe_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
+import { clusterToken, dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -71,8 +74,13 @@ describe("a 3-member cluster of real processes", () => {
     cluster = await TestCluster.start(3, [], {}, { directLinks: true });
     const c = cluster;
     const leader = await leaderOf(c, 1);
-    const follower = c.ids.find((id) => id !== leader)!;
-    await c.kv(follower).put({ key: enc("before"), value: enc("1") }, { timeoutMs: 2000 });
+    // A follower that has not forwarded anything yet (leaderOf forwarded through member 1),
+    // so its forward after the kill opens a connection, which the dead port refuses. A
+    // linearizable read through it asks the leader (over Raft, not a forward), so it knows
+    // who leads.
+    const follower = c.ids.find((id) => id !== leader && id !== 1)!;
+    const seen = await c.kv(follower).range({ key: enc("leader-probe") }, { timeoutMs: 2000 });
+    expect(seen.kvs.map((kv) => dec(kv.value))).toEqual(["x"]);
     await c.kill(leader);
     // The follower still takes the dead member for its leader (an election takes at least
     // 10 ticks): its forward is refused, and the call waits for the election instead of
@@ -83,6 +91,42 @@ describe("a 3-member cluster of real processes", () => {
     expect(Number(put.header?.memberId)).not.toBe(leader);
     const read = await c.kv(follower).range({ key: enc("after") }, { timeoutMs: 5000 });
     expect(read.kvs.map((kv) => dec(kv.value))).toEqual(["2"]);
+  }, 60_000);
+
+  it("a forwarded write whose leader dies under it fails with Unavailable that says it may have been applied", async () => {
+    cluster = await TestCluster.start(3, ["--fault-controls", "true"], {}, { directLinks: true });
+    const c = cluster;
+    const leader = await leaderOf(c, 1);
+    const follower = c.ids.find((id) => id !== leader)!;
+    const leaderUrl = `http://127.0.0.1:${c.ports.get(leader)}`;
+    const auth = { headers: { authorization: `Bearer ${clusterToken}` } };
+    // Cut the leader off from its peers (clients still reach it): the forwarded write is
+    // proposed there and cannot commit, so the call is open on the leader when it dies.
+    const views = createClient(ObserveService, createGrpcTransport({ baseUrl: leaderUrl }));
+    const stream = views.watchRaft({ minIntervalMs: 20 }, auth)[Symbol.asyncIterator]();
+    const first = (await stream.next()).value!.view!;
+    await createClient(FaultService, createGrpcTransport({ baseUrl: leaderUrl })).isolate(
+      { isolated: true },
+      auth,
+    );
+    const put = refusal(
+      c.kv(follower).put({ key: enc("lost"), value: enc("1") }, { timeoutMs: 20_000 }),
+    );
+    for (;;) {
+      const view = (await stream.next()).value!.view!;
+      if (view.lastLogIndex > first.lastLogIndex) break;
+    }
+    await c.kill(leader);
+    await stream.return?.();
+    const error = await put;
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.rawMessage).toContain(`the connection to the leader, member ${leader}, closed`);
+    expect(error.rawMessage).toContain("may or may not have been applied");
+    // Here it was not: the leader that had it could not replicate it.
+    const read = await eventually(() =>
+      c.kv(follower).range({ key: enc("lost") }, { timeoutMs: 2000 }),
+    );
+    expect(read.kvs).toEqual([]);
   }, 60_000);
 
   it("keeps every acknowledged write through SIGKILL of the leader, a follower, then all three", async () => {

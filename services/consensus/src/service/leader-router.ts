@@ -56,7 +56,7 @@ export class LeaderRouter {
             // A leader that refused the connection (it is down, and this member has not yet
             // seen the election) never saw the call: it waits for the next leader like a call
             // that found none. Any other failure may come after the leader applied it.
-            if (!neverConnected(f)) throw f;
+            if (!neverConnected(f)) throw lostLeader(f, leader, ctx.signal);
           }
         }
         await this.nextLeader(ctx, e);
@@ -108,6 +108,24 @@ export class LeaderRouter {
       });
     });
   }
+}
+
+/**
+ * A forward that failed after it was sent. Canceled that the caller did not ask for is the
+ * connection to the leader closing under the call (the leader crashed or was cut off): the
+ * caller learns that it is worth retrying elsewhere and that the write may have been applied,
+ * not a bare "stream closed". The leader's own answers pass through as they are.
+ */
+function lostLeader(error: unknown, leader: NodeId, signal: AbortSignal): unknown {
+  const e = ConnectError.from(error);
+  if (e.code !== Code.Canceled || signal.aborted) return error;
+  return new ConnectError(
+    `the connection to the leader, member ${leader}, closed during the forwarded write (${e.rawMessage}): it may or may not have been applied; read the key before retrying a write that is not idempotent`,
+    Code.Unavailable,
+    undefined,
+    undefined,
+    error,
+  );
 }
 
 function unavailable(why: NotLeaderError): ConnectError {
