@@ -73,7 +73,7 @@ test("the page takes the credential out of the address bar", async () => {
   await shows("#credential", "admin controls on");
 });
 
-test("Raft: three live members; killing the leader from the page shows a new leader", async () => {
+test("Raft: three live members; killing the leader from the page shows a new leader; isolating a member turns its arrow red", async () => {
   await open("#/raft");
   const main = page.locator("main");
   const live = main.locator("tr[data-member]:not([data-role='down'])");
@@ -90,15 +90,24 @@ test("Raft: three live members; killing the leader from the page shows a new lea
   // The timeline has the change, newest first.
   const now = (await main.getAttribute("data-leader"))!;
   expect(now).not.toBe(leader);
-  // The new leader does not hear from the killed one: its arrow there turns to red dashes.
-  // Attached, not visible: a level arrow has a bounding box of no height, which Playwright
-  // counts as hidden.
-  await page
-    .locator(`main svg line[data-to="${leader}"][data-reachable="false"]`)
-    .first()
-    .waitFor({ state: "attached", timeout: waitMs });
+  // The supervisor restarts the killed member (after a 250 ms backoff), so it may be back
+  // before the new leader counts it as unreachable: isolate it from the page instead, which
+  // lasts until healed. Its arrow from the new leader turns to red dashes, and back.
+  await expect.poll(() => live.count(), { timeout: waitMs }).toBe(3);
+  const arrowTo = (reachable: boolean) =>
+    page
+      .locator(`main svg line[data-to="${leader}"][data-reachable="${reachable}"]`)
+      .first()
+      // Attached, not visible: a level arrow has a bounding box of no height, which
+      // Playwright counts as hidden.
+      .waitFor({ state: "attached", timeout: waitMs });
+  await arrowTo(true);
+  await main.locator(`tr[data-member="${leader}"] button[data-action="isolate"]`).click();
+  await arrowTo(false);
   expect(await page.locator("#leader-changes li").count()).toBeGreaterThanOrEqual(2);
   await page.screenshot({ path: join(screenshots, "raft.png") });
+  await main.locator(`tr[data-member="${leader}"] button[data-action="heal"]`).click();
+  await arrowTo(true);
 });
 
 test("circuit breaker: making a worker fail from the page opens its breaker on the page", async () => {
