@@ -93,7 +93,7 @@ describe("a 3-member cluster of real processes", () => {
     expect(read.kvs.map((kv) => dec(kv.value))).toEqual(["2"]);
   }, 60_000);
 
-  it("a forwarded write whose leader dies under it fails with Unavailable that says it may have been applied", async () => {
+  it("a forwarded write whose leader dies under it fails with Unavailable that says it may have taken effect", async () => {
     cluster = await TestCluster.start(3, ["--fault-controls", "true"], {}, { directLinks: true });
     const c = cluster;
     const leader = await leaderOf(c, 1);
@@ -121,7 +121,7 @@ describe("a 3-member cluster of real processes", () => {
     const error = await put;
     expect(error.code).toBe(Code.Unavailable);
     expect(error.rawMessage).toContain(`the connection to the leader, member ${leader}, closed`);
-    expect(error.rawMessage).toContain("may or may not have been applied");
+    expect(error.rawMessage).toContain("it may or may not have taken effect");
     // Here it was not: the leader that had it could not replicate it.
     const read = await eventually(() =>
       c.kv(follower).range({ key: enc("lost") }, { timeoutMs: 2000 }),

@@ -1,8 +1,10 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { NodeId } from "@quartet/raft";
 import { createTelemetryTransport } from "@quartet/telemetry";
-import { forwardedHeader } from "./leader-router.ts";
+
+/** Set on a call one member forwards to another, so it is never forwarded twice. */
+export const forwardedHeader = "quartet-forwarded-by";
 
 /** Where a member is reached: the membership (it learns members added at run time). */
 export interface AddressBook {
@@ -40,4 +42,22 @@ export class ForwardingClients {
     }
     return { client, headers: { [forwardedHeader]: String(this.self) } };
   }
+}
+
+/**
+ * What a caller gets for a forward that failed after it was sent. Canceled that the caller did
+ * not ask for is the connection to the leader closing under the call (the leader crashed or
+ * was cut off): the caller learns that it is worth retrying and that the call may have taken
+ * effect, not a bare "stream closed". The leader's own answers pass through as they are.
+ */
+export function forwardFailure(error: unknown, leader: NodeId, signal: AbortSignal): unknown {
+  const e = ConnectError.from(error);
+  if (e.code !== Code.Canceled || signal.aborted) return error;
+  return new ConnectError(
+    `the connection to the leader, member ${leader}, closed during the forwarded call (${e.rawMessage}): it may or may not have taken effect; read the state it changes (the key, the member list) before retrying a call that is not idempotent`,
+    Code.Unavailable,
+    undefined,
+    undefined,
+    error,
+  );
 }

@@ -2,9 +2,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { NodeId } from "@quartet/raft";
 import { neverConnected } from "../never-connected.ts";
 import { NotLeaderError, ProposalDroppedError, type RaftNode } from "../node/raft-node.ts";
-
-/** Set on a call one member forwards to another, so it is never forwarded twice. */
-export const forwardedHeader = "quartet-forwarded-by";
+import { forwardedHeader, forwardFailure } from "./forwarding.ts";
 
 /**
  * Runs writes and linearizable reads where they can run. A write goes through this member's
@@ -56,7 +54,7 @@ export class LeaderRouter {
             // A leader that refused the connection (it is down, and this member has not yet
             // seen the election) never saw the call: it waits for the next leader like a call
             // that found none. Any other failure may come after the leader applied it.
-            if (!neverConnected(f)) throw lostLeader(f, leader, ctx.signal);
+            if (!neverConnected(f)) throw forwardFailure(f, leader, ctx.signal);
           }
         }
         await this.nextLeader(ctx, e);
@@ -108,24 +106,6 @@ export class LeaderRouter {
       });
     });
   }
-}
-
-/**
- * A forward that failed after it was sent. Canceled that the caller did not ask for is the
- * connection to the leader closing under the call (the leader crashed or was cut off): the
- * caller learns that it is worth retrying elsewhere and that the write may have been applied,
- * not a bare "stream closed". The leader's own answers pass through as they are.
- */
-function lostLeader(error: unknown, leader: NodeId, signal: AbortSignal): unknown {
-  const e = ConnectError.from(error);
-  if (e.code !== Code.Canceled || signal.aborted) return error;
-  return new ConnectError(
-    `the connection to the leader, member ${leader}, closed during the forwarded write (${e.rawMessage}): it may or may not have been applied; read the key before retrying a write that is not idempotent`,
-    Code.Unavailable,
-    undefined,
-    undefined,
-    error,
-  );
 }
 
 function unavailable(why: NotLeaderError): ConnectError {
