@@ -12,6 +12,7 @@ import {
   type KvOutput,
   kvModel,
 } from "@quartet/linearizability";
+import { ClusterService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { FaultService } from "@quartet/proto/quartet/consensus/v1/faults_pb";
 import {
   type Compare,
@@ -35,6 +36,13 @@ async function leaderOf(c: TestCluster, via: number): Promise<number> {
   );
   return Number(res.header?.memberId);
 }
+
+const clusterAuth = { headers: { authorization: `Bearer ${clusterToken}` } };
+const clusterAdmin = (c: TestCluster, id: number) =>
+  createClient(
+    ClusterService,
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
+  );
 
 const valueIs = (key: string, value: string): Compare =>
   create(CompareSchema, {
@@ -93,41 +101,68 @@ describe("a 3-member cluster of real processes", () => {
     expect(read.kvs.map((kv) => dec(kv.value))).toEqual(["2"]);
   }, 60_000);
 
-  it("a forwarded write whose leader dies under it fails with Unavailable that says it may have taken effect", async () => {
-    cluster = await TestCluster.start(3, ["--fault-controls", "true"], {}, { directLinks: true });
-    const c = cluster;
-    const leader = await leaderOf(c, 1);
-    const follower = c.ids.find((id) => id !== leader)!;
-    const leaderUrl = `http://127.0.0.1:${c.ports.get(leader)}`;
-    const auth = { headers: { authorization: `Bearer ${clusterToken}` } };
-    // Cut the leader off from its peers (clients still reach it): the forwarded write is
-    // proposed there and cannot commit, so the call is open on the leader when it dies.
-    const views = createClient(ObserveService, createGrpcTransport({ baseUrl: leaderUrl }));
-    const stream = views.watchRaft({ minIntervalMs: 20 }, auth)[Symbol.asyncIterator]();
-    const first = (await stream.next()).value!.view!;
-    await createClient(FaultService, createGrpcTransport({ baseUrl: leaderUrl })).isolate(
-      { isolated: true },
-      auth,
-    );
-    const put = refusal(
-      c.kv(follower).put({ key: enc("lost"), value: enc("1") }, { timeoutMs: 20_000 }),
-    );
-    for (;;) {
-      const view = (await stream.next()).value!.view!;
-      if (view.lastLogIndex > first.lastLogIndex) break;
-    }
-    await c.kill(leader);
-    await stream.return?.();
-    const error = await put;
-    expect(error.code).toBe(Code.Unavailable);
-    expect(error.rawMessage).toContain(`the connection to the leader, member ${leader}, closed`);
-    expect(error.rawMessage).toContain("it may or may not have taken effect");
-    // Here it was not: the leader that had it could not replicate it.
-    const read = await eventually(() =>
-      c.kv(follower).range({ key: enc("lost") }, { timeoutMs: 2000 }),
-    );
-    expect(read.kvs).toEqual([]);
-  }, 60_000);
+  // A write and a membership change, each sent to a follower and forwarded to the leader.
+  const forwardedCalls = [
+    {
+      what: "write",
+      call: (c: TestCluster, via: number) =>
+        c.kv(via).put({ key: enc("lost"), value: enc("1") }, { timeoutMs: 20_000 }),
+      /** What the cluster holds of it afterwards. */
+      after: async (c: TestCluster, via: number) =>
+        (await c.kv(via).range({ key: enc("lost") }, { timeoutMs: 2000 })).kvs.length,
+    },
+    {
+      what: "membership change",
+      call: (c: TestCluster, via: number) =>
+        clusterAdmin(c, via).memberAddLearner(
+          { peerUrls: ["http://127.0.0.1:1"] },
+          { ...clusterAuth, timeoutMs: 20_000 },
+        ),
+      after: async (c: TestCluster, via: number) =>
+        (await clusterAdmin(c, via).memberList({}, { ...clusterAuth, timeoutMs: 2000 })).members
+          .length - 3,
+    },
+  ];
+  it.each(forwardedCalls)(
+    "a forwarded $what whose leader dies under it fails with Unavailable that says it may have taken effect",
+    async ({ call, after }) => {
+      // The production tick (100 ms): the isolated leader steps down only after a second, long
+      // after the forwarded call reached it.
+      cluster = await TestCluster.start(
+        3,
+        ["--fault-controls", "true", "--tick-ms", "100"],
+        {},
+        { directLinks: true },
+      );
+      const c = cluster;
+      const leader = await leaderOf(c, 1);
+      const follower = c.ids.find((id) => id !== leader)!;
+      const leaderUrl = `http://127.0.0.1:${c.ports.get(leader)}`;
+      // Cut the leader off from its peers (clients still reach it): the forwarded call is
+      // proposed there and cannot commit, so it is open on the leader when it dies.
+      const views = createClient(ObserveService, createGrpcTransport({ baseUrl: leaderUrl }));
+      const stream = views.watchRaft({ minIntervalMs: 20 }, clusterAuth)[Symbol.asyncIterator]();
+      const first = (await stream.next()).value!.view!;
+      await createClient(FaultService, createGrpcTransport({ baseUrl: leaderUrl })).isolate(
+        { isolated: true },
+        clusterAuth,
+      );
+      const forwarded = refusal(call(c, follower));
+      for (;;) {
+        const view = (await stream.next()).value!.view!;
+        if (view.lastLogIndex > first.lastLogIndex) break;
+      }
+      await c.kill(leader);
+      await stream.return?.();
+      const error = await forwarded;
+      expect(error.code).toBe(Code.Unavailable);
+      expect(error.rawMessage).toContain(`the connection to the leader, member ${leader}, closed`);
+      expect(error.rawMessage).toContain("it may or may not have taken effect");
+      // Here it did not: the leader that had it could not replicate it.
+      expect(await eventually(() => after(c, follower))).toBe(0);
+    },
+    60_000,
+  );
 
   it("keeps every acknowledged write through SIGKILL of the leader, a follower, then all three", async () => {
     cluster = await TestCluster.start();
