@@ -1,8 +1,7 @@
 // Acceptance tests of the consensus service against real member processes on loopback:
 // SIGKILL, partitions through TCP proxies, and histories checked for linearizability.
 import { create } from "@bufbuild/protobuf";
-import { Code, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code } from "@connectrpc/connect";
 import { randomInt, seededRandom } from "@quartet/determinism";
 import {
   checkOperations,
@@ -38,11 +37,6 @@ async function leaderOf(c: TestCluster, via: number): Promise<number> {
 }
 
 const clusterAuth = { headers: { authorization: `Bearer ${clusterToken}` } };
-const clusterAdmin = (c: TestCluster, id: number) =>
-  createClient(
-    ClusterService,
-    createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
-  );
 
 const valueIs = (key: string, value: string): Compare =>
   create(CompareSchema, {
@@ -107,20 +101,22 @@ describe("a 3-member cluster of real processes", () => {
       what: "write",
       call: (c: TestCluster, via: number) =>
         c.kv(via).put({ key: enc("lost"), value: enc("1") }, { timeoutMs: 20_000 }),
-      /** What the cluster holds of it afterwards. */
+      /** How many of the things it adds the cluster holds afterwards. */
       after: async (c: TestCluster, via: number) =>
         (await c.kv(via).range({ key: enc("lost") }, { timeoutMs: 2000 })).kvs.length,
     },
     {
       what: "membership change",
       call: (c: TestCluster, via: number) =>
-        clusterAdmin(c, via).memberAddLearner(
-          { peerUrls: ["http://127.0.0.1:1"] },
-          { ...clusterAuth, timeoutMs: 20_000 },
-        ),
+        c
+          .client(ClusterService, via)
+          .memberAddLearner(
+            { peerUrls: ["http://127.0.0.1:1"] },
+            { ...clusterAuth, timeoutMs: 20_000 },
+          ),
       after: async (c: TestCluster, via: number) =>
-        (await clusterAdmin(c, via).memberList({}, { ...clusterAuth, timeoutMs: 2000 })).members
-          .length - 3,
+        (await c.client(ClusterService, via).memberList({}, { ...clusterAuth, timeoutMs: 2000 }))
+          .members.length - 3,
     },
   ];
   it.each(forwardedCalls)(
@@ -137,16 +133,14 @@ describe("a 3-member cluster of real processes", () => {
       const c = cluster;
       const leader = await leaderOf(c, 1);
       const follower = c.ids.find((id) => id !== leader)!;
-      const leaderUrl = `http://127.0.0.1:${c.ports.get(leader)}`;
       // Cut the leader off from its peers (clients still reach it): the forwarded call is
       // proposed there and cannot commit, so it is open on the leader when it dies.
-      const views = createClient(ObserveService, createGrpcTransport({ baseUrl: leaderUrl }));
-      const stream = views.watchRaft({ minIntervalMs: 20 }, clusterAuth)[Symbol.asyncIterator]();
+      const stream = c
+        .client(ObserveService, leader)
+        .watchRaft({ minIntervalMs: 20 }, clusterAuth)
+        [Symbol.asyncIterator]();
       const first = (await stream.next()).value!.view!;
-      await createClient(FaultService, createGrpcTransport({ baseUrl: leaderUrl })).isolate(
-        { isolated: true },
-        clusterAuth,
-      );
+      await c.client(FaultService, leader).isolate({ isolated: true }, clusterAuth);
       const forwarded = refusal(call(c, follower));
       for (;;) {
         const view = (await stream.next()).value!.view!;

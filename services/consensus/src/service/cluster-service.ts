@@ -16,7 +16,7 @@ import type { ConfChange, ConfState, NodeId, Status } from "@quartet/raft";
 import { encodeContext, type Membership, membersOf } from "../node/membership.ts";
 import { NotLeaderError, ProposalDroppedError, type RaftNode } from "../node/raft-node.ts";
 import type { CommandWriter } from "./commands.ts";
-import { type ForwardingClients, forwardedHeader, forwardFailure } from "./forwarding.ts";
+import { type ForwardingClients, forwardedHeader } from "./forwarding.ts";
 import type { LeaderRouter } from "./leader-router.ts";
 import { checkPeerUrls } from "./peer-urls.ts";
 import { quorumRefusal, type VoterChange } from "./quorum-check.ts";
@@ -126,11 +126,7 @@ export function createClusterService(deps: ClusterDeps): ServiceImpl<typeof Clus
     const { client, headers } = forwarding.to(ClusterService, leader);
     // The leader checks the caller's credential again.
     const authorization = ctx.requestHeader.get("authorization") ?? "";
-    return forward(client, { headers: { ...headers, authorization }, signal: ctx.signal }).catch(
-      (e: unknown) => {
-        throw forwardFailure(e, leader, ctx.signal);
-      },
-    );
+    return forward(client, { headers: { ...headers, authorization }, signal: ctx.signal });
   }
 
   const known = (status: Status, rawId: bigint): NodeId => {

@@ -1,5 +1,11 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+} from "@connectrpc/connect";
 import type { NodeId } from "@quartet/raft";
 import { createTelemetryTransport } from "@quartet/telemetry";
 
@@ -37,7 +43,12 @@ export class ForwardingClients {
     const key = `${service.typeName} ${url}`;
     let client = this.clients.get(key) as Client<S> | undefined;
     if (client === undefined) {
-      client = createClient(service, createTelemetryTransport({ protocol: "grpc", baseUrl: url }));
+      const transport = createTelemetryTransport({
+        protocol: "grpc",
+        baseUrl: url,
+        interceptors: [leaderLostUnder(id)],
+      });
+      client = createClient(service, transport);
       this.clients.set(key, client as Client<DescService>);
     }
     return { client, headers: { [forwardedHeader]: String(this.self) } };
@@ -45,19 +56,26 @@ export class ForwardingClients {
 }
 
 /**
- * What a caller gets for a forward that failed after it was sent. Canceled that the caller did
- * not ask for is the connection to the leader closing under the call (the leader crashed or
- * was cut off): the caller learns that it is worth retrying and that the call may have taken
- * effect, not a bare "stream closed". The leader's own answers pass through as they are.
+ * What a caller gets for a forwarded call (all are unary) that failed after it was sent.
+ * Canceled that the caller did not ask for is the connection to the leader closing under the
+ * call (the leader crashed or was cut off): the caller learns that it is worth retrying and
+ * that the call may have taken effect, not a bare "stream closed". The leader's own answers,
+ * and a connection it refused (Unavailable, the cause kept), pass through as they are.
  */
-export function forwardFailure(error: unknown, leader: NodeId, signal: AbortSignal): unknown {
-  const e = ConnectError.from(error);
-  if (e.code !== Code.Canceled || signal.aborted) return error;
-  return new ConnectError(
-    `the connection to the leader, member ${leader}, closed during the forwarded call (${e.rawMessage}): it may or may not have taken effect; read the state it changes (the key, the member list) before retrying a call that is not idempotent`,
-    Code.Unavailable,
-    undefined,
-    undefined,
-    error,
-  );
+function leaderLostUnder(leader: NodeId): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      const e = ConnectError.from(error);
+      if (e.code !== Code.Canceled || req.signal.aborted) throw error;
+      throw new ConnectError(
+        `the connection to the leader, member ${leader}, closed during the forwarded call (${e.rawMessage}): it may or may not have taken effect; read the state it changes (the key, the member list) before retrying a call that is not idempotent`,
+        Code.Unavailable,
+        undefined,
+        undefined,
+        error,
+      );
+    }
+  };
 }

@@ -2,7 +2,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { NodeId } from "@quartet/raft";
 import { neverConnected } from "../never-connected.ts";
 import { NotLeaderError, ProposalDroppedError, type RaftNode } from "../node/raft-node.ts";
-import { forwardedHeader, forwardFailure } from "./forwarding.ts";
+import { forwardedHeader } from "./forwarding.ts";
 
 /**
  * Runs writes and linearizable reads where they can run. A write goes through this member's
@@ -54,7 +54,7 @@ export class LeaderRouter {
             // A leader that refused the connection (it is down, and this member has not yet
             // seen the election) never saw the call: it waits for the next leader like a call
             // that found none. Any other failure may come after the leader applied it.
-            if (!neverConnected(f)) throw forwardFailure(f, leader, ctx.signal);
+            if (!neverConnected(f)) throw f;
           }
         }
         await this.nextLeader(ctx, e);

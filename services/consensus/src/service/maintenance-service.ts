@@ -3,7 +3,7 @@ import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_
 import { NotLeaderError, type RaftNode } from "../node/raft-node.ts";
 import { DurableRaftStorage } from "../storage/raft-storage.ts";
 import { asConnectError, type CommandWriter } from "./commands.ts";
-import { type ForwardingClients, forwardFailure } from "./forwarding.ts";
+import type { ForwardingClients } from "./forwarding.ts";
 import type { LeaderRouter } from "./leader-router.ts";
 import type { ReplicatedState } from "./replicated-state.ts";
 
@@ -85,12 +85,10 @@ export function createMaintenanceService(deps: AdminDeps): ServiceImpl<typeof Ma
           const { client, headers } = forwarding.to(MaintenanceService, e.leaderId);
           // The leader checks the caller's credential again.
           const authorization = ctx.requestHeader.get("authorization") ?? "";
-          const leader = e.leaderId;
-          return client
-            .moveLeader(req, { headers: { ...headers, authorization }, signal: ctx.signal })
-            .catch((f: unknown) => {
-              throw forwardFailure(f, leader, ctx.signal);
-            });
+          return client.moveLeader(req, {
+            headers: { ...headers, authorization },
+            signal: ctx.signal,
+          });
         }
       }
       // Done once this member follows the target (or the call's deadline says otherwise).

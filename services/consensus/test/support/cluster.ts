@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { DescService } from "@bufbuild/protobuf";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
@@ -196,6 +197,14 @@ export class TestCluster {
       this.clients.set(id, client);
     }
     return client;
+  }
+
+  /** A client of any of member `id`'s services (a new connection; gRPC over h2c). */
+  client<S extends DescService>(service: S, id: number): Client<S> {
+    return createClient(
+      service,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${this.ports.get(id)}` }),
+    );
   }
 
   async stop(): Promise<void> {
