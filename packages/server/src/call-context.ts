@@ -10,13 +10,8 @@ import {
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { abortedOnResponseClose } from "./h1-request.ts";
 import { abortedOnClose } from "./h2-request.ts";
-import {
-  endedCallReason,
-  type NodeRequest,
-  type NodeResponse,
-  requestUrl,
-  webHeaders,
-} from "./node-http.ts";
+import { RequestHeaders, ResponseHeaders } from "./lazy-headers.ts";
+import { endedCallReason, type NodeRequest, type NodeResponse } from "./node-http.ts";
 import type { HandlerOptions, Serializations, UnarySpec } from "./unary-fast-path.ts";
 
 /** What a protocol's calls start with; one per protocol and format, shared by its calls. */
@@ -26,21 +21,27 @@ export interface CallProtocol {
   responseTrailer: Record<string, string>;
 }
 
-export type CallContext = HandlerContext & { abort(reason: unknown): void };
+export type CallContext = HandlerContext & {
+  readonly responseHeader: ResponseHeaders;
+  readonly responseTrailer: ResponseHeaders;
+  abort(reason: unknown): void;
+};
 
 /**
  * What connect's `createHandlerContext` and connect-node's request conversion build, with
  * one signal instead of three: connect links a signal for the deadline and the request's
  * own (aborted when its HTTP/2 stream or HTTP/1.1 response closes) into a third for the
  * handler, each an EventTarget with listeners and an Event per abort. Here the deadline and
- * the close abort the handler's signal directly. The request's headers are not copied again.
+ * the close abort the handler's signal directly. The request's headers are not copied
+ * until something reads more of them than a header's value (lazy-headers.ts), and the
+ * response's start as the protocol's shared record.
  */
 export function createCallContext(
   method: DescMethodUnary,
   protocol: CallProtocol,
   req: NodeRequest,
   res: NodeResponse,
-  authority: string,
+  url: string,
   timeoutMs: number | undefined,
   contextValues: ContextValues | undefined,
 ): CallContext {
@@ -60,12 +61,12 @@ export function createCallContext(
     service: method.parent,
     requestMethod: req.method ?? "",
     protocolName: protocol.name,
-    url: requestUrl(req, authority),
+    url,
     signal: controller.signal,
     timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
-    requestHeader: webHeaders(req.headers),
-    responseHeader: new Headers(protocol.responseHeader),
-    responseTrailer: new Headers(protocol.responseTrailer),
+    requestHeader: new RequestHeaders(req.headers),
+    responseHeader: new ResponseHeaders(protocol.responseHeader),
+    responseTrailer: new ResponseHeaders(protocol.responseTrailer),
     values: contextValues ?? createContextValues(),
     abort(reason) {
       clearTimeout(timer);

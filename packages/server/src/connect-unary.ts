@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { compressionNegotiate, mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
@@ -17,7 +18,7 @@ import {
   createCallContext,
   runUnary,
 } from "./call-context.ts";
-import { authorityOf, headerValue } from "./node-http.ts";
+import { authorityOf, headerValue, nodeHeaders, rememberingRequestUrl } from "./node-http.ts";
 import type {
   HandlerOptions,
   ProtocolFastPath,
@@ -28,8 +29,8 @@ import type {
 
 const connect = (contentType: string): CallProtocol => ({
   name: "connect",
-  responseHeader: { "content-type": contentType },
-  responseTrailer: {},
+  responseHeader: Object.freeze({ "content-type": contentType }),
+  responseTrailer: Object.freeze({}),
 });
 const connectJson = connect(contentTypeUnaryJson);
 const connectProto = connect(contentTypeUnaryProto);
@@ -46,6 +47,7 @@ const connectProto = connect(contentTypeUnaryProto);
  */
 export const connectUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) => {
   const method = spec.method as DescMethodUnary;
+  const urls = rememberingRequestUrl();
   return (req, res, read, contextValues) => {
     const headers = req.headers;
     if (req.method !== "POST") return;
@@ -76,7 +78,7 @@ export const connectUnaryFastPath: ProtocolFastPath = (spec, serialization, opt)
       type.binary ? connectProto : connectJson,
       req,
       res,
-      authority,
+      urls(req, authority),
       timeout.timeoutMs,
       contextValues,
     );
@@ -117,7 +119,18 @@ async function serve(
     body = await compression.response.compress(body);
     context.responseHeader.set("content-encoding", compression.response.name);
   }
-  const header = trailerMux(context.responseHeader, context.responseTrailer);
-  header.set("content-length", String(body.byteLength));
-  return { status, header, body, trailer: undefined };
+  return { status, header: outgoingHeader(context, body.byteLength), body, trailer: undefined };
+}
+
+/** The answer's headers, trailers as "trailer-" headers among them (connect's trailerMux). */
+function outgoingHeader(context: CallContext, contentLength: number): OutgoingHttpHeaders {
+  const header = context.responseHeader.unfilled;
+  const trailer = context.responseTrailer.unfilled;
+  // Neither read nor changed, and no trailers: the protocol's own record, with the length.
+  if (header !== undefined && trailer !== undefined && Object.keys(trailer).length === 0) {
+    return { ...header, "content-length": String(contentLength) };
+  }
+  const muxed = trailerMux(context.responseHeader, context.responseTrailer);
+  muxed.set("content-length", String(contentLength));
+  return nodeHeaders(muxed);
 }

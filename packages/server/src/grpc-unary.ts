@@ -1,10 +1,6 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import {
-  compressionNegotiate,
-  encodeEnvelope,
-  envelopeCompress,
-} from "@connectrpc/connect/protocol";
+import { compressionNegotiate, envelopeCompress } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import {
   type CallContext,
@@ -12,7 +8,7 @@ import {
   createCallContext,
   runUnary,
 } from "./call-context.ts";
-import { authorityOf, headerValue } from "./node-http.ts";
+import { authorityOf, headerValue, rememberingRequestUrl } from "./node-http.ts";
 import type {
   HandlerOptions,
   ProtocolFastPath,
@@ -26,8 +22,8 @@ const prefixBytes = 5;
 
 const grpc: CallProtocol = {
   name: "grpc",
-  responseHeader: { "content-type": "application/grpc+proto" },
-  responseTrailer: { "grpc-status": grpcStatusOk },
+  responseHeader: Object.freeze({ "content-type": "application/grpc+proto" }),
+  responseTrailer: Object.freeze({ "grpc-status": grpcStatusOk }),
 };
 
 /**
@@ -44,6 +40,7 @@ export const grpcUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) =>
   const method = spec.method as DescMethodUnary;
   const input = serialization.getI(true);
   const output = serialization.getO(true);
+  const urls = rememberingRequestUrl();
   return (req, res, read, contextValues) => {
     // Trailers, where gRPC puts its status, are written through HTTP/2's API only.
     if (!("stream" in req)) return;
@@ -63,11 +60,12 @@ export const grpcUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) =>
       grpc,
       req,
       res,
-      authority,
+      urls(req, authority),
       timeout.timeoutMs,
       contextValues,
     );
-    return serve(spec, opt, context, message, input, output);
+    const acceptEncoding = headerValue(headers["grpc-accept-encoding"]);
+    return serve(spec, opt, context, message, acceptEncoding, input, output);
   };
 };
 
@@ -85,30 +83,40 @@ async function serve(
   opt: HandlerOptions,
   context: CallContext,
   message: Uint8Array,
+  acceptEncoding: string | null,
   input: ReturnType<Serializations["getI"]>,
   output: ReturnType<Serializations["getO"]>,
 ): Promise<UnaryAnswer> {
   const compression = compressionNegotiate(
     opt.acceptCompression,
     null,
-    context.requestHeader.get("grpc-accept-encoding"),
+    acceptEncoding,
     "grpc-accept-encoding",
   );
-  if (compression.response) context.responseHeader.set("grpc-encoding", compression.response.name);
-  const body = await runUnary(spec, opt, context, message, input, async (response) => {
-    const envelope = await envelopeCompress(
-      { flags: 0, data: output.serialize(response) },
-      compression.response,
-      opt.compressMinBytes,
+  const compress = compression.response;
+  if (compress) context.responseHeader.set("grpc-encoding", compress.name);
+  const body = await runUnary(spec, opt, context, message, input, (response) => {
+    const data = output.serialize(response);
+    if (compress === null) return envelope(0, data);
+    return envelopeCompress({ flags: 0, data }, compress, opt.compressMinBytes).then((e) =>
+      envelope(e.flags, e.data),
     );
-    return encodeEnvelope(envelope.flags, envelope.data);
   });
   const failed = body instanceof ConnectError;
   if (failed) setTrailerStatus(context.responseTrailer, body);
   return {
     status: 200,
-    header: context.responseHeader,
+    header: context.responseHeader.outgoing(),
     body: failed ? undefined : body,
-    trailer: context.responseTrailer,
+    trailer: context.responseTrailer.outgoing(),
   };
+}
+
+/** connect's `encodeEnvelope`, in a buffer from Node's pool instead of a new ArrayBuffer. */
+function envelope(flags: number, data: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(prefixBytes + data.length);
+  out[0] = flags;
+  out.writeUInt32BE(data.length, 1);
+  out.set(data, prefixBytes);
+  return out;
 }

@@ -16,7 +16,6 @@ import {
 import { abortedOnClose } from "./h2-request.ts";
 import {
   clientGone,
-  nodeHeaders,
   type NodeRequest as Request,
   type NodeResponse as Response,
   requestUrl,
@@ -108,8 +107,8 @@ export function createNodeAdapter(options: NodeAdapterOptions): RpcHandler {
 function writeUnary(answer: UnaryAnswer, req: Request, res: Response): void {
   if (clientGone(req)) return;
   // Both response classes take the same writeHead arguments; their types do not say so.
-  (res as http.ServerResponse).writeHead(answer.status, nodeHeaders(answer.header));
-  if (answer.trailer !== undefined) res.addTrailers(nodeHeaders(answer.trailer));
+  (res as http.ServerResponse).writeHead(answer.status, answer.header);
+  if (answer.trailer !== undefined) res.addTrailers(answer.trailer);
   if (answer.body === undefined) res.end();
   else res.end(answer.body);
 }

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { DescMessage } from "@bufbuild/protobuf";
 import type {
   ConnectRouter,
@@ -19,11 +20,11 @@ import type { NodeRequest, NodeResponse } from "./node-http.ts";
 /** A unary call's whole answer, written at once. */
 export interface UnaryAnswer {
   status: number;
-  header: Headers;
+  header: OutgoingHttpHeaders;
   /** None for a gRPC call that failed. */
   body: Uint8Array | undefined;
   /** gRPC's; a Connect unary answer carries its trailers in the header. */
-  trailer: Headers | undefined;
+  trailer: OutgoingHttpHeaders | undefined;
 }
 
 /**
