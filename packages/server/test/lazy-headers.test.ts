@@ -27,7 +27,9 @@ const readings: [string, (h: Headers) => unknown][] = [
     "forEach",
     (h) => {
       const seen: string[] = [];
-      h.forEach((v, k) => seen.push(`${k}=${v}`));
+      h.forEach((v, k) => {
+        seen.push(`${k}=${v}`);
+      });
       return seen;
     },
   ],
