@@ -76,9 +76,13 @@ for (const name of [
   "keys",
   "values",
   Symbol.iterator,
+  // What console.log and util.inspect show.
+  Symbol.for("nodejs.util.inspect.custom"),
 ] as const) {
-  const inherited = headers[name] as (...args: unknown[]) => unknown;
-  define(name, function (...args: unknown[]) {
+  const inherited = (headers as unknown as Record<PropertyKey, (...args: unknown[]) => unknown>)[
+    name
+  ]!;
+  define(name as keyof Headers, function (...args: unknown[]) {
     this.fill();
     return inherited.apply(this, args);
   });

@@ -1,6 +1,7 @@
 // A unary call's handler gets headers that are copied from Node's record only when first
 // used (lazy-headers.ts): every way of reading them must give what a Headers built at once
 // gives, and a response's headers must be written as changed.
+import { inspect } from "node:util";
 import { expect, it } from "vitest";
 import { RequestHeaders, ResponseHeaders } from "../src/lazy-headers.ts";
 import { webHeaders } from "../src/node-http.ts";
@@ -49,6 +50,10 @@ for (const [name, read] of readings) {
     expect(read(new RequestHeaders(record))).toEqual(read(webHeaders(record)));
   });
 }
+
+it("request headers print as a Headers built at once", () => {
+  expect(inspect(new RequestHeaders(record))).toBe(inspect(webHeaders(record)));
+});
 
 it("a pseudo-header is no header name, as in Headers", () => {
   expect(() => new RequestHeaders(record).get(":path")).toThrow(TypeError);
