@@ -11,13 +11,21 @@ import { freeSuiteBase, startSuite, suiteOffsets } from "../suite-ports.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
-async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  // Polls with a bound on the count; the test's own timeout is the deadline.
-  for (let i = 0; i < 2_000; i++) {
+/**
+ * Polls `check` until it holds; fails after 30 s with `what` and what npm start printed, well
+ * within the test's timeout, so a failure names the wait that did not end.
+ */
+async function until(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  printed: () => string,
+): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`gave up waiting: ${what}`);
+  throw new Error(`gave up waiting after 30 s: ${what}\n${printed()}`);
 }
 
 async function healthy(port: number): Promise<boolean> {
@@ -53,12 +61,14 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
   const { base, dataDir, output } = suite;
   const ports = suiteOffsets.map((o) => base + o);
   const exited = new Promise((r) => npm!.once("exit", r));
-  await until("every service healthy", async () =>
-    (await Promise.all(ports.map(healthy))).every(Boolean),
+  await until(
+    "every service healthy",
+    async () => (await Promise.all(ports.map(healthy))).every(Boolean),
+    output,
   );
   // The local credential: kept private in the data directory and shown with how to use it.
   expect(statSync(join(dataDir, "cluster-token")).mode & 0o777).toBe(0o600);
-  await until("the start-up text", () => output().includes("Ctrl-C stops everything"));
+  await until("the start-up text", () => output().includes("Ctrl-C stops everything"), output);
   expect(output()).toContain("All 8 services are ready");
   expect(output()).toContain(`-H "Authorization: Bearer $(cat ${join(dataDir, "cluster-token")})"`);
   // The credential works for admin calls, as the READMEs print them.
@@ -79,11 +89,15 @@ test("SIGTERM to npm's own pid stops the supervisor and every service and frees 
   );
 
   process.kill(npm.pid!, "SIGTERM");
-  await exited;
-  await until("every port released", async () =>
-    (await Promise.all(ports.map(portFree))).every(Boolean),
+  let gone = false;
+  void exited.then(() => (gone = true));
+  await until("npm start exits on SIGTERM", () => gone, output);
+  await until(
+    "every port released",
+    async () => (await Promise.all(ports.map(portFree))).every(Boolean),
+    output,
   );
-  await until("no process of the tree left", () => !groupAlive(npm!.pid!));
+  await until("no process of the tree left", () => !groupAlive(npm!.pid!), output);
   expect(output()).toContain("stopping");
 }, 120_000);
 
