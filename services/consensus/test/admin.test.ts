@@ -1,11 +1,10 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code } from "@connectrpc/connect";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { RangeRequestSchema } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsensusStateMachine } from "../src/state/state-machine.ts";
-import { clusterToken, refusal, TestCluster } from "./support/cluster.ts";
+import { clusterAuth, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -13,16 +12,14 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const auth = { headers: { authorization: `Bearer ${clusterToken}` } };
+const auth = clusterAuth;
 
 describe("cluster administration", () => {
   it("needs the cluster credential, reports status and members, and moves leadership", async () => {
     cluster = await TestCluster.start();
     const c = cluster;
-    const transport = (id: number) =>
-      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` });
-    const maintenance = (id: number) => createClient(MaintenanceService, transport(id));
-    const members = createClient(ClusterService, transport(2));
+    const maintenance = (id: number) => c.client(MaintenanceService, id);
+    const members = c.client(ClusterService, 2);
 
     const refused = await refusal(maintenance(1).status({}));
     expect(refused.code).toBe(Code.Unauthenticated);
@@ -48,7 +45,7 @@ describe("cluster administration", () => {
     // A consistent backup: it holds a write acknowledged before it was asked for.
     await c.kv(1).put({ key: new TextEncoder().encode("backed-up"), value: new Uint8Array([1]) });
     const parts: Uint8Array[] = [];
-    for await (const chunk of createClient(MaintenanceService, transport(3)).snapshot({}, auth)) {
+    for await (const chunk of c.client(MaintenanceService, 3).snapshot({}, auth)) {
       parts.push(chunk.blob);
       if (chunk.remainingBytes === 0n) break;
     }
@@ -62,11 +59,7 @@ describe("cluster administration", () => {
   it("hashes each member's history: the same on every member at one revision, OUT_OF_RANGE beyond it", async () => {
     cluster = await TestCluster.start();
     const c = cluster;
-    const maintenance = (id: number) =>
-      createClient(
-        MaintenanceService,
-        createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
-      );
+    const maintenance = (id: number) => c.client(MaintenanceService, id);
     const enc = (text: string) => new TextEncoder().encode(text);
     let revision = 0n;
     for (let i = 0; i < 20; i++) {

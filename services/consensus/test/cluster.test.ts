@@ -20,7 +20,7 @@ import {
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { ObserveService } from "@quartet/proto/quartet/consensus/v1/observe_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { clusterToken, dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
+import { clusterAuth, dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -35,8 +35,6 @@ async function leaderOf(c: TestCluster, via: number): Promise<number> {
   );
   return Number(res.header?.memberId);
 }
-
-const clusterAuth = { headers: { authorization: `Bearer ${clusterToken}` } };
 
 const valueIs = (key: string, value: string): Compare =>
   create(CompareSchema, {

@@ -1,5 +1,3 @@
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaseService } from "@quartet/proto/quartet/consensus/v1/lease_pb";
 import { Event_EventType } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,10 +11,7 @@ afterEach(async () => {
 });
 
 function leases(c: TestCluster, id: number) {
-  return createClient(
-    LeaseService,
-    createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
-  );
+  return c.client(LeaseService, id);
 }
 
 const exists = async (c: TestCluster, via: number, key: string) =>

@@ -1,9 +1,8 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { ObserveService } from "@quartet/proto/quartet/consensus/v1/observe_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { clusterToken, dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
+import { clusterAuth, dec, enc, eventually, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 /** Stops the test's load, also when the test fails half-way. */
@@ -15,7 +14,7 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const auth = { headers: { authorization: `Bearer ${clusterToken}` }, timeoutMs: 10_000 };
+const auth = { ...clusterAuth, timeoutMs: 10_000 };
 
 /**
  * The refusal `call` ends with once the cluster decides it: Unavailable (no leader for a
@@ -33,10 +32,8 @@ describe("membership", () => {
     // Snapshots every 10 entries: the learner starts from one, not from the log.
     cluster = await TestCluster.start(3, ["--snapshot-entries", "10"]);
     const c = cluster;
-    const url = (id: number) => `http://127.0.0.1:${c.ports.get(id)}`;
-    const transport = (id: number) => createGrpcTransport({ baseUrl: url(id) });
-    const members = (id: number) => createClient(ClusterService, transport(id));
-    const maintenance = (id: number) => createClient(MaintenanceService, transport(id));
+    const members = (id: number) => c.client(ClusterService, id);
+    const maintenance = (id: number) => c.client(MaintenanceService, id);
 
     // The load: one writer putting distinct keys through the founders in turn (the ones
     // still running), recording what was acknowledged, until told to stop.
@@ -167,15 +164,10 @@ describe("membership", () => {
     // this test needs the same leader from start to end.
     cluster = await TestCluster.start(3, ["--tick-ms", "100"]);
     const c = cluster;
-    const transport = (id: number) =>
-      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` });
-    const members = (id: number) => createClient(ClusterService, transport(id));
+    const members = (id: number) => c.client(ClusterService, id);
     // Each member's Raft view, as it changes.
     const views = (id: number) =>
-      createClient(ObserveService, transport(id)).watchRaft(
-        { minIntervalMs: 20 },
-        { ...auth, timeoutMs: 30_000 },
-      );
+      c.client(ObserveService, id).watchRaft({ minIntervalMs: 20 }, { ...auth, timeoutMs: 30_000 });
     let leader = 0;
     for await (const { view } of views(1)) {
       leader = Number(view?.leaderId ?? 0);
@@ -201,7 +193,7 @@ describe("membership", () => {
     );
     expect(leaderRefused.code).toBe(Code.FailedPrecondition);
     expect(leaderRefused.rawMessage).toMatch(`removing member ${leader} would leave 2 voters`);
-    const after = await createClient(MaintenanceService, transport(up)).status({}, auth);
+    const after = await c.client(MaintenanceService, up).status({}, auth);
     expect(Number(after.leader)).toBe(leader);
     expect((await members(leader).memberList({}, auth)).members.map((m) => Number(m.id))).toEqual([
       1, 2, 3,
@@ -215,10 +207,7 @@ describe("membership", () => {
   it("refuses to remove the last voter", async () => {
     cluster = await TestCluster.start(1);
     const c = cluster;
-    const members = createClient(
-      ClusterService,
-      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(1)}` }),
-    );
+    const members = c.client(ClusterService, 1);
     // Unavailable while it elects itself.
     const e = await decided(() => members.memberRemove({ id: 1n }, auth));
     expect(e.code).toBe(Code.FailedPrecondition);

@@ -6,7 +6,7 @@ import { ObserveService, type RaftView } from "@quartet/proto/quartet/consensus/
 import { createLogger } from "@quartet/server";
 import { afterEach, describe, expect, it } from "vitest";
 import { createFaultService, FaultSwitch } from "../src/service/fault-service.ts";
-import { clusterToken, enc, refusal, TestCluster } from "./support/cluster.ts";
+import { clusterAuth, enc, refusal, TestCluster } from "./support/cluster.ts";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -14,15 +14,12 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const auth = { headers: { authorization: `Bearer ${clusterToken}` } };
+const auth = clusterAuth;
 
 /** Each member's WatchRaft stream, read in the background; `until` waits for a view. */
 function watch(c: TestCluster, id: number) {
   const controller = new AbortController();
-  const client = createClient(
-    ObserveService,
-    createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
-  );
+  const client = c.client(ObserveService, id);
   const views: RaftView[] = [];
   let notify: (() => void) | undefined;
   const done = (async () => {
@@ -83,11 +80,7 @@ describe("the dashboard's Raft view and fault controls", () => {
       expect(withProgress.progress.map((p) => p.memberId)).toEqual([1n, 2n, 3n]);
 
       // Cut the leader off: the other two elect a new leader in a later term.
-      const faults = (id: number) =>
-        createClient(
-          FaultService,
-          createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(id)}` }),
-        );
+      const faults = (id: number) => c.client(FaultService, id);
       expect((await faults(leader).isolate({ isolated: true }, auth)).isolated).toBe(true);
       await watches.get(leader)!.until((v) => v.isolated);
       const others = c.ids.filter((id) => id !== leader);

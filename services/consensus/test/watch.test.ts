@@ -1,5 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type WatchResponse, WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConsensusClient } from "../src/client.ts";
@@ -99,10 +98,7 @@ describe("watch", () => {
   it("refuses a client's watch past --max-watches-per-client with ResourceExhausted, changing nothing", async () => {
     cluster = await TestCluster.start(1, ["--max-watches-per-client", "2"]);
     const c = cluster;
-    const watch = createClient(
-      WatchService,
-      createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.ports.get(1)}` }),
-    );
+    const watch = c.client(WatchService, 1);
     // Opens a watch on "w" and waits for its first response (the watch is live).
     const open = async (headers: Record<string, string> = {}) => {
       const stop = new AbortController();

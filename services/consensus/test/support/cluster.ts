@@ -11,6 +11,8 @@ import { LinkProxy } from "./link-proxy.ts";
 
 const mainTs = fileURLToPath(new URL("../../src/main.ts", import.meta.url));
 export const clusterToken = "consensus-test-token-0123456789";
+/** Call options that carry the cluster credential (admin, membership, faults, observation). */
+export const clusterAuth = { headers: { authorization: `Bearer ${clusterToken}` } };
 
 export const enc = (s: string) => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -190,10 +192,7 @@ export class TestCluster {
   kv(id: number): Client<typeof KVService> {
     let client = this.clients.get(id);
     if (!client) {
-      client = createClient(
-        KVService,
-        createGrpcTransport({ baseUrl: `http://127.0.0.1:${this.ports.get(id)}` }),
-      );
+      client = this.client(KVService, id);
       this.clients.set(id, client);
     }
     return client;
