@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import { headerValue, nodeHeaders } from "./node-http.ts";
+import { headerValue, nodeHeaders, webHeaders } from "./node-http.ts";
 
-type HeaderRecord = Readonly<Record<string, string | string[] | number | undefined>>;
+type HeaderRecord = Readonly<IncomingHttpHeaders>;
 
 /**
  * Fetch `Headers` filled from Node's header record only when first used. Filling validates
@@ -26,15 +26,9 @@ class DeferredHeaders extends Headers {
   fill(): void {
     const record = this.#record;
     if (record === undefined) return;
+    // Cleared first: the appends below (through this class's append) must not fill again.
     this.#record = undefined;
-    for (const name in record) {
-      // HTTP/2 pseudo-headers are not headers (connect-node leaves them out too).
-      if (name.charCodeAt(0) === 58 /* ":" */) continue;
-      const value = record[name];
-      if (value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) headers.append.call(this, name, v);
-      else headers.append.call(this, name, String(value));
-    }
+    webHeaders(record, this);
   }
 }
 
@@ -52,10 +46,7 @@ function define(name: keyof Headers, value: (this: DeferredHeaders, ...args: nev
 
 define("get", function (name: string) {
   const record = this.unfilled;
-  if (record !== undefined && plainName.test(name)) {
-    const value = record[name];
-    return typeof value === "number" ? String(value) : headerValue(value);
-  }
+  if (record !== undefined && plainName.test(name)) return headerValue(record[name]);
   this.fill();
   return headers.get.call(this, name);
 });
@@ -89,11 +80,7 @@ for (const name of [
 }
 
 /** A request's headers (HTTP/2 pseudo-headers left out, as connect-node does). */
-export class RequestHeaders extends DeferredHeaders {
-  constructor(headers: IncomingHttpHeaders) {
-    super(headers);
-  }
-}
+export class RequestHeaders extends DeferredHeaders {}
 
 /** A response's headers or trailers, starting as a protocol's shared record. */
 export class ResponseHeaders extends DeferredHeaders {

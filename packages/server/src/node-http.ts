@@ -42,9 +42,14 @@ export function rememberingRequestUrl(): (req: NodeRequest, authority: string) =
   };
 }
 
-/** Node's request headers as Fetch API Headers, HTTP/2 pseudo-headers left out (as connect-node). */
-export function webHeaders(headers: http.IncomingHttpHeaders): Headers {
-  const header = new Headers();
+/**
+ * Node's request headers as Fetch API Headers, HTTP/2 pseudo-headers left out (as
+ * connect-node), appended to `header` (new ones by default).
+ */
+export function webHeaders(
+  headers: Readonly<http.IncomingHttpHeaders>,
+  header: Headers = new Headers(),
+): Headers {
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* ":" */) continue;
     const value = headers[name];

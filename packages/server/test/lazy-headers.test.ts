@@ -4,7 +4,6 @@
 import { inspect } from "node:util";
 import { expect, it } from "vitest";
 import { RequestHeaders, ResponseHeaders } from "../src/lazy-headers.ts";
-import { webHeaders } from "../src/node-http.ts";
 
 const record = {
   ":path": "/pkg.S/M",
@@ -14,6 +13,17 @@ const record = {
   "set-cookie": ["c=1", "d=2"],
   "grpc-timeout": "5S",
 };
+
+/** The same request's headers as a Headers built at once, pseudo-headers left out. */
+const builtAtOnce = () =>
+  new Headers([
+    ["content-type", "application/grpc"],
+    ["x-list", "a"],
+    ["x-list", "b"],
+    ["set-cookie", "c=1"],
+    ["set-cookie", "d=2"],
+    ["grpc-timeout", "5S"],
+  ]);
 
 const readings: [string, (h: Headers) => unknown][] = [
   ["get of a lower-case name", (h) => h.get("content-type")],
@@ -47,17 +57,17 @@ const readings: [string, (h: Headers) => unknown][] = [
 
 for (const [name, read] of readings) {
   it(`request headers read as a Headers built at once: ${name}`, () => {
-    expect(read(new RequestHeaders(record))).toEqual(read(webHeaders(record)));
+    expect(read(new RequestHeaders(record))).toEqual(read(builtAtOnce()));
   });
 }
 
 it("request headers print as a Headers built at once", () => {
-  expect(inspect(new RequestHeaders(record))).toBe(inspect(webHeaders(record)));
+  expect(inspect(new RequestHeaders(record))).toBe(inspect(builtAtOnce()));
 });
 
 it("a pseudo-header is no header name, as in Headers", () => {
   expect(() => new RequestHeaders(record).get(":path")).toThrow(TypeError);
-  expect(() => webHeaders(record).get(":path")).toThrow(TypeError);
+  expect(() => builtAtOnce().get(":path")).toThrow(TypeError);
 });
 
 it("response headers are written as the protocol's record until changed, then as changed", () => {
