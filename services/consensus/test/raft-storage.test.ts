@@ -1,17 +1,21 @@
 import { spawn } from "node:child_process";
 import {
   appendFileSync,
+  closeSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Entry } from "@quartet/raft";
+import { randomInt, seededRandom } from "@quartet/determinism";
+import { type Entry, MemoryStorage } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
 import { RecordKind, readNumber, readSegment, type WalRecord } from "../src/storage/wal.ts";
@@ -186,6 +190,63 @@ describe("DurableRaftStorage", () => {
     });
     expect(() => DurableRaftStorage.open(dir)).toThrow(StorageCorruptError);
     expect(() => DurableRaftStorage.open(dir)).toThrow(/entry 4 .*fails its checksum/);
+  });
+
+  it("serves entries it no longer keeps in memory from the log, as a MemoryStorage given the same writes would", async () => {
+    const dir = tempDir();
+    // Four entries in memory and small segments: most reads below go to disk, across segments.
+    const s = DurableRaftStorage.open(dir, { recentEntries: 4, segmentBytes: 1024 });
+    const reference = MemoryStorage.bootstrap({ voters: [1] });
+    await s.bootstrap({ voters: [1] });
+    const random = seededRandom(14);
+    const write = async (entries: Entry[]) => {
+      await s.persist({ entries });
+      reference.append(entries);
+    };
+    for (let i = 2; i <= 120; ) {
+      const n = 1 + randomInt(random, 9);
+      await write(
+        range(i, i + n - 1, 1).map((e) => entry(e.index, 1, "x".repeat(randomInt(random, 60)))),
+      );
+      i += n;
+    }
+    // A new leader's entries replace a tail that reaches into what is only on disk.
+    await write(range(90, 130, 2));
+    expect(readdirSync(join(dir, "wal")).length).toBeGreaterThan(3);
+    const check = (store: DurableRaftStorage) => {
+      expect([store.firstIndex(), store.lastIndex()]).toEqual([2, 130]);
+      for (let i = 1; i <= 131; i++) expect(store.term(i)).toBe(reference.term(i));
+      for (let k = 0; k < 200; k++) {
+        const lo = 2 + randomInt(random, 129);
+        const hi = lo + 1 + randomInt(random, 131 - lo);
+        const maxBytes =
+          randomInt(random, 3) === 0 ? Number.POSITIVE_INFINITY : randomInt(random, 400);
+        expect(store.entries(lo, hi, maxBytes)).toEqual(reference.entries(lo, hi, maxBytes));
+      }
+    };
+    check(s);
+    await s.close();
+    const again = DurableRaftStorage.open(dir, { recentEntries: 4, segmentBytes: 1024 });
+    check(again);
+    await again.close();
+  });
+
+  it("refuses to serve an entry whose record was damaged on disk after it was written, naming it", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir, { recentEntries: 2 });
+    await s.bootstrap({ voters: [1] });
+    await s.persist({ entries: range(2, 9, 1), hardState: { term: 1, vote: 1, commit: 9 } });
+    const path = onlySegment(dir);
+    const record = readSegment(readFileSync(path)).records.find((r) => entryIndex(r) === 4)!;
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.from([0xff]), 0, 1, record.offset + 9 + 17);
+    closeSync(fd);
+    // Entries still in memory are served; the damaged one is refused, not passed on.
+    expect(s.entries(8, 10, Number.POSITIVE_INFINITY).map((e) => e.index)).toEqual([8, 9]);
+    expect(s.entries(2, 4, Number.POSITIVE_INFINITY).map((e) => e.index)).toEqual([2, 3]);
+    expect(() => s.entries(3, 6, Number.POSITIVE_INFINITY)).toThrow(StorageCorruptError);
+    expect(() => s.entries(4, 5, Number.POSITIVE_INFINITY)).toThrow(/entry 4 .*fails its checksum/);
+    await s.close();
   });
 
   it("refuses a log with a gap, and one whose committed tail is lost", async () => {

@@ -18,25 +18,26 @@ import { crc32 } from "node:zlib";
 import {
   type ConfState,
   type Entry,
+  emptyConfState,
   type HardState,
   MemoryStorage,
   type Snapshot,
   type Storage,
 } from "@quartet/raft";
+import { EntryLog, entryTypeCodes, type RecordPlace, segmentFileReader } from "./entry-log.ts";
 import {
   encodeRecord,
   numbers,
   RecordKind,
   readNumber,
   readSegment,
+  recordHeaderBytes,
+  StorageCorruptError,
   segmentName,
   segmentSeq,
 } from "./wal.ts";
 
-/** The node's Raft state on disk is wrong or incomplete: it must not serve from it. */
-export class StorageCorruptError extends Error {
-  override name = "StorageCorruptError";
-}
+export { StorageCorruptError };
 
 /** What one `Ready` asks to persist, in the order the Raft contract gives. */
 export interface ReadyWrite {
@@ -50,19 +51,27 @@ export interface StorageOptions {
   segmentBytes?: number;
   /** Told when an unfinished last write (never acknowledged) was cut off on open. */
   onRepair?: (message: string) => void;
+  /**
+   * How many of the newest entries are kept in memory; older ones are read back from the log
+   * when Raft asks for them (a follower far behind). Default 1024.
+   */
+  recentEntries?: number;
 }
-
-const TYPE_CODES = { normal: 0, confChange: 1 } as const;
 const walDir = (dir: string) => join(dir, "wal");
 const snapshotFile = (dir: string, index: number) =>
   join(dir, `snapshot-${index.toString().padStart(16, "0")}.snap`);
 const noSnapshot = { index: 0, term: 0 };
+const emptySnapshot = (): Snapshot => ({
+  metadata: { ...noSnapshot, confState: emptyConfState() },
+  data: new Uint8Array(0),
+});
 
 /**
  * The Raft log, hard state and snapshots of one node, durable on disk in the way etcd pairs
- * its WAL with raft's MemoryStorage: reads are served from memory, every write goes to disk
- * first. One `persist()` per Ready is one append to the write-ahead log and one fdatasync,
- * however many entries it carries (group commit); it resolves only once that is on disk, so
+ * its WAL with raft's MemoryStorage, except that only the newest entries stay in memory
+ * ({@link EntryLog}). Every write goes to disk first. One `persist()` per Ready is one append
+ * to the write-ahead log and one fdatasync, however many entries it carries (group commit);
+ * it resolves only once that is on disk, so
  * the caller sends the Ready's acknowledgements and votes after it. Snapshots are files of
  * their own, written and synced before the log names them. Every record and snapshot carries
  * a CRC-32 checked on open: a log with a gap, a damaged record, or a commit index past its
@@ -72,8 +81,9 @@ const noSnapshot = { index: 0, term: 0 };
  */
 export class DurableRaftStorage implements Storage {
   private readonly dir: string;
-  /** The same state as on disk, for reads: etcd's MemoryStorage beside its WAL. */
-  private readonly memory: MemoryStorage;
+  private hardState: HardState;
+  private snap: Snapshot;
+  private readonly log: EntryLog;
   private readonly segmentBytes: number;
   /** The log's segments, oldest first, with the highest entry index each holds. */
   private readonly segments: { seq: number; lastEntry: number }[];
@@ -84,7 +94,9 @@ export class DurableRaftStorage implements Storage {
 
   private constructor(dir: string, loaded: Loaded, segmentBytes: number) {
     this.dir = dir;
-    this.memory = loaded.memory;
+    this.hardState = loaded.hardState;
+    this.snap = loaded.snapshot;
+    this.log = loaded.log;
     this.segments = loaded.segments;
     this.compactedAt = loaded.compacted;
     this.segmentBytes = segmentBytes;
@@ -105,7 +117,7 @@ export class DurableRaftStorage implements Storage {
       );
     }
     mkdirSync(walDir(dir), { recursive: true });
-    const loaded = load(dir, options.onRepair ?? (() => {}));
+    const loaded = load(dir, options.onRepair ?? (() => {}), options.recentEntries ?? 1024);
     if (loaded.segments.length === 0) {
       writeSegment(dir, 1, []);
       loaded.segments.push({ seq: 1, lastEntry: 0 });
@@ -133,7 +145,7 @@ export class DurableRaftStorage implements Storage {
 
   /** True when nothing was ever persisted here (a new member). */
   isEmpty(): boolean {
-    return this.memory.lastIndex() === 0 && this.memory.getHardState().term === 0;
+    return this.log.lastIndex() === 0 && this.hardState.term === 0;
   }
 
   /**
@@ -147,22 +159,22 @@ export class DurableRaftStorage implements Storage {
   }
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    return this.memory.initialState();
+    return { hardState: { ...this.hardState }, confState: this.snap.metadata.confState };
   }
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    return this.memory.entries(lo, hi, maxBytes);
+    return this.log.entries(lo, hi, maxBytes);
   }
   term(index: number): number {
-    return this.memory.term(index);
+    return this.log.term(index);
   }
   firstIndex(): number {
-    return this.memory.firstIndex();
+    return this.log.firstIndex();
   }
   lastIndex(): number {
-    return this.memory.lastIndex();
+    return this.log.lastIndex();
   }
   snapshot(): Snapshot {
-    return this.memory.snapshot();
+    return this.snap;
   }
 
   /**
@@ -173,24 +185,41 @@ export class DurableRaftStorage implements Storage {
    */
   async persist(write: ReadyWrite, sync = true): Promise<void> {
     const { snapshot, entries, hardState } = write;
-    const previousSnapshot = this.memory.snapshot().metadata.index;
+    const previousSnapshot = this.snap.metadata.index;
+    if (snapshot && snapshot.metadata.index < previousSnapshot)
+      throw new Error(
+        `persist: snapshot at ${snapshot.metadata.index} is older than ${previousSnapshot}`,
+      );
     if (snapshot) await writeSnapshotFile(this.dir, snapshot);
     const records: Buffer[] = [];
     if (snapshot) {
       const { index, term } = snapshot.metadata;
       records.push(encodeRecord(RecordKind.snapshot, numbers(index, term, 1)));
     }
+    const firstEntry = records.length;
     for (const e of entries) records.push(encodeEntry(e));
     if (hardState) records.push(encodeHardState(hardState));
-    if (records.length > 0) this.append(records, sync);
+    const at = records.length > 0 ? this.append(records, sync) : undefined;
     if (snapshot) {
-      this.memory.applySnapshot(snapshot);
+      this.snap = snapshot;
+      this.log.reset(snapshot.metadata);
       this.compactedAt = { index: snapshot.metadata.index, term: snapshot.metadata.term };
       this.dropSnapshotFile(previousSnapshot);
       this.dropSegments();
     }
-    this.memory.append(entries);
-    if (hardState) this.memory.setHardState(hardState);
+    if (at !== undefined && entries.length > 0) {
+      let offset = at.offset;
+      for (let i = 0; i < firstEntry; i++) offset += records[i]!.byteLength;
+      const places: RecordPlace[] = [];
+      for (let i = 0; i < entries.length; i++) {
+        const length = records[firstEntry + i]!.byteLength;
+        places.push({ seq: at.seq, offset, length });
+        offset += length;
+      }
+      this.log.append(entries, places);
+    }
+    if (hardState)
+      this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
     if (entries.length > 0) {
       const seg = this.segments.at(-1)!;
       seg.lastEntry = Math.max(seg.lastEntry, entries.at(-1)!.index);
@@ -225,8 +254,8 @@ export class DurableRaftStorage implements Storage {
     confState: ConfState,
     data: Promise<Uint8Array>,
   ): Promise<Snapshot> {
-    const term = this.memory.term(index);
-    const previous = this.memory.snapshot().metadata.index;
+    const term = this.log.term(index);
+    const previous = this.snap.metadata.index;
     if (index <= previous || term < 0)
       throw new Error(`a snapshot at ${index}: not an index of the log after the snapshot`);
     const snap: Snapshot = { metadata: { index, term, confState }, data: await data };
@@ -240,14 +269,18 @@ export class DurableRaftStorage implements Storage {
    * meanwhile (one the leader sent) is discarded instead; returns whether it was recorded.
    */
   commitSnapshot(snap: Snapshot, keepEntries = 0): boolean {
-    const { index, term, confState } = snap.metadata;
-    const previous = this.memory.snapshot().metadata.index;
+    const { index, term } = snap.metadata;
+    const previous = this.snap.metadata.index;
     if (index <= previous) {
       rmSync(snapshotFile(this.dir, index), { force: true });
       return false;
     }
-    const compactTo = Math.max(this.memory.firstIndex() - 1, index - keepEntries);
-    const compactTerm = this.memory.term(compactTo);
+    if (this.log.term(index) !== term)
+      throw new Error(
+        `commitSnapshot(${index}): the log no longer holds entry ${index} of term ${term}`,
+      );
+    const compactTo = Math.max(this.log.firstIndex() - 1, index - keepEntries);
+    const compactTerm = this.log.term(compactTo);
     this.append(
       [
         encodeRecord(RecordKind.snapshot, numbers(index, term, 0)),
@@ -255,8 +288,8 @@ export class DurableRaftStorage implements Storage {
       ],
       true,
     );
-    this.memory.createSnapshot(index, confState, snap.data);
-    this.memory.compact(compactTo);
+    this.snap = snap;
+    this.log.compact(compactTo);
     this.compactedAt = { index: compactTo, term: compactTerm };
     this.dropSnapshotFile(previous);
     this.dropSegments();
@@ -270,14 +303,19 @@ export class DurableRaftStorage implements Storage {
     this.fd = -1;
   }
 
-  /** One write (and with `sync`, one fdatasync) for all of `records`. */
-  private append(records: Buffer[], sync: boolean): void {
+  /**
+   * One write (and with `sync`, one fdatasync) for all of `records`. Returns where the first
+   * one starts.
+   */
+  private append(records: Buffer[], sync: boolean): { seq: number; offset: number } {
     if (this.written >= this.segmentBytes) this.rotate();
+    const at = { seq: this.segments.at(-1)!.seq, offset: this.written };
     let bytes = 0;
     for (const r of records) bytes += r.byteLength;
     writevSync(this.fd, records);
     this.written += bytes;
     if (sync) fdatasyncSync(this.fd);
+    return at;
   }
 
   /**
@@ -288,9 +326,9 @@ export class DurableRaftStorage implements Storage {
     fdatasyncSync(this.fd);
     closeSync(this.fd);
     const seq = this.segments.at(-1)!.seq + 1;
-    const snap = this.memory.snapshot().metadata;
+    const snap = this.snap.metadata;
     const head = [
-      encodeHardState(this.memory.getHardState()),
+      encodeHardState(this.hardState),
       encodeRecord(RecordKind.snapshot, numbers(snap.index, snap.term, 0)),
       encodeRecord(RecordKind.compacted, numbers(this.compactedAt.index, this.compactedAt.term)),
     ];
@@ -309,25 +347,34 @@ export class DurableRaftStorage implements Storage {
   }
 
   private dropSnapshotFile(index: number): void {
-    if (index > 0 && index !== this.memory.snapshot().metadata.index)
+    if (index > 0 && index !== this.snap.metadata.index)
       rmSync(snapshotFile(this.dir, index), { force: true });
   }
 }
 
 interface Loaded {
-  memory: MemoryStorage;
+  hardState: HardState;
+  snapshot: Snapshot;
+  log: EntryLog;
   segments: { seq: number; lastEntry: number }[];
   compacted: { index: number; term: number };
 }
 
+/** An entry record found on open: its index, its term and where it is. */
+interface FoundEntry {
+  index: number;
+  term: number;
+  place: RecordPlace;
+}
+
 /** Replays the segments in order, then checks that what they describe is whole. */
-function load(dir: string, onRepair: (message: string) => void): Loaded {
+function load(dir: string, onRepair: (message: string) => void, recentEntries: number): Loaded {
   const names = readdirSync(walDir(dir))
     .map((name) => ({ name, seq: segmentSeq(name) }))
     .filter((s): s is { name: string; seq: number } => s.seq !== undefined)
     .sort((a, b) => a.seq - b.seq);
   const segments: Loaded["segments"] = [];
-  let entries: Entry[] = [];
+  let entries: FoundEntry[] = [];
   let hardState: HardState = { term: 0, vote: 0, commit: 0 };
   let snap = noSnapshot;
   let base = noSnapshot;
@@ -340,10 +387,11 @@ function load(dir: string, onRepair: (message: string) => void): Loaded {
       const p = r.payload;
       switch (r.kind) {
         case RecordKind.entry: {
-          const e = decodeEntry(p);
-          while (entries.length > 0 && entries.at(-1)!.index >= e.index) entries.pop();
-          entries.push(e);
-          lastEntry = Math.max(lastEntry, e.index);
+          const index = readNumber(p, 0);
+          while (entries.length > 0 && entries.at(-1)!.index >= index) entries.pop();
+          const place = { seq, offset: r.offset, length: recordHeaderBytes + p.byteLength };
+          entries.push({ index, term: readNumber(p, 1), place });
+          lastEntry = Math.max(lastEntry, index);
           break;
         }
         case RecordKind.hardState:
@@ -397,7 +445,6 @@ function load(dir: string, onRepair: (message: string) => void): Loaded {
     segments.push({ seq, lastEntry });
   });
 
-  const memory = new MemoryStorage();
   const snapshot = snap.index > 0 ? readSnapshotFile(dir, snap) : undefined;
   entries = entries.filter((e) => e.index > base.index);
   let expected = base.index + 1;
@@ -409,34 +456,26 @@ function load(dir: string, onRepair: (message: string) => void): Loaded {
     }
     expected++;
   }
-  if (snapshot) {
-    // The log starts after `base`; a snapshot taken later (entries kept before it) is laid
-    // over it once they are in.
-    memory.applySnapshot(
-      snapshot.metadata.index === base.index
-        ? snapshot
-        : {
-            metadata: { ...base, confState: snapshot.metadata.confState },
-            data: new Uint8Array(0),
-          },
-    );
-  }
-  memory.append(entries);
+  // The log starts after `base`; a snapshot taken later (entries kept before it) must match it.
+  const log = new EntryLog(
+    base,
+    recentEntries,
+    segmentFileReader((seq) => join(walDir(dir), segmentName(seq))),
+  );
+  for (const e of entries) log.appendFound(e.index, e.term, e.place);
   if (snapshot && snapshot.metadata.index > base.index) {
-    if (memory.term(snapshot.metadata.index) !== snapshot.metadata.term) {
+    if (log.term(snapshot.metadata.index) !== snapshot.metadata.term) {
       throw new StorageCorruptError(
         `the Raft snapshot in ${dir} (index ${snapshot.metadata.index}, term ${snapshot.metadata.term}) does not match the log it was taken from; restore this member from a backup or remove and re-add it`,
       );
     }
-    memory.createSnapshot(snapshot.metadata.index, snapshot.metadata.confState, snapshot.data);
   }
-  if (hardState.commit > memory.lastIndex()) {
+  if (hardState.commit > log.lastIndex()) {
     throw new StorageCorruptError(
-      `the Raft log in ${dir} ends at ${memory.lastIndex()} but entries up to ${hardState.commit} were committed: its tail is lost; restore this member from a backup or remove and re-add it`,
+      `the Raft log in ${dir} ends at ${log.lastIndex()} but entries up to ${hardState.commit} were committed: its tail is lost; restore this member from a backup or remove and re-add it`,
     );
   }
-  if (hardState.term > 0) memory.setHardState(hardState);
-  return { memory, segments, compacted: base };
+  return { hardState, snapshot: snapshot ?? emptySnapshot(), log, segments, compacted: base };
 }
 
 /** A new segment holding `records`, synced, its name synced into the directory. */
@@ -523,19 +562,9 @@ function encodeEntry(e: Entry): Buffer {
   const payload = Buffer.allocUnsafe(17 + e.data.byteLength);
   payload.writeDoubleBE(e.index, 0);
   payload.writeDoubleBE(e.term, 8);
-  payload.writeUInt8(TYPE_CODES[e.type], 16);
+  payload.writeUInt8(entryTypeCodes[e.type], 16);
   payload.set(e.data, 17);
   return encodeRecord(RecordKind.entry, payload);
-}
-
-function decodeEntry(p: Buffer): Entry {
-  return {
-    index: readNumber(p, 0),
-    term: readNumber(p, 1),
-    type: p.readUInt8(16) === TYPE_CODES.confChange ? "confChange" : "normal",
-    // A copy: the segment's buffer is not kept.
-    data: new Uint8Array(p.subarray(17)),
-  };
 }
 
 function encodeHardState(hs: HardState): Buffer {

@@ -1,5 +1,10 @@
 import { crc32 } from "node:zlib";
 
+/** The node's Raft state on disk is wrong or incomplete: it must not serve from it. */
+export class StorageCorruptError extends Error {
+  override name = "StorageCorruptError";
+}
+
 /**
  * The write-ahead log's records. Each is `u32 payload length | u32 CRC-32 of (kind, payload)
  * | u8 kind | payload`, appended to numbered segment files, so one Ready is one write and one

@@ -1,0 +1,226 @@
+import { closeSync, openSync, readSync } from "node:fs";
+import { crc32 } from "node:zlib";
+import { COMPACTED, type Entry, UNAVAILABLE } from "@quartet/raft";
+import { recordHeaderBytes, StorageCorruptError } from "./wal.ts";
+
+/** Where an entry's record is in the write-ahead log. */
+export interface RecordPlace {
+  /** The segment's number. */
+  seq: number;
+  /** Where the record starts in the segment, and its length with its header. */
+  offset: number;
+  length: number;
+}
+
+/** Reads `length` bytes of segment `seq` from `offset`. */
+export type SegmentReader = (seq: number, offset: number, length: number) => Buffer;
+
+/** The entry type codes the log's records carry. */
+export const entryTypeCodes = { normal: 0, confChange: 1 } as const;
+
+/** A span of one segment read at once when entries come from disk. */
+const readSpanBytes = 1 << 20;
+
+/**
+ * The entries of the Raft log after its compaction point, as the node's storage serves them:
+ * the newest `recentEntries` as objects, every one by its term and its record's place in the
+ * write-ahead log, from where older ones are read back when asked for. In a healthy cluster
+ * Raft only asks for recent entries (the leader's appends, the entries to apply); a follower
+ * far behind, or a restart's replay, reads the log. etcd keeps the whole log in memory until a
+ * snapshot; here 100,000 entries as objects were most of the leader's long-lived heap, which
+ * every old-generation GC marked and every young one copied (BENCHMARKS.md, kv).
+ */
+export class EntryLog {
+  private baseIndex: number;
+  private baseTerm: number;
+  private count = 0;
+  /** Per entry, from baseIndex + 1: term, segment, offset, length. */
+  private places = new Float64Array(4 * 1024);
+  /** recent[i] has index lastIndex() - recent.length + 1 + i. */
+  private recent: Entry[] = [];
+
+  private readonly recentEntries: number;
+  private readonly read: SegmentReader;
+
+  constructor(base: { index: number; term: number }, recentEntries: number, read: SegmentReader) {
+    this.recentEntries = recentEntries;
+    this.read = read;
+    this.baseIndex = base.index;
+    this.baseTerm = base.term;
+  }
+
+  firstIndex(): number {
+    return this.baseIndex + 1;
+  }
+
+  lastIndex(): number {
+    return this.baseIndex + this.count;
+  }
+
+  term(index: number): number {
+    if (index < this.baseIndex) return COMPACTED;
+    if (index === this.baseIndex) return this.baseTerm;
+    if (index > this.lastIndex()) return UNAVAILABLE;
+    return this.places[4 * (index - this.baseIndex - 1)]!;
+  }
+
+  /** Entries in [lo, hi), at most `maxBytes` of data but at least one (Raft's Storage.entries). */
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo <= this.baseIndex)
+      throw new Error(`entries(${lo}): compacted, first index is ${this.firstIndex()}`);
+    if (hi > this.lastIndex() + 1)
+      throw new Error(`entries(${lo}, ${hi}): past last index ${this.lastIndex()}`);
+    const out: Entry[] = [];
+    let bytes = 0;
+    const firstRecent = this.lastIndex() - this.recent.length + 1;
+    for (let i = lo; i < hi; ) {
+      const batch =
+        i >= firstRecent
+          ? this.recent.slice(i - firstRecent, hi - firstRecent)
+          : this.readSpan(i, Math.min(hi, firstRecent));
+      for (const e of batch) {
+        bytes += e.data.byteLength; // what Raft counts for flow control
+        if (bytes > maxBytes && out.length > 0) return out;
+        out.push(e);
+      }
+      i += batch.length;
+    }
+    return out;
+  }
+
+  /**
+   * Adds entries written at `places`, replacing any held from the first one's index on.
+   * Entries at or below the compaction point are skipped.
+   */
+  append(entries: readonly Entry[], places: readonly RecordPlace[]): void {
+    for (const [i, e] of entries.entries()) {
+      if (e.index <= this.baseIndex) continue;
+      if (e.index > this.lastIndex() + 1)
+        throw new Error(`append: missing entries between ${this.lastIndex()} and ${e.index}`);
+      this.truncateAfter(e.index - 1);
+      this.push(e.term, places[i]!);
+      this.recent.push(e);
+    }
+    // Trimmed in steps, not per entry: a slice of the newest every recentEntries appends.
+    if (this.recent.length >= 2 * this.recentEntries)
+      this.recent = this.recent.slice(this.recent.length - this.recentEntries);
+  }
+
+  /** Adds an entry found on disk (on open), replacing any held from its index on. */
+  appendFound(index: number, term: number, place: RecordPlace): void {
+    if (index <= this.baseIndex) return;
+    if (index > this.lastIndex() + 1)
+      throw new Error(`append: missing entries between ${this.lastIndex()} and ${index}`);
+    this.truncateAfter(index - 1);
+    this.push(term, place);
+  }
+
+  /** Drops entries up to and including `index` (held, or the base itself). */
+  compact(index: number): void {
+    if (index <= this.baseIndex) return;
+    if (index > this.lastIndex())
+      throw new Error(`compact(${index}): past last index ${this.lastIndex()}`);
+    const dropped = index - this.baseIndex;
+    this.baseTerm = this.term(index);
+    this.places.copyWithin(0, 4 * dropped, 4 * this.count);
+    this.count -= dropped;
+    this.baseIndex = index;
+    if (this.recent.length > this.count)
+      this.recent = this.recent.slice(this.recent.length - this.count);
+  }
+
+  /** Drops every entry: the log restarts after a snapshot at `base`. */
+  reset(base: { index: number; term: number }): void {
+    this.baseIndex = base.index;
+    this.baseTerm = base.term;
+    this.count = 0;
+    this.recent = [];
+  }
+
+  private truncateAfter(index: number): void {
+    const keep = index - this.baseIndex;
+    if (keep >= this.count) return;
+    const dropped = this.count - keep;
+    this.count = keep;
+    this.recent.length = Math.max(0, this.recent.length - dropped);
+  }
+
+  private push(term: number, place: RecordPlace): void {
+    if (4 * (this.count + 1) > this.places.length) {
+      const grown = new Float64Array(this.places.length * 2);
+      grown.set(this.places.subarray(0, 4 * this.count));
+      this.places = grown;
+    }
+    const at = 4 * this.count;
+    this.places[at] = term;
+    this.places[at + 1] = place.seq;
+    this.places[at + 2] = place.offset;
+    this.places[at + 3] = place.length;
+    this.count++;
+  }
+
+  /**
+   * Entries from `lo` (below `hi`) read from disk: those whose records lie in one span of one
+   * segment, read at once. Each record's checksum and index are checked.
+   */
+  private readSpan(lo: number, hi: number): Entry[] {
+    const at = (i: number) => 4 * (i - this.baseIndex - 1);
+    const seq = this.places[at(lo) + 1]!;
+    const from = this.places[at(lo) + 2]!;
+    let end = lo + 1;
+    while (
+      end < hi &&
+      this.places[at(end) + 1] === seq &&
+      this.places[at(end) + 2]! + this.places[at(end) + 3]! - from <= readSpanBytes
+    )
+      end++;
+    const last = at(end - 1);
+    const bytes = this.read(seq, from, this.places[last + 2]! + this.places[last + 3]! - from);
+    const out: Entry[] = [];
+    for (let i = lo; i < end; i++) {
+      const offset = this.places[at(i) + 2]! - from;
+      out.push(decodeEntryRecord(bytes.subarray(offset, offset + this.places[at(i) + 3]!), i, seq));
+    }
+    return out;
+  }
+}
+
+/** The entry in one whole record read back, checked against its checksum and `index`. */
+function decodeEntryRecord(record: Buffer, index: number, seq: number): Entry {
+  const payload = record.subarray(recordHeaderBytes);
+  if (
+    record.byteLength < recordHeaderBytes + 17 ||
+    record.readUInt32BE(4) !== crc32(record.subarray(8)) ||
+    payload.readDoubleBE(0) !== index
+  ) {
+    throw new StorageCorruptError(
+      `Raft log entry ${index} in segment ${seq} fails its checksum on read: the file was damaged after it was written; restore this member from a backup or remove and re-add it`,
+    );
+  }
+  return {
+    index,
+    term: payload.readDoubleBE(8),
+    type: payload.readUInt8(16) === entryTypeCodes.confChange ? "confChange" : "normal",
+    // A view: the span read is the entry's alone once the caller is done with the others.
+    data: new Uint8Array(payload.buffer, payload.byteOffset + 17, payload.byteLength - 17),
+  };
+}
+
+/** Reads a span of a segment file. */
+export function segmentFileReader(path: (seq: number) => string): SegmentReader {
+  return (seq, offset, length) => {
+    const fd = openSync(path(seq), "r");
+    try {
+      const out = Buffer.allocUnsafe(length);
+      const n = readSync(fd, out, 0, length, offset);
+      if (n !== length) {
+        throw new StorageCorruptError(
+          `segment ${seq} of the Raft log ends at byte ${offset + n}, before a record it held (${offset}-${offset + length}): the file was cut after it was written; restore this member from a backup or remove and re-add it`,
+        );
+      }
+      return out;
+    } finally {
+      closeSync(fd);
+    }
+  };
+}
