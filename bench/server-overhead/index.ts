@@ -56,7 +56,12 @@ writeFileSync(jsonBody, JSON.stringify({ input: "x" }));
 const protocols = {
   "grpc-proto-h2c": {
     body: grpcBody,
-    headers: { "content-type": "application/grpc", te: "trailers" },
+    // What grpc-js and grpc-go send: a client that accepts compressed answers.
+    headers: {
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-accept-encoding": "identity,deflate,gzip",
+    },
     transport: () => createGrpcTransport,
     h1: false,
     clients: 4,

@@ -1,6 +1,10 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { compressionNegotiate, envelopeCompress } from "@connectrpc/connect/protocol";
+import {
+  type Compression,
+  compressionNegotiate,
+  envelopeCompress,
+} from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import {
   type CallContext,
@@ -25,6 +29,26 @@ const grpc: CallProtocol = {
   responseHeader: Object.freeze({ "content-type": "application/grpc+proto" }),
   responseTrailer: Object.freeze({ "grpc-status": grpcStatusOk }),
 };
+const grpcCompressed = new Map<string, CallProtocol>();
+
+/**
+ * The protocol with the answer's compression already in its shared response headers, as
+ * connect sets it on every call whose client accepts one (grpc-js and grpc-go clients accept
+ * gzip). Set per call, it made every such call copy its response headers into a `Headers`
+ * and back (lazy-headers.ts).
+ */
+function grpcAnswering(compress: Compression | null): CallProtocol {
+  if (compress === null) return grpc;
+  let protocol = grpcCompressed.get(compress.name);
+  if (protocol === undefined) {
+    protocol = {
+      ...grpc,
+      responseHeader: Object.freeze({ ...grpc.responseHeader, "grpc-encoding": compress.name }),
+    };
+    grpcCompressed.set(compress.name, protocol);
+  }
+  return protocol;
+}
 
 /**
  * connect-es serves a unary gRPC call through the same pipeline as a bidi stream: about ten
@@ -55,17 +79,22 @@ export const grpcUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) =>
     if (authority === undefined) return;
     const message = singleMessage(read, opt.readMaxBytes);
     if (message === undefined) return;
+    const compress = compressionNegotiate(
+      opt.acceptCompression,
+      null,
+      headerValue(headers["grpc-accept-encoding"]),
+      "grpc-accept-encoding",
+    ).response;
     const context = createCallContext(
       method,
-      grpc,
+      grpcAnswering(compress),
       req,
       res,
       urls(req, authority),
       timeout.timeoutMs,
       contextValues,
     );
-    const acceptEncoding = headerValue(headers["grpc-accept-encoding"]);
-    return serve(spec, opt, context, message, acceptEncoding, input, output);
+    return serve(spec, opt, context, message, compress, input, output);
   };
 };
 
@@ -83,18 +112,10 @@ async function serve(
   opt: HandlerOptions,
   context: CallContext,
   message: Uint8Array,
-  acceptEncoding: string | null,
+  compress: Compression | null,
   input: ReturnType<Serializations["getI"]>,
   output: ReturnType<Serializations["getO"]>,
 ): Promise<UnaryAnswer> {
-  const compression = compressionNegotiate(
-    opt.acceptCompression,
-    null,
-    acceptEncoding,
-    "grpc-accept-encoding",
-  );
-  const compress = compression.response;
-  if (compress) context.responseHeader.set("grpc-encoding", compress.name);
   const body = await runUnary(spec, opt, context, message, input, (response) => {
     const data = output.serialize(response);
     if (compress === null) return envelope(0, data);

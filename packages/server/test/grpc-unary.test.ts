@@ -54,6 +54,11 @@ const cases: [string, Uint8Array, Record<string, string>][] = [
   ["what the handler's context holds", request("context"), { "grpc-timeout": "5S", "x-test": "t" }],
   ["a large answer, gzip accepted", request("abcdefghij", 300), { "grpc-accept-encoding": "gzip" }],
   ["a small answer, gzip accepted", request("ab"), { "grpc-accept-encoding": "gzip" }],
+  [
+    "response headers and trailers, gzip accepted",
+    request("x"),
+    { "grpc-accept-encoding": "identity,deflate,gzip" },
+  ],
   ["no request message", new Uint8Array(0), {}],
   ["two request messages", Buffer.concat([request("a"), request("b")]), {}],
   ["a bad timeout", request("x"), { "grpc-timeout": "soon" }],
