@@ -1,16 +1,26 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Message, NodeId } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  NodeStoppedError,
   NotLeaderError,
   ProposalDroppedError,
   RaftNode,
   type StateMachine,
   snapshotPoint,
 } from "../src/node/raft-node.ts";
-import { DurableRaftStorage } from "../src/storage/raft-storage.ts";
+import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
+import { RecordKind, readNumber, readSegment } from "../src/storage/wal.ts";
 
 /** A log of applied strings; its snapshot is the whole log. */
 class AppendLog implements StateMachine {
@@ -43,7 +53,10 @@ afterEach(async () => {
  * test stand-in for the Connect peer transport, which has its own tests against real
  * processes); `cut` drops what goes to or from a member.
  */
-async function cluster(options: { snapshotEntries?: number; keepEntries?: number } = {}) {
+async function cluster(
+  options: { snapshotEntries?: number; keepEntries?: number; recentEntries?: number } = {},
+) {
+  const { recentEntries, ...nodeOptions } = options;
   const ids = [1, 2, 3];
   const dataDirs = new Map(
     ids.map((id) => [id, mkdtempSync(join(tmpdir(), `quartet-node-${id}-`))]),
@@ -51,6 +64,14 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
   dirs.push(...dataDirs.values());
   const members = new Map<NodeId, { node: RaftNode; storage: DurableRaftStorage; sm: AppendLog }>();
   const cut = new Set<NodeId>();
+  const fatal = new Map<NodeId, unknown>();
+  const fatalWaiters = new Map<NodeId, (error: unknown) => void>();
+  /** Resolves with what stopped member `id` (RaftNode's onFatal). */
+  const stoppedBy = (id: NodeId) =>
+    new Promise<unknown>((resolve) => {
+      if (fatal.has(id)) resolve(fatal.get(id));
+      else fatalWaiters.set(id, resolve);
+    });
   const roleChanges: (() => void)[] = [];
   /** Every message sent, for tests that count them. */
   const sent: Message[] = [];
@@ -72,7 +93,7 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
     }
   };
   const start = async (id: NodeId) => {
-    const storage = DurableRaftStorage.open(dataDirs.get(id)!);
+    const storage = DurableRaftStorage.open(dataDirs.get(id)!, { recentEntries });
     if (storage.isEmpty()) await storage.bootstrap({ voters: ids });
     const sm = new AppendLog();
     const node = new RaftNode({
@@ -81,7 +102,11 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
       stateMachine: sm,
       send: deliver,
       tickMs: 5,
-      ...options,
+      ...nodeOptions,
+      onFatal: (e) => {
+        fatal.set(id, e);
+        fatalWaiters.get(id)?.(e);
+      },
       onRoleChange: () => {
         for (const f of roleChanges.splice(0)) f();
       },
@@ -111,7 +136,17 @@ async function cluster(options: { snapshotEntries?: number; keepEntries?: number
     }
   };
   for (const id of ids) await start(id);
-  return { members, start, stop, leader, cut, sent, nextSent };
+  return { members, start, stop, leader, cut, sent, nextSent, stoppedBy, dataDirs };
+}
+
+/** A cluster whose leader committed 20 entries while one follower was cut off from it. */
+async function oneBehind(options: Parameters<typeof cluster>[0]) {
+  const c = await cluster(options);
+  const lead = await c.leader();
+  const behind = [...c.members.entries()].find(([, m]) => m.node !== lead)![0];
+  c.cut.add(behind);
+  for (let i = 0; i < 20; i++) await lead.propose(new TextEncoder().encode(`v${i}`));
+  return { c, lead, behind };
 }
 
 describe("RaftNode", () => {
@@ -187,17 +222,46 @@ describe("RaftNode", () => {
     expect(c.members.get(follower[0])!.sm.items).toEqual(before);
   });
 
-  it("catches up a member that missed compacted entries with a snapshot", async () => {
-    const c = await cluster({ snapshotEntries: 4, keepEntries: 0 });
-    const lead = await c.leader();
-    const behind = [...c.members.entries()].find(([, m]) => m.node !== lead)![0];
-    c.cut.add(behind);
-    for (let i = 0; i < 20; i++) await lead.propose(new TextEncoder().encode(`v${i}`));
+  it.each([
+    ["compacted entries, with a snapshot", { snapshotEntries: 4, keepEntries: 0 }, true],
+    ["entries no longer in the leader's memory, from its log", { recentEntries: 2 }, false],
+  ])("catches up a member that missed %s", async (_, options, fromSnapshot) => {
+    const { c, lead, behind } = await oneBehind(options);
     c.cut.delete(behind);
     const member = c.members.get(behind)!;
     await member.node.waitApplied(lead.appliedIndex());
     expect(member.sm.items).toEqual(c.members.get(lead.id)!.sm.items);
-    expect(member.storage.snapshot().metadata.index).toBeGreaterThan(10);
+    // The bootstrap's snapshot is at 1.
+    expect(member.storage.snapshot().metadata.index > 10).toBe(fromSnapshot);
+  });
+
+  it("stops, instead of sending it, when an entry a member needs is damaged in its log", async () => {
+    const { c, lead, behind } = await oneBehind({ recentEntries: 2 });
+    const first = c.members.get(behind)!.storage.lastIndex() + 1;
+    // The first entry the cut member lacks, damaged in the leader's log after it was written.
+    const wal = join(c.dataDirs.get(lead.status().id)!, "wal");
+    const segment = join(wal, readdirSync(wal).sort()[0]!);
+    const bytes = readFileSync(segment);
+    const record = readSegment(bytes).records.find(
+      (r) => r.kind === RecordKind.entry && readNumber(r.payload, 0) === first,
+    )!;
+    const fd = openSync(segment, "r+");
+    writeSync(
+      fd,
+      Buffer.from([bytes[record.offset + 9 + 17]! ^ 0xff]),
+      0,
+      1,
+      record.offset + 9 + 17,
+    );
+    closeSync(fd);
+    const stopped = c.stoppedBy(lead.status().id);
+    c.cut.delete(behind);
+    const error = await stopped;
+    expect(error).toBeInstanceOf(StorageCorruptError);
+    expect(String(error)).toMatch(new RegExp(`entry ${first} .*fails its checksum`));
+    await expect(lead.propose(new TextEncoder().encode("after"))).rejects.toThrow(NodeStoppedError);
+    // The member never got the damaged entry.
+    expect(c.members.get(behind)!.node.appliedIndex()).toBeLessThan(first);
   });
 
   it("goes on committing while a snapshot's file is being written, and records it after", async () => {

@@ -14,7 +14,7 @@ import {
 } from "@quartet/raft";
 import { LiveSet } from "@quartet/server";
 import { concatBytesInParts } from "../bytes.ts";
-import type { DurableRaftStorage } from "../storage/raft-storage.ts";
+import { type DurableRaftStorage, StorageCorruptError } from "../storage/raft-storage.ts";
 
 /** The replicated application: deterministic, so every member computes the same state. */
 export interface StateMachine {
@@ -181,8 +181,33 @@ export class RaftNode {
   step(message: Message): void {
     if (this.stopped) return;
     this.heardAt.set(message.from, this.ticks);
-    this.raw.step(message);
+    if (!this.coreStep(() => this.raw.step(message))) return;
     this.schedule();
+  }
+
+  /**
+   * A call into the core, which may read entries older than the storage keeps in memory back
+   * from disk (an append to a follower far behind): a record found damaged there stops this
+   * member, as a failed write does, instead of being sent or skipped.
+   */
+  private core<T>(call: () => T): T {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof StorageCorruptError) this.storageFailed(e);
+      throw e;
+    }
+  }
+
+  /** {@link core} for a step or tick, which no one awaits: false once it stopped this member. */
+  private coreStep(call: () => void): boolean {
+    try {
+      this.core(call);
+      return true;
+    } catch (e) {
+      if (e instanceof StorageCorruptError) return false;
+      throw e;
+    }
   }
 
   /**
@@ -207,12 +232,12 @@ export class RaftNode {
    * An abort leaves the outcome unknown: the entry may still commit.
    */
   propose(data: Uint8Array, signal?: AbortSignal): Promise<unknown> {
-    return this.track(this.raw.propose(data), signal);
+    return this.proposeWith(() => this.raw.propose(data), signal);
   }
 
   /** Proposes a membership change; resolves with the new membership once applied. */
   proposeConfChange(cc: ConfChange, signal?: AbortSignal): Promise<unknown> {
-    return this.track(this.raw.proposeConfChange(cc), signal);
+    return this.proposeWith(() => this.raw.proposeConfChange(cc), signal);
   }
 
   /**
@@ -280,6 +305,20 @@ export class RaftNode {
     this.nextReads = [];
     this.readRound = undefined;
     this.appliedWaiters = [];
+  }
+
+  private proposeWith(
+    call: () => ReturnType<RawNode["propose"]>,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    let r: ReturnType<RawNode["propose"]>;
+    try {
+      r = this.core(call);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.track(r, signal);
   }
 
   private track(
@@ -364,7 +403,7 @@ export class RaftNode {
 
   private tick(): void {
     this.ticks++;
-    this.raw.tick();
+    if (!this.coreStep(() => this.raw.tick())) return;
     // A round lost to a leader change or a dropped message is sent again (reads keep their
     // own deadlines).
     const round = this.readRound;
