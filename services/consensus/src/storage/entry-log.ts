@@ -23,12 +23,13 @@ const readSpanBytes = 1 << 20;
 
 /**
  * The entries of the Raft log after its compaction point, as the node's storage serves them:
- * the newest `recentEntries` as objects, every one by its term and its record's place in the
- * write-ahead log, from where older ones are read back when asked for. In a healthy cluster
- * Raft only asks for recent entries (the leader's appends, the entries to apply); a follower
- * far behind, or a restart's replay, reads the log. etcd keeps the whole log in memory until a
- * snapshot; here 100,000 entries as objects were most of the leader's long-lived heap, which
- * every old-generation GC marked and every young one copied (BENCHMARKS.md, kv).
+ * the newest `recentEntries` (up to twice as many between trims) as objects, every one by its
+ * term and its record's place in the write-ahead log, from where older ones are read back
+ * when asked for. In a healthy cluster Raft only asks for recent entries (the leader's
+ * appends, the entries to apply); a follower far behind, or a restart's replay, reads the
+ * log. etcd keeps the whole log in memory until a snapshot; here 100,000 entries as objects
+ * were most of the leader's long-lived heap, which every old-generation GC marked (V8
+ * allocated them straight into the old generation: BENCHMARKS.md, kv).
  */
 export class EntryLog {
   private baseIndex: number;
