@@ -1,12 +1,4 @@
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Message, NodeId } from "@quartet/raft";
@@ -20,7 +12,7 @@ import {
   snapshotPoint,
 } from "../src/node/raft-node.ts";
 import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
-import { RecordKind, readNumber, readSegment } from "../src/storage/wal.ts";
+import { damageEntry } from "./support/damage.ts";
 
 /** A log of applied strings; its snapshot is the whole log. */
 class AppendLog implements StateMachine {
@@ -240,20 +232,7 @@ describe("RaftNode", () => {
     const first = c.members.get(behind)!.storage.lastIndex() + 1;
     // The first entry the cut member lacks, damaged in the leader's log after it was written.
     const wal = join(c.dataDirs.get(lead.status().id)!, "wal");
-    const segment = join(wal, readdirSync(wal).sort()[0]!);
-    const bytes = readFileSync(segment);
-    const record = readSegment(bytes).records.find(
-      (r) => r.kind === RecordKind.entry && readNumber(r.payload, 0) === first,
-    )!;
-    const fd = openSync(segment, "r+");
-    writeSync(
-      fd,
-      Buffer.from([bytes[record.offset + 9 + 17]! ^ 0xff]),
-      0,
-      1,
-      record.offset + 9 + 17,
-    );
-    closeSync(fd);
+    damageEntry(join(wal, readdirSync(wal).sort()[0]!), first);
     const stopped = c.stoppedBy(lead.status().id);
     c.cut.delete(behind);
     const error = await stopped;

@@ -1,16 +1,13 @@
 import { spawn } from "node:child_process";
 import {
   appendFileSync,
-  closeSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +16,7 @@ import { type Entry, MemoryStorage } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
 import { RecordKind, readNumber, readSegment, type WalRecord } from "../src/storage/wal.ts";
+import { damageEntry } from "./support/damage.ts";
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -236,11 +234,7 @@ describe("DurableRaftStorage", () => {
     const s = DurableRaftStorage.open(dir, { recentEntries: 2 });
     await s.bootstrap({ voters: [1] });
     await s.persist({ entries: range(2, 9, 1), hardState: { term: 1, vote: 1, commit: 9 } });
-    const path = onlySegment(dir);
-    const record = readSegment(readFileSync(path)).records.find((r) => entryIndex(r) === 4)!;
-    const fd = openSync(path, "r+");
-    writeSync(fd, Buffer.from([0xff]), 0, 1, record.offset + 9 + 17);
-    closeSync(fd);
+    damageEntry(onlySegment(dir), 4);
     // Entries still in memory are served; the damaged one is refused, not passed on.
     expect(s.entries(8, 10, Number.POSITIVE_INFINITY).map((e) => e.index)).toEqual([8, 9]);
     expect(s.entries(2, 4, Number.POSITIVE_INFINITY).map((e) => e.index)).toEqual([2, 3]);

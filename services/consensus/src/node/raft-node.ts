@@ -325,7 +325,6 @@ export class RaftNode {
     r: ReturnType<RawNode["propose"]>,
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
-    if (this.stopped) return Promise.reject(this.stopped);
     if (!r.ok) return Promise.reject(new NotLeaderError(r.reason, r.leaderId, r.message));
     const { index, term } = r;
     this.schedule();

@@ -1,7 +1,6 @@
 import { closeSync, openSync, readSync } from "node:fs";
-import { crc32 } from "node:zlib";
 import { COMPACTED, type Entry, UNAVAILABLE } from "@quartet/raft";
-import { recordHeaderBytes, StorageCorruptError } from "./wal.ts";
+import { encodeRecord, RecordKind, readNumber, readSegment, StorageCorruptError } from "./wal.ts";
 
 /** Where an entry's record is in the write-ahead log. */
 export interface RecordPlace {
@@ -16,7 +15,7 @@ export interface RecordPlace {
 export type SegmentReader = (seq: number, offset: number, length: number) => Buffer;
 
 /** The entry type codes the log's records carry. */
-export const entryTypeCodes = { normal: 0, confChange: 1 } as const;
+const entryTypeCodes = { normal: 0, confChange: 1 } as const;
 
 /** A span of one segment read at once when entries come from disk. */
 const readSpanBytes = 1 << 20;
@@ -74,17 +73,18 @@ export class EntryLog {
     const out: Entry[] = [];
     let bytes = 0;
     const firstRecent = this.lastIndex() - this.recent.length + 1;
-    for (let i = lo; i < hi; ) {
-      const batch =
-        i >= firstRecent
-          ? this.recent.slice(i - firstRecent, hi - firstRecent)
-          : this.readSpan(i, Math.min(hi, firstRecent));
-      for (const e of batch) {
-        bytes += e.data.byteLength; // what Raft counts for flow control
-        if (bytes > maxBytes && out.length > 0) return out;
-        out.push(e);
+    // Entries below the recent ones come from disk a span at a time: `read` from index `readFrom`.
+    let read: Entry[] = [];
+    let readFrom = lo;
+    for (let i = lo; i < hi; i++) {
+      if (i < firstRecent && i - readFrom >= read.length) {
+        read = this.readSpan(i, Math.min(hi, firstRecent));
+        readFrom = i;
       }
-      i += batch.length;
+      const e = i < firstRecent ? read[i - readFrom]! : this.recent[i - firstRecent]!;
+      bytes += e.data.byteLength; // what Raft counts for flow control
+      if (bytes > maxBytes && out.length > 0) break;
+      out.push(e);
     }
     return out;
   }
@@ -95,25 +95,24 @@ export class EntryLog {
    */
   append(entries: readonly Entry[], places: readonly RecordPlace[]): void {
     for (const [i, e] of entries.entries()) {
-      if (e.index <= this.baseIndex) continue;
-      if (e.index > this.lastIndex() + 1)
-        throw new Error(`append: missing entries between ${this.lastIndex()} and ${e.index}`);
-      this.truncateAfter(e.index - 1);
-      this.push(e.term, places[i]!);
-      this.recent.push(e);
+      if (this.appendFound(e.index, e.term, places[i]!)) this.recent.push(e);
     }
     // Trimmed in steps, not per entry: a slice of the newest every recentEntries appends.
     if (this.recent.length >= 2 * this.recentEntries)
       this.recent = this.recent.slice(this.recent.length - this.recentEntries);
   }
 
-  /** Adds an entry found on disk (on open), replacing any held from its index on. */
-  appendFound(index: number, term: number, place: RecordPlace): void {
-    if (index <= this.baseIndex) return;
+  /**
+   * Adds an entry by its place alone (as found on open), replacing any held from its index
+   * on. False when it is at or below the compaction point, and skipped.
+   */
+  appendFound(index: number, term: number, place: RecordPlace): boolean {
+    if (index <= this.baseIndex) return false;
     if (index > this.lastIndex() + 1)
       throw new Error(`append: missing entries between ${this.lastIndex()} and ${index}`);
     this.truncateAfter(index - 1);
     this.push(term, place);
+    return true;
   }
 
   /** Drops entries up to and including `index` (held, or the base itself). */
@@ -162,7 +161,8 @@ export class EntryLog {
 
   /**
    * Entries from `lo` (below `hi`) read from disk: those whose records lie in one span of one
-   * segment, read at once. Each record's checksum and index are checked.
+   * segment, read at once and parsed as the log is on open (readSegment: each record's
+   * checksum), each checked to be the entry of its index.
    */
   private readSpan(lo: number, hi: number): Entry[] {
     const at = (i: number) => 4 * (i - this.baseIndex - 1);
@@ -176,34 +176,47 @@ export class EntryLog {
     )
       end++;
     const last = at(end - 1);
-    const bytes = this.read(seq, from, this.places[last + 2]! + this.places[last + 3]! - from);
+    const { records } = readSegment(
+      this.read(seq, from, this.places[last + 2]! + this.places[last + 3]! - from),
+    );
     const out: Entry[] = [];
+    let r = 0;
     for (let i = lo; i < end; i++) {
       const offset = this.places[at(i) + 2]! - from;
-      out.push(decodeEntryRecord(bytes.subarray(offset, offset + this.places[at(i) + 3]!), i, seq));
+      while (r < records.length && records[r]!.offset < offset) r++;
+      const record = records[r];
+      if (
+        record?.offset !== offset ||
+        record.kind !== RecordKind.entry ||
+        readNumber(record.payload, 0) !== i
+      ) {
+        throw new StorageCorruptError(
+          `Raft log entry ${i} in segment ${seq} fails its checksum on read: the file was damaged after it was written; restore this member from a backup or remove and re-add it`,
+        );
+      }
+      out.push(decodeEntry(record.payload));
     }
     return out;
   }
 }
 
-/** The entry in one whole record read back, checked against its checksum and `index`. */
-function decodeEntryRecord(record: Buffer, index: number, seq: number): Entry {
-  const payload = record.subarray(recordHeaderBytes);
-  if (
-    record.byteLength < recordHeaderBytes + 17 ||
-    record.readUInt32BE(4) !== crc32(record.subarray(8)) ||
-    payload.readDoubleBE(0) !== index
-  ) {
-    throw new StorageCorruptError(
-      `Raft log entry ${index} in segment ${seq} fails its checksum on read: the file was damaged after it was written; restore this member from a backup or remove and re-add it`,
-    );
-  }
+/** An entry's record: index, term, type code, data. */
+export function encodeEntry(e: Entry): Buffer {
+  const payload = Buffer.allocUnsafe(17 + e.data.byteLength);
+  payload.writeDoubleBE(e.index, 0);
+  payload.writeDoubleBE(e.term, 8);
+  payload.writeUInt8(entryTypeCodes[e.type], 16);
+  payload.set(e.data, 17);
+  return encodeRecord(RecordKind.entry, payload);
+}
+
+/** The entry an entry record's payload holds; its data a view of the payload. */
+function decodeEntry(p: Buffer): Entry {
   return {
-    index,
-    term: payload.readDoubleBE(8),
-    type: payload.readUInt8(16) === entryTypeCodes.confChange ? "confChange" : "normal",
-    // A view: the span read is the entry's alone once the caller is done with the others.
-    data: new Uint8Array(payload.buffer, payload.byteOffset + 17, payload.byteLength - 17),
+    index: readNumber(p, 0),
+    term: readNumber(p, 1),
+    type: p.readUInt8(16) === entryTypeCodes.confChange ? "confChange" : "normal",
+    data: new Uint8Array(p.buffer, p.byteOffset + 17, p.byteLength - 17),
   };
 }
 

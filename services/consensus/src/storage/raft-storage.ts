@@ -24,7 +24,7 @@ import {
   type Snapshot,
   type Storage,
 } from "@quartet/raft";
-import { EntryLog, entryTypeCodes, type RecordPlace, segmentFileReader } from "./entry-log.ts";
+import { EntryLog, encodeEntry, type RecordPlace, segmentFileReader } from "./entry-log.ts";
 import {
   encodeRecord,
   numbers,
@@ -560,15 +560,6 @@ function readSnapshotFile(dir: string, at: { index: number; term: number }): Sna
     );
   }
   return { metadata, data: new Uint8Array(b.subarray(8 + mdLength)) };
-}
-
-function encodeEntry(e: Entry): Buffer {
-  const payload = Buffer.allocUnsafe(17 + e.data.byteLength);
-  payload.writeDoubleBE(e.index, 0);
-  payload.writeDoubleBE(e.term, 8);
-  payload.writeUInt8(entryTypeCodes[e.type], 16);
-  payload.set(e.data, 17);
-  return encodeRecord(RecordKind.entry, payload);
 }
 
 function encodeHardState(hs: HardState): Buffer {
