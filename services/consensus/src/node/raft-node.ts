@@ -186,27 +186,18 @@ export class RaftNode {
   }
 
   /**
-   * A call into the core, which may read entries older than the storage keeps in memory back
-   * from disk (an append to a follower far behind): a record found damaged there stops this
-   * member, as a failed write does, instead of being sent or skipped.
+   * A step or tick of the core, which may read entries older than the storage keeps in memory
+   * back from disk (an append to a follower far behind): a record found damaged there stops
+   * this member, as a failed write does, instead of being sent or skipped. False once it did.
    */
-  private core<T>(call: () => T): T {
-    try {
-      return call();
-    } catch (e) {
-      if (e instanceof StorageCorruptError) this.storageFailed(e);
-      throw e;
-    }
-  }
-
-  /** {@link core} for a step or tick, which no one awaits: false once it stopped this member. */
   private coreStep(call: () => void): boolean {
     try {
-      this.core(call);
+      call();
       return true;
     } catch (e) {
-      if (e instanceof StorageCorruptError) return false;
-      throw e;
+      if (!(e instanceof StorageCorruptError)) throw e;
+      this.storageFailed(e);
+      return false;
     }
   }
 
@@ -314,8 +305,10 @@ export class RaftNode {
     if (this.stopped) return Promise.reject(this.stopped);
     let r: ReturnType<RawNode["propose"]>;
     try {
-      r = this.core(call);
+      r = call();
     } catch (e) {
+      // As in coreStep: a damaged record read back for the proposal stops this member.
+      if (e instanceof StorageCorruptError) this.storageFailed(e);
       return Promise.reject(e);
     }
     return this.track(r, signal);
