@@ -100,11 +100,7 @@ const watchCase: Case = async (side) => {
     const start = performance.now();
     const writes = await closedLoop(16, seconds, op);
     const delivered = events - before;
-    return {
-      opsPerSec: (delivered * 1000) / (performance.now() - start),
-      p50Ms: writes.p50Ms,
-      p99Ms: writes.p99Ms,
-    };
+    return { ...writes, opsPerSec: (delivered * 1000) / (performance.now() - start) };
   } finally {
     for (const cancel of cancels) cancel();
   }
@@ -229,7 +225,7 @@ try {
       const line = sides
         .map((s) => {
           const x = results[s.name]!.at(-1)!;
-          return `${s.name} ${Math.round(x.opsPerSec)} ${unit} (p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms)`;
+          return `${s.name} ${Math.round(x.opsPerSec)} ${unit} (p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms, ${Math.round(100 * x.slowInGeneratorGc)}% of it in generator GC, ${x.p99OutsideGeneratorGcMs.toFixed(2)} ms outside)`;
         })
         .join("  ");
       console.log(`  ${name} round ${r + 1}: ${line}`);
@@ -239,6 +235,18 @@ try {
       figures[`${side.name}/${name}`] = { value: median(rs.map((x) => x.opsPerSec)), unit };
       figures[`${side.name}/${name}-p50`] = { value: median(rs.map((x) => x.p50Ms)), unit: "ms" };
       figures[`${side.name}/${name}-p99`] = { value: median(rs.map((x) => x.p99Ms)), unit: "ms" };
+      figures[`${side.name}/${name}-generator-gc`] = {
+        value: median(rs.map((x) => x.generatorGcMsPerSec)),
+        unit: "ms/s paused (load generator)",
+      };
+      figures[`${side.name}/${name}-p99-outside-generator-gc`] = {
+        value: median(rs.map((x) => x.p99OutsideGeneratorGcMs)),
+        unit: "ms",
+      };
+      figures[`${side.name}/${name}-p99-in-generator-gc`] = {
+        value: median(rs.map((x) => 100 * x.slowInGeneratorGc)),
+        unit: "% of calls >= p99",
+      };
       if (rs[0]!.cpuUsPerOp !== undefined) {
         figures[`${side.name}/${name}-cpu`] = {
           value: median(rs.map((x) => x.cpuUsPerOp!)),
@@ -253,8 +261,11 @@ try {
     const q = (k: string) => figures[`quartet/${k}`]!.value;
     const e = (k: string) => figures[`etcd/${k}`]!.value;
     ratios[`quartet_vs_etcd/${name}`] = q(name) / e(name);
-    if (name === "put-16" || name === "put-64")
+    if (name === "put-16" || name === "put-64") {
       ratios[`quartet_vs_etcd/${name}-p99`] = q(`${name}-p99`) / e(`${name}-p99`);
+      ratios[`quartet_vs_etcd/${name}-p99-outside-generator-gc`] =
+        q(`${name}-p99-outside-generator-gc`) / e(`${name}-p99-outside-generator-gc`);
+    }
   }
   if (canStrace) {
     for (const side of sides) {
@@ -278,6 +289,7 @@ report("kv", figures, ratios, [
   `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (etcd: the etcd3 npm client on @grpc/grpc-js; Quartet: ${process.env.BENCH_KV_CLIENT === "connect" ? "Connect createGrpcTransport" : "@grpc/grpc-js, watches with Connect"}); Quartet members snapshot every 100,000 entries (etcd 3.4's default --snapshot-count)`,
   "puts: closed-loop clients over 10,000 keys; gets: linearizable, 64 clients over 1,000 existing keys; watch: 10 watchers of one prefix, 16 writers, events received by all watchers per second (its p50/p99 are the writers' put latencies)",
   "targets (issue 14): put-16 and put-64 >= 1.0x with p99 <= etcd's; get-64 >= 1.0x",
+  "generator-gc: this process's own GC pauses per second of a window; p99-in-generator-gc: the share of the calls at or above the p99 that were in flight during one of them (such a call's time is partly the load generator's, on either side); p99-outside-generator-gc: the p99 of the calls in flight during none (the servers' tail without the generator's; both p99 ratios count for the target)",
   ...notes,
 ]);
 process.exit(0);

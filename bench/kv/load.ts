@@ -1,6 +1,7 @@
 // The load generator both sides share: closed-loop clients over one connection, latency
 // percentiles, and the fsync counter (strace).
 import { execFile } from "node:child_process";
+import { PerformanceObserver } from "node:perf_hooks";
 import { promisify } from "node:util";
 
 /** 256-byte values, as the brief's comparison asks; the same bytes on both sides. */
@@ -10,6 +11,20 @@ export interface LoadResult {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** This process's own GC pauses during the window, in ms per second of it. */
+  generatorGcMsPerSec: number;
+  /**
+   * The share of the calls at or above the p99 that were in flight while this process was
+   * paused for GC: a pause holds every client's call open, so a p99 can be the load
+   * generator's as much as the server's.
+   */
+  slowInGeneratorGc: number;
+  /**
+   * The p99 of the calls that were not in flight during one of this process's GC pauses: the
+   * servers' tail without the load generator's (an estimate: the calls left out are chosen by
+   * the generator's timing, not the servers').
+   */
+  p99OutsideGeneratorGcMs: number;
 }
 
 /** The q-quantile (0..1) of a sorted list, nearest rank. */
@@ -27,25 +42,54 @@ export async function closedLoop(
   seconds: number,
   op: (i: number) => Promise<unknown>,
 ): Promise<LoadResult> {
+  const starts: number[] = [];
   const latencies: number[] = [];
+  const pauses: { startTime: number; duration: number }[] = [];
+  const gc = new PerformanceObserver((list) => pauses.push(...list.getEntries()));
+  gc.observe({ entryTypes: ["gc"] });
   let next = 0;
   const start = performance.now();
   const end = start + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        await op(next++);
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
+  try {
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          await op(next++);
+          starts.push(t0);
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+  } finally {
+    pauses.push(...gc.takeRecords());
+    gc.disconnect();
+  }
   const elapsed = performance.now() - start;
   const sorted = Float64Array.from(latencies).sort();
+  const p99Ms = quantile(sorted, 0.99);
+  const inPause = (from: number, to: number) =>
+    pauses.some((p) => p.startTime < to && p.startTime + p.duration > from);
+  let slow = 0;
+  let slowInPause = 0;
+  const outsidePauses: number[] = [];
+  latencies.forEach((ms, i) => {
+    const paused = inPause(starts[i]!, starts[i]! + ms);
+    if (!paused) outsidePauses.push(ms);
+    if (ms < p99Ms) return;
+    slow++;
+    if (paused) slowInPause++;
+  });
+  const paused = pauses
+    .filter((p) => p.startTime >= start && p.startTime < start + elapsed)
+    .reduce((sum, p) => sum + p.duration, 0);
   return {
     opsPerSec: (latencies.length * 1000) / elapsed,
     p50Ms: quantile(sorted, 0.5),
-    p99Ms: quantile(sorted, 0.99),
+    p99Ms,
+    generatorGcMsPerSec: (paused * 1000) / elapsed,
+    slowInGeneratorGc: slow === 0 ? Number.NaN : slowInPause / slow,
+    p99OutsideGeneratorGcMs: quantile(Float64Array.from(outsidePauses).sort(), 0.99),
   };
 }
 
