@@ -74,20 +74,19 @@ export async function closedLoop(
   let slowInPause = 0;
   const outsidePauses: number[] = [];
   latencies.forEach((ms, i) => {
-    const paused = inPause(starts[i]!, starts[i]! + ms);
-    if (!paused) outsidePauses.push(ms);
+    const during = inPause(starts[i]!, starts[i]! + ms);
+    if (!during) outsidePauses.push(ms);
     if (ms < p99Ms) return;
     slow++;
-    if (paused) slowInPause++;
+    if (during) slowInPause++;
   });
-  const paused = pauses
-    .filter((p) => p.startTime >= start && p.startTime < start + elapsed)
-    .reduce((sum, p) => sum + p.duration, 0);
+  // The observer ran only for this window.
+  const pausedMs = pauses.reduce((sum, p) => sum + p.duration, 0);
   return {
     opsPerSec: (latencies.length * 1000) / elapsed,
     p50Ms: quantile(sorted, 0.5),
     p99Ms,
-    generatorGcMsPerSec: (paused * 1000) / elapsed,
+    generatorGcMsPerSec: (pausedMs * 1000) / elapsed,
     slowInGeneratorGc: slow === 0 ? Number.NaN : slowInPause / slow,
     p99OutsideGeneratorGcMs: quantile(Float64Array.from(outsidePauses).sort(), 0.99),
   };
