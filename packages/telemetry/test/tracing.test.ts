@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -245,6 +247,29 @@ describe("trace propagation through Connect interceptors", () => {
     expect(serverLine).toContain(`rpc_service="${SERVICE}"`);
     expect(serverLine).toContain('rpc_response_status_code="ok"');
     expect(text).toMatch(/rpc_client_duration\w*_count\{[^}]*rpc_method="Compute"/);
+  });
+});
+
+describe("runtime metrics", () => {
+  it("serves GC pauses by kind, in buckets that tell scavenges apart, and the event loop's delay", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as (options: { type: "minor" }) => void;
+    gc({ type: "minor" });
+    // The GC observer hears of the pause asynchronously.
+    let text = "";
+    for (let i = 0; i < 50; i++) {
+      text = await scrapeMetrics(telemetry);
+      if (/^v8js_gc_duration_count\{v8js_gc_type="minor"[^}]*\} [1-9]/m.test(text)) break;
+    }
+    expect(text).toMatch(/^v8js_gc_duration_count\{v8js_gc_type="minor"[^}]*\} [1-9]/m);
+    for (const le of ["0.0005", "0.001", "0.002", "0.005", "0.01"]) {
+      expect(text).toMatch(
+        new RegExp(`^v8js_gc_duration_bucket\\{v8js_gc_type="minor"[^}]*le="${le}"\\}`, "m"),
+      );
+    }
+    expect(text).toMatch(/^nodejs_eventloop_delay_p99\{[^}]*\} \d/m);
+    expect(text).toMatch(/^nodejs_eventloop_utilization\{[^}]*\} \d/m);
+    expect(text).toMatch(/^v8js_memory_heap_used\{v8js_heap_space_name="old_space"[^}]*\} \d/m);
   });
 });
 
