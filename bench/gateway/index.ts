@@ -58,7 +58,7 @@ const protocols = {
 } as const;
 type Protocol = keyof typeof protocols;
 const protocolNames = Object.keys(protocols) as Protocol[];
-const sideNames = ["direct", "haproxy", "quartet"] as const;
+const sideNames = ["direct", "haproxy", "quartet", "nodeproxy"] as const;
 type Side = (typeof sideNames)[number];
 /** Where each side listens, and the processes whose CPU per request the bench reports. */
 type Targets = Record<
@@ -192,11 +192,13 @@ async function measure(targets: Targets): Promise<void> {
       push(`haproxy_vs_direct/${protocol}`, peak.haproxy / peak.direct);
       push(`quartet/${protocol}/p99_added`, p99.quartet - p99.direct);
       push(`haproxy/${protocol}/p99_added`, p99.haproxy - p99.direct);
+      push(`nodeproxy/${protocol}/p99_added`, p99.nodeproxy - p99.direct);
+      push(`quartet_vs_nodeproxy/${protocol}`, peak.quartet / peak.nodeproxy);
       push(`half_quartet_peak/${protocol}`, half);
       console.log(
-        `round ${round} ${protocol}: peak req/s direct ${Math.round(peak.direct)}, haproxy ${Math.round(peak.haproxy)}, quartet ${Math.round(peak.quartet)} ` +
+        `round ${round} ${protocol}: peak req/s direct ${Math.round(peak.direct)}, haproxy ${Math.round(peak.haproxy)}, quartet ${Math.round(peak.quartet)}, nodeproxy ${Math.round(peak.nodeproxy)} ` +
           `(${(peak.quartet / peak.haproxy).toFixed(3)}x haproxy); p99 at ${Math.round(half)} req/s: ` +
-          `direct ${p99.direct.toFixed(2)} ms, haproxy ${p99.haproxy.toFixed(2)} ms, quartet ${p99.quartet.toFixed(2)} ms`,
+          `direct ${p99.direct.toFixed(2)} ms, haproxy ${p99.haproxy.toFixed(2)} ms, quartet ${p99.quartet.toFixed(2)} ms, nodeproxy ${p99.nodeproxy.toFixed(2)} ms`,
       );
     }
   }
@@ -217,11 +219,13 @@ try {
       startProcess("../../services/worker/src/main.ts", ["--port", "0", "--id", `w${i}`]),
     ),
   );
+  const workerRoute = ["--route", `${service}=${workers.map((w) => w.url).join(",")}`];
   const gateway = await startProcess(
     "../../services/balancer/src/main.ts",
-    ["--port", "0", "--route", `${service}=${workers.map((w) => w.url).join(",")}`],
+    ["--port", "0", ...workerRoute],
     profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : [],
   );
+  const nodeProxy = await startProcess("./node-proxy.ts", workerRoute);
   haproxy = await startHAProxy(workers.map((w) => new URL(w.url)));
   const direct = workers.map((w) => w.url);
   const workerPids = workers.map((w) => w.pid);
@@ -233,6 +237,11 @@ try {
       workerPids,
     },
     quartet: { urls: { h1: [gateway.url], h2c: [gateway.url] }, proxyPid: gateway.pid, workerPids },
+    nodeproxy: {
+      urls: { h1: [nodeProxy.url], h2c: [nodeProxy.url] },
+      proxyPid: nodeProxy.pid,
+      workerPids,
+    },
   });
 } finally {
   await haproxy?.stop();
@@ -254,9 +263,9 @@ figures.load_average_1m_before = { value: loadBefore, unit: "runnable" };
 figures.load_average_1m_after = { value: loadAfter, unit: "runnable" };
 report("gateway", figures, ratios, [
   `h2load, ${connections} connections (one stream each on h2c), Connect JSON over HTTP/1.1 (h1) and Connect binary over h2c, WorkerService.Compute with no extra rounds; 3 worker processes, telemetry off (OTEL_SDK_DISABLED)`,
-  "sides: direct = the 3 workers called directly, the 64 connections split over them (22, 21, 21); haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers (unary Connect calls over keep-alive HTTP/1.1 whatever the caller speaks, streams and gRPC over one h2c session per worker)",
+  "sides: direct = the 3 workers called directly, the 64 connections split over them (22, 21, 21); haproxy = HAProxy 2.6 mode http, round robin over the 3 workers (h1 frontend -> h1 backends with http-reuse always; h2c frontend -> h2 backends); quartet = the gateway (services/balancer) routing to the 3 workers (unary Connect calls over keep-alive HTTP/1.1 whatever the caller speaks, streams and gRPC over one h2c session per worker); nodeproxy = the floor of a proxy on Node (bench/gateway/node-proxy.ts: node:http and node:http2 servers, undici keep-alive HTTP/1.1 to the workers, round robin, nothing else)",
   `${rounds} rounds after a ${warmupSeconds} s warm-up of every side; per round and protocol each side's peak (${seconds} s, order rotating), then each side's p99 at half of that round's gateway peak (h2load --rps per connection, over h2load processes of at most ${Math.floor(connections / spreadGroups)} connections each, at staggered phases, so requests arrive spread over time instead of 64 at once); figures and ratios are medians over rounds (ratios of the same round)`,
   "p99_added = that side's p99 minus the p99 of the workers called directly at the same offered load",
-  "proxy_cpu: CPU per request of the proxy process (the gateway, or HAProxy's threads) at peak; workers_cpu: of the workers behind it (from /proc, 10 ms ticks)",
+  "proxy_cpu: CPU per request of the proxy process (the gateway, HAProxy's threads, the Node proxy) at peak; workers_cpu: of the workers behind it (from /proc, 10 ms ticks)",
   `the machine is shared by other work: 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end`,
 ]);
