@@ -5,6 +5,9 @@
 // this process drives both sides, over gRPC on one h2c connection to each side's leader, with
 // the same gRPC library (@grpc/grpc-js; BENCH_KV_CLIENT=connect drives Quartet with Connect).
 //
+// BENCH_FLOOR=1 adds a third side to the put cases: the floor of a replicated durable put on
+// Node (node-floor-server.ts), to tell what Quartet's stack costs from what the runtime does.
+//
 // BENCH_PROFILE=1 instead runs Quartet alone under put-64 with `--cpu-prof` and prints the
 // leader's top self-time functions (BENCH_PROFILE=get-64: under the linearizable gets).
 import { execFileSync } from "node:child_process";
@@ -16,6 +19,7 @@ import { type Figure, median, report } from "../lib/report.ts";
 import { ensureCommands } from "../lib/tools.ts";
 import { startEtcd } from "./etcd.ts";
 import { closedLoop, countSyncs, type LoadResult } from "./load.ts";
+import { startNodeFloor } from "./node-floor.ts";
 import { selfTimeByPackage, topSelfTime } from "./profile.ts";
 import { startQuartet } from "./quartet.ts";
 import { cpuSeconds, type KvSide } from "./side.ts";
@@ -212,17 +216,22 @@ const sides: KvSide[] = [];
 try {
   sides.push(await startEtcd(join(dataRoot, "etcd")));
   sides.push(await startQuartet(join(dataRoot, "quartet")));
-  await Promise.all(sides.map(populate));
+  if (process.env.BENCH_FLOOR) sides.push(await startNodeFloor(join(dataRoot, "nodefloor")));
+  // The floor serves puts only.
+  const sidesOf = (name: string) =>
+    name.startsWith("put-") ? sides : sides.filter((s) => s.name !== "nodefloor");
+  await Promise.all(sidesOf("get-64").map(populate));
   const only = process.env.BENCH_ONLY; // e.g. BENCH_ONLY=put-64 while tuning
   for (const [name, [run, unit]] of Object.entries(cases)) {
     if (only && !name.includes(only)) continue;
-    const results: Record<string, Measured[]> = { etcd: [], quartet: [] };
+    const caseSides = sidesOf(name);
+    const results: Record<string, Measured[]> = { etcd: [], quartet: [], nodefloor: [] };
     for (let r = 0; r < rounds; r++) {
       // Alternate which side goes first, so drift in the machine's speed hits both alike.
-      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+      for (const side of r % 2 === 0 ? caseSides : [...caseSides].reverse()) {
         results[side.name]!.push(await run(side, r));
       }
-      const line = sides
+      const line = caseSides
         .map((s) => {
           const x = results[s.name]!.at(-1)!;
           return `${s.name} ${Math.round(x.opsPerSec)} ${unit} (p50 ${x.p50Ms.toFixed(2)} ms, p99 ${x.p99Ms.toFixed(2)} ms, ${Math.round(100 * x.slowInGeneratorGc)}% of it in generator GC, ${x.p99OutsideGeneratorGcMs.toFixed(2)} ms outside)`;
@@ -230,7 +239,7 @@ try {
         .join("  ");
       console.log(`  ${name} round ${r + 1}: ${line}`);
     }
-    for (const side of sides) {
+    for (const side of caseSides) {
       const rs = results[side.name]!;
       figures[`${side.name}/${name}`] = { value: median(rs.map((x) => x.opsPerSec)), unit };
       figures[`${side.name}/${name}-p50`] = { value: median(rs.map((x) => x.p50Ms)), unit: "ms" };
@@ -258,13 +267,15 @@ try {
         };
       }
     }
-    const q = (k: string) => figures[`quartet/${k}`]!.value;
     const e = (k: string) => figures[`etcd/${k}`]!.value;
-    ratios[`quartet_vs_etcd/${name}`] = q(name) / e(name);
-    if (name === "put-16" || name === "put-64") {
-      ratios[`quartet_vs_etcd/${name}-p99`] = q(`${name}-p99`) / e(`${name}-p99`);
-      ratios[`quartet_vs_etcd/${name}-p99-outside-generator-gc`] =
-        q(`${name}-p99-outside-generator-gc`) / e(`${name}-p99-outside-generator-gc`);
+    for (const side of caseSides.filter((s) => s.name !== "etcd")) {
+      const q = (k: string) => figures[`${side.name}/${k}`]!.value;
+      ratios[`${side.name}_vs_etcd/${name}`] = q(name) / e(name);
+      if (name === "put-16" || name === "put-64") {
+        ratios[`${side.name}_vs_etcd/${name}-p99`] = q(`${name}-p99`) / e(`${name}-p99`);
+        ratios[`${side.name}_vs_etcd/${name}-p99-outside-generator-gc`] =
+          q(`${name}-p99-outside-generator-gc`) / e(`${name}-p99-outside-generator-gc`);
+      }
     }
   }
   if (canStrace) {
@@ -288,6 +299,11 @@ report("kv", figures, ratios, [
   `${seconds} s per case after ${warmupSeconds} s warm-up, ${rounds} rounds, sides alternating; medians`,
   `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (etcd: the etcd3 npm client on @grpc/grpc-js; Quartet: ${process.env.BENCH_KV_CLIENT === "connect" ? "Connect createGrpcTransport" : "@grpc/grpc-js, watches with Connect"}); Quartet members snapshot every 100,000 entries (etcd 3.4's default --snapshot-count)`,
   "puts: closed-loop clients over 10,000 keys; gets: linearizable, 64 clients over 1,000 existing keys; watch: 10 watchers of one prefix, 16 writers, events received by all watchers per second (its p50/p99 are the writers' put latencies)",
+  ...(process.env.BENCH_FLOOR
+    ? [
+        "nodefloor (BENCH_FLOOR=1): the floor of a replicated durable put on Node, no Raft, MVCC or Connect: a leader on node:http2's stream API batching puts while its log syncs, each batch appended and fdatasync'd while sent to 2 followers over TCP, answered after its own sync and one follower's (node-floor-server.ts)",
+      ]
+    : []),
   "targets (issue 14): put-16 and put-64 >= 1.0x with p99 <= etcd's; get-64 >= 1.0x",
   "generator-gc: this process's own GC pauses per second of a window; p99-in-generator-gc: the share of the calls at or above the p99 that were in flight during one of them (such a call's time is partly the load generator's, on either side); p99-outside-generator-gc: the p99 of the calls in flight during none (the servers' tail without the generator's; both p99 ratios count for the target)",
   ...notes,

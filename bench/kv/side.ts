@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 
 /** What the load generator needs of a cluster; every call goes to the leader. */
 export interface KvSide {
-  readonly name: "etcd" | "quartet";
+  readonly name: "etcd" | "quartet" | "nodefloor";
   /** The leader's process id (for strace and the CPU profile). */
   readonly leaderPid: number;
   /** Every member's process id, leader included (for CPU accounting). */
