@@ -3,10 +3,10 @@
 //
 // - leader: gRPC over node:http2's stream API; puts that arrive while its log syncs wait for
 //   the next batch; each batch is appended and fdatasync'd (one sync per batch) while it is
-//   sent to both followers over TCP, and answered once its own sync and one follower's
-//   acknowledgement are in, in batch order;
+//   sent to both followers over TCP; a put is answered, in arrival order, once its own sync
+//   and one follower's acknowledgement cover it;
 // - follower: appends what it receives and fdatasyncs it (group commit), then acknowledges
-//   the newest batch that sync covered.
+//   the newest put that sync covered.
 //
 // `node node-floor-server.ts follower <log>` or `... leader <log> <follower port> <follower port>`;
 // each logs {"msg":"listening","url":...} as the services do.
@@ -22,11 +22,42 @@ const listening = (server: net.Server) => {
   const { port } = server.address() as net.AddressInfo;
   console.log(JSON.stringify({ msg: "listening", url: `http://127.0.0.1:${port}` }));
 };
-/** Frames on the replication link: batch number and length (8 bytes), then the batch. */
+/**
+ * A frame on a replication link: a tag and a length (8 bytes), then that many bytes. The
+ * leader tags each batch with the number of its newest put; an acknowledgement is a frame
+ * with no bytes, tagged with the newest put the follower's sync covered.
+ */
 const frameHeaderBytes = 8;
 
-/** Appends and syncs what it is given, a sync at a time; `synced` gets the newest tag covered. */
-function groupCommit(synced: (tag: number) => void): (data: Buffer, tag: number) => void {
+function frame(tag: number, body: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(frameHeaderBytes);
+  header.writeUInt32BE(tag, 0);
+  header.writeUInt32BE(body.length, 4);
+  return Buffer.concat([header, body]);
+}
+
+function readFrames(socket: net.Socket, onFrame: (tag: number, body: Buffer) => void): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buffered = buffered.length > 0 ? Buffer.concat([buffered, chunk]) : chunk;
+    while (buffered.length >= frameHeaderBytes) {
+      const end = frameHeaderBytes + buffered.readUInt32BE(4);
+      if (buffered.length < end) break;
+      onFrame(buffered.readUInt32BE(0), buffered.subarray(frameHeaderBytes, end));
+      buffered = buffered.subarray(end);
+    }
+  });
+}
+
+/**
+ * Appends what it is given to the log, one write and one fdatasync per batch: what arrives
+ * while a sync runs makes the next batch. `starting` is told of each batch as its write
+ * begins, `synced` of the newest tag a finished sync covered.
+ */
+function groupCommit(
+  synced: (tag: number) => void,
+  starting?: (batch: Buffer[], tag: number) => void,
+): (data: Buffer, tag: number) => void {
   let waiting: Buffer[] = [];
   let newest = 0;
   let syncing = false;
@@ -36,6 +67,7 @@ function groupCommit(synced: (tag: number) => void): (data: Buffer, tag: number)
     const batch = waiting;
     const tag = newest;
     waiting = [];
+    starting?.(batch, tag);
     fs.writev(fd, batch, (error) => {
       if (error) throw error;
       fs.fdatasync(fd, (syncError) => {
@@ -55,30 +87,10 @@ function groupCommit(synced: (tag: number) => void): (data: Buffer, tag: number)
 
 function follower(): void {
   const server = net.createServer({ noDelay: true }, (socket) => {
-    const append = groupCommit((tag) => {
-      const ack = Buffer.alloc(4);
-      ack.writeUInt32BE(tag);
-      socket.write(ack);
-    });
-    let buffered: Buffer = Buffer.alloc(0);
-    socket.on("data", (chunk: Buffer) => {
-      buffered = buffered.length > 0 ? Buffer.concat([buffered, chunk]) : chunk;
-      while (buffered.length >= frameHeaderBytes) {
-        const end = frameHeaderBytes + buffered.readUInt32BE(4);
-        if (buffered.length < end) break;
-        append(buffered.subarray(frameHeaderBytes, end), buffered.readUInt32BE(0));
-        buffered = buffered.subarray(end);
-      }
-    });
+    const append = groupCommit((tag) => socket.write(frame(tag)));
+    readFrames(socket, (tag, body) => append(body, tag));
   });
   server.listen(0, "127.0.0.1", () => listening(server));
-}
-
-interface Batch {
-  readonly number: number;
-  readonly streams: http2.ServerHttp2Stream[];
-  synced: boolean;
-  acknowledged: boolean;
 }
 
 function leader(): void {
@@ -92,68 +104,42 @@ function leader(): void {
     stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
     stream.end(emptyMessage);
   };
-  const inFlight: Batch[] = [];
+  // Puts are numbered as they arrive; `waiting` holds those not answered yet, in order.
+  const waiting: http2.ServerHttp2Stream[] = [];
+  let arrived = 0;
+  let answered = 0;
+  let synced = 0;
+  let acknowledged = 0;
   const answerDone = () => {
-    while (inFlight[0]?.synced && inFlight[0].acknowledged) {
-      for (const stream of inFlight.shift()!.streams) answer(stream);
-    }
+    for (const upTo = Math.min(synced, acknowledged); answered < upTo; answered++)
+      answer(waiting.shift()!);
   };
   const followers = followerPorts.map((port) => {
     const socket = net.connect({ port: Number(port), host: "127.0.0.1", noDelay: true });
-    let buffered: Buffer = Buffer.alloc(0);
-    socket.on("data", (chunk: Buffer) => {
-      buffered = buffered.length > 0 ? Buffer.concat([buffered, chunk]) : chunk;
-      for (; buffered.length >= 4; buffered = buffered.subarray(4)) {
-        const upTo = buffered.readUInt32BE(0);
-        for (const batch of inFlight) if (batch.number <= upTo) batch.acknowledged = true;
-      }
+    readFrames(socket, (tag) => {
+      acknowledged = Math.max(acknowledged, tag);
       answerDone();
     });
     return socket;
   });
-
-  const appendAndSync = (data: Buffer, done: () => void) =>
-    fs.writev(fd, [data], (error) => {
-      if (error) throw error;
-      fs.fdatasync(fd, (syncError) => {
-        if (syncError) throw syncError;
-        done();
-      });
-    });
-  let arrived: { stream: http2.ServerHttp2Stream; data: Buffer }[] = [];
-  let batches = 0;
-  let syncing = false;
-  const startBatch = () => {
-    if (syncing || arrived.length === 0) return;
-    syncing = true;
-    const batch: Batch = {
-      number: ++batches,
-      streams: arrived.map((a) => a.stream),
-      synced: false,
-      acknowledged: false,
-    };
-    const data = Buffer.concat(arrived.map((a) => a.data));
-    arrived = [];
-    inFlight.push(batch);
-    const header = Buffer.alloc(frameHeaderBytes);
-    header.writeUInt32BE(batch.number, 0);
-    header.writeUInt32BE(data.length, 4);
-    for (const socket of followers) socket.write(Buffer.concat([header, data]));
-    appendAndSync(data, () => {
-      syncing = false;
-      batch.synced = true;
+  const append = groupCommit(
+    (tag) => {
+      synced = tag;
       answerDone();
-      startBatch();
-    });
-  };
+    },
+    (batch, tag) => {
+      const replicated = frame(tag, Buffer.concat(batch));
+      for (const socket of followers) socket.write(replicated);
+    },
+  );
 
   const server = http2.createServer();
   server.on("stream", (stream) => {
     const chunks: Buffer[] = [];
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.on("end", () => {
-      arrived.push({ stream, data: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
-      startBatch();
+      waiting.push(stream);
+      append(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), ++arrived);
     });
   });
   server.listen(0, "127.0.0.1", () => listening(server as unknown as net.Server));
