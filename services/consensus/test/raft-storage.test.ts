@@ -131,7 +131,8 @@ describe("DurableRaftStorage", () => {
     await again.snapshotAndCompact(22, conf, large);
     await again.close();
     const reopened = DurableRaftStorage.open(dir);
-    expect(reopened.snapshot().data).toEqual(large);
+    // (Compared as bytes: a deep equality of 2.6 million elements took 5 s.)
+    expect(Buffer.compare(reopened.snapshot().data, large)).toBe(0);
     await reopened.close();
     // One prepared while the leader's snapshot replaced the log is dropped, file and all.
     const last = DurableRaftStorage.open(dir);

@@ -325,6 +325,20 @@ describe("ConsensusStateMachine: snapshots", () => {
     expect(KeyHistorySchema.fields.map((f) => f.number)).toEqual([1, 2]);
   });
 
+  it("writes a version whose lease id is past 2^53 as toBinary does", () => {
+    // Versions are written field by field (writeRecord), int64s below 2^53 as numbers.
+    const sm = new ConsensusStateMachine();
+    const id = 2n ** 62n + 3n;
+    applyAll(sm, [grant(10n, 0n, id), put("big", "v", id)]);
+    const kv = sm.range(range("big", "")).kvs[0]!;
+    expect(kv.lease).toBe(id);
+    const [[, records]] = [...sm.store.encodedEntries()] as [[string, Uint8Array]];
+    expect(records).toEqual(
+      toBinary(KeyHistorySchema, create(KeyHistorySchema, { records: [{ kv }] })),
+    );
+    expect(ConsensusStateMachine.restore(sm.encode()).range(range("big", "")).kvs).toEqual([kv]);
+  });
+
   it("snapshots the canonical encoding of the state through every kind of write and a compaction", () => {
     const sm = new ConsensusStateMachine();
     // Every field of a version set somewhere: a lease, a second write in one revision (sub),

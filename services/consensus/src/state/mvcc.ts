@@ -1,6 +1,6 @@
 import { crc32 } from "node:zlib";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { KeyRecordSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import { type KeyValue, KeyValueSchema } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { compactedError, futureRevisionError } from "./errors.ts";
@@ -196,9 +196,6 @@ export class MvccStore {
   }
 }
 
-/** Encodes each record; one for all keys, so its buffer grows once. */
-const recordWriter = new BinaryWriter();
-
 /**
  * One key's records, oldest first, as the `records` entries of its KeyHistory (tag, length,
  * KeyRecord), in a buffer that grows by doubling, with an index of numbers beside it: where
@@ -257,9 +254,11 @@ class KeyVersions {
   }
 
   append(rec: KeyRecord): void {
-    writeRecord(recordWriter, rec);
+    const start = this.length;
+    this.reserve(recordSize(rec));
+    this.length = writeRecord(this.buf, start, rec);
     const modRevision = Number(rec.kv.modRevision);
-    this.appendEncoded(recordWriter.finish(), rec.tombstone ? -modRevision : modRevision);
+    this.index(start, rec.tombstone ? -modRevision : modRevision);
   }
 
   /** Appends one `records` entry (its tag, its length, then a KeyRecord) read from a snapshot. */
@@ -284,17 +283,28 @@ class KeyVersions {
   }
 
   private appendEncoded(entry: Uint8Array, signedRevision: number): void {
-    const end = this.length + entry.byteLength;
-    if (end > this.buf.byteLength) this.buf = grown(this.buf, end, this.length);
+    const start = this.length;
+    this.reserve(entry.byteLength);
+    this.buf.set(entry, start);
+    this.length = start + entry.byteLength;
+    this.index(start, signedRevision);
+  }
+
+  /** Room for `bytes` more after the records, and for one more record in the index. */
+  private reserve(bytes: number): void {
+    const end = this.length + bytes;
+    if (end > this.buf.byteLength) this.buf = grownBytes(this.buf, end, this.length);
     if (this.count === this.starts.length) {
       this.starts = grown(this.starts, this.count + 1, this.count);
       this.revisions = grown(this.revisions, this.count + 1, this.count);
     }
-    this.buf.set(entry, this.length);
-    this.starts[this.count] = this.length;
+  }
+
+  /** Counts the record written at `start`. */
+  private index(start: number, signedRevision: number): void {
+    this.starts[this.count] = start;
     this.revisions[this.count] = signedRevision;
     this.count++;
-    this.length = end;
   }
 
   /** The encoded KeyRecord of record `i`. */
@@ -313,12 +323,21 @@ class KeyVersions {
   }
 }
 
+/**
+ * The bytes in a new buffer of at least `size` (doubling), their first `used` copied. Not
+ * zero-filled (what is past `used` is written before it is read), and not from Node's shared
+ * pool, which a long-lived slice would pin.
+ */
+function grownBytes(bytes: Uint8Array, size: number, used: number): Uint8Array<ArrayBuffer> {
+  const length = Math.max(size, bytes.length * 2);
+  // A plain Uint8Array over it: versions read out of the store are views of this buffer.
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer as ArrayBuffer, 0, length);
+  out.set(bytes.subarray(0, used));
+  return out;
+}
+
 /** `array` in a new one of at least `size` elements (doubling), its first `used` copied. */
-function grown<T extends Uint8Array | Uint32Array | Float64Array>(
-  array: T,
-  size: number,
-  used: number,
-): T {
+function grown<T extends Uint32Array | Float64Array>(array: T, size: number, used: number): T {
   const out = new (array.constructor as new (n: number) => T)(Math.max(size, array.length * 2));
   out.set(array.subarray(0, used));
   return out;
@@ -330,25 +349,109 @@ function decodeRecord(bytes: Uint8Array): KeyRecord {
 }
 
 /**
- * Writes one entry of a KeyHistory's `records`: the bytes toBinary writes for that KeyRecord
- * (fields in number order, defaults left out), at a fifth of the cost (toBinary's writer
- * starts small and grows, once per call). The state machine tests compare the two, and fail
- * if KeyValue or KeyRecord gain a field this does not write.
+ * The size of one entry of a KeyHistory's `records` (its tag, its length, then a KeyRecord),
+ * as {@link writeRecord} writes it.
  */
-function writeRecord(w: BinaryWriter, r: KeyRecord): void {
+function recordSize(r: KeyRecord): number {
+  const body = keyRecordSize(r);
+  return 1 + varintSize(body) + body;
+}
+
+function keyRecordSize(r: KeyRecord): number {
+  const kv = kvSize(r.kv);
+  return (
+    1 + varintSize(kv) + kv + (r.sub !== 0 ? 1 + varintSize(r.sub) : 0) + (r.tombstone ? 2 : 0)
+  );
+}
+
+function kvSize(kv: KeyValue): number {
+  return (
+    bytesFieldSize(kv.key) +
+    int64FieldSize(kv.createRevision) +
+    int64FieldSize(kv.modRevision) +
+    int64FieldSize(kv.version) +
+    bytesFieldSize(kv.value) +
+    int64FieldSize(kv.lease)
+  );
+}
+
+/**
+ * Writes one entry of a KeyHistory's `records` into `buf` at `at` (room made by the caller),
+ * returning where it ends: the bytes toBinary writes for that KeyRecord (fields in number
+ * order, defaults left out), straight into the key's buffer, where toBinary's writer would
+ * start small, grow and copy its result out (most of an apply's cost). The state machine
+ * tests compare the two, and fail if KeyValue or KeyRecord gain a field this does not write.
+ */
+function writeRecord(buf: Uint8Array, at: number, r: KeyRecord): number {
   const kv = r.kv;
-  w.tag(historyRecordsField, WireType.LengthDelimited).fork();
-  w.tag(1, WireType.LengthDelimited).fork(); // KeyRecord.kv
-  if (kv.key.byteLength > 0) w.tag(1, WireType.LengthDelimited).bytes(kv.key);
-  if (kv.createRevision !== 0n) w.tag(2, WireType.Varint).int64(kv.createRevision);
-  if (kv.modRevision !== 0n) w.tag(3, WireType.Varint).int64(kv.modRevision);
-  if (kv.version !== 0n) w.tag(4, WireType.Varint).int64(kv.version);
-  if (kv.value.byteLength > 0) w.tag(5, WireType.LengthDelimited).bytes(kv.value);
-  if (kv.lease !== 0n) w.tag(6, WireType.Varint).int64(kv.lease);
-  w.join();
-  if (r.sub !== 0) w.tag(2, WireType.Varint).int64(r.sub);
-  if (r.tombstone) w.tag(3, WireType.Varint).bool(true);
-  w.join();
+  at = putTag(buf, at, historyRecordsField, WireType.LengthDelimited);
+  at = putVarint(buf, at, keyRecordSize(r));
+  at = putTag(buf, at, 1, WireType.LengthDelimited); // KeyRecord.kv
+  at = putVarint(buf, at, kvSize(kv));
+  at = putBytesField(buf, at, 1, kv.key);
+  at = putInt64Field(buf, at, 2, kv.createRevision);
+  at = putInt64Field(buf, at, 3, kv.modRevision);
+  at = putInt64Field(buf, at, 4, kv.version);
+  at = putBytesField(buf, at, 5, kv.value);
+  at = putInt64Field(buf, at, 6, kv.lease);
+  if (r.sub !== 0) at = putVarint(buf, putTag(buf, at, 2, WireType.Varint), r.sub);
+  if (r.tombstone) at = putVarint(buf, putTag(buf, at, 3, WireType.Varint), 1);
+  return at;
+}
+
+// Protobuf's wire format for the fields above (every tag here fits one byte). An int64 is
+// its two's complement as 64 unsigned bits; the common case, 0 to 2^53, stays a number.
+
+const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
+
+function bytesFieldSize(b: Uint8Array): number {
+  return b.byteLength === 0 ? 0 : 1 + varintSize(b.byteLength) + b.byteLength;
+}
+
+function int64FieldSize(v: bigint): number {
+  if (v === 0n) return 0;
+  if (v > 0n && v <= maxSafe) return 1 + varintSize(Number(v));
+  return 1 + bigVarint(BigInt.asUintN(64, v)).length;
+}
+
+function putBytesField(buf: Uint8Array, at: number, field: number, b: Uint8Array): number {
+  if (b.byteLength === 0) return at;
+  at = putVarint(buf, putTag(buf, at, field, WireType.LengthDelimited), b.byteLength);
+  buf.set(b, at);
+  return at + b.byteLength;
+}
+
+function putInt64Field(buf: Uint8Array, at: number, field: number, v: bigint): number {
+  if (v === 0n) return at;
+  at = putTag(buf, at, field, WireType.Varint);
+  if (v > 0n && v <= maxSafe) return putVarint(buf, at, Number(v));
+  const bytes = bigVarint(BigInt.asUintN(64, v));
+  buf.set(bytes, at);
+  return at + bytes.length;
+}
+
+function putTag(buf: Uint8Array, at: number, field: number, wireType: WireType): number {
+  buf[at] = (field << 3) | wireType;
+  return at + 1;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  for (; n >= 128; size++) n = Math.floor(n / 128);
+  return size;
+}
+
+function putVarint(buf: Uint8Array, at: number, n: number): number {
+  for (; n >= 128; n = Math.floor(n / 128)) buf[at++] = (n % 128) | 128;
+  buf[at] = n;
+  return at + 1;
+}
+
+function bigVarint(u: bigint): number[] {
+  const out: number[] = [];
+  for (; u >= 128n; u >>= 7n) out.push(Number(u & 127n) | 128);
+  out.push(Number(u));
+  return out;
 }
 
 function lowerBound(xs: readonly string[], x: string): number {
