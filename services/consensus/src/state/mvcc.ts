@@ -5,6 +5,18 @@ import { KeyRecordSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb
 import { type KeyValue, KeyValueSchema } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { compactedError, futureRevisionError } from "./errors.ts";
 import { inRange, type KeyRange, type KeyString, keyString } from "./keys.ts";
+import {
+  boolFieldSize,
+  bytesFieldSize,
+  delimitedSize,
+  int64FieldSize,
+  numberFieldSize,
+  putBoolField,
+  putBytesField,
+  putDelimited,
+  putInt64Field,
+  putNumberField,
+} from "./wire.ts";
 
 /** One version of a key, or its deletion. Records of a key are in (mod_revision, sub) order. */
 export interface KeyRecord {
@@ -353,15 +365,11 @@ function decodeRecord(bytes: Uint8Array): KeyRecord {
  * as {@link writeRecord} writes it.
  */
 function recordSize(r: KeyRecord): number {
-  const body = keyRecordSize(r);
-  return 1 + varintSize(body) + body;
+  return delimitedSize(keyRecordSize(r));
 }
 
 function keyRecordSize(r: KeyRecord): number {
-  const kv = kvSize(r.kv);
-  return (
-    1 + varintSize(kv) + kv + (r.sub !== 0 ? 1 + varintSize(r.sub) : 0) + (r.tombstone ? 2 : 0)
-  );
+  return delimitedSize(kvSize(r.kv)) + numberFieldSize(r.sub) + boolFieldSize(r.tombstone);
 }
 
 function kvSize(kv: KeyValue): number {
@@ -378,80 +386,22 @@ function kvSize(kv: KeyValue): number {
 /**
  * Writes one entry of a KeyHistory's `records` into `buf` at `at` (room made by the caller),
  * returning where it ends: the bytes toBinary writes for that KeyRecord (fields in number
- * order, defaults left out), straight into the key's buffer, where toBinary's writer would
- * start small, grow and copy its result out (most of an apply's cost). The state machine
- * tests compare the two, and fail if KeyValue or KeyRecord gain a field this does not write.
+ * order, defaults left out), straight into the key's buffer (wire.ts says why). The state
+ * machine tests compare the two, and fail if KeyValue or KeyRecord gain a field this does not
+ * write.
  */
 function writeRecord(buf: Uint8Array, at: number, r: KeyRecord): number {
   const kv = r.kv;
-  at = putTag(buf, at, historyRecordsField, WireType.LengthDelimited);
-  at = putVarint(buf, at, keyRecordSize(r));
-  at = putTag(buf, at, 1, WireType.LengthDelimited); // KeyRecord.kv
-  at = putVarint(buf, at, kvSize(kv));
+  at = putDelimited(buf, at, historyRecordsField, keyRecordSize(r));
+  at = putDelimited(buf, at, 1, kvSize(kv)); // KeyRecord.kv
   at = putBytesField(buf, at, 1, kv.key);
   at = putInt64Field(buf, at, 2, kv.createRevision);
   at = putInt64Field(buf, at, 3, kv.modRevision);
   at = putInt64Field(buf, at, 4, kv.version);
   at = putBytesField(buf, at, 5, kv.value);
   at = putInt64Field(buf, at, 6, kv.lease);
-  if (r.sub !== 0) at = putVarint(buf, putTag(buf, at, 2, WireType.Varint), r.sub);
-  if (r.tombstone) at = putVarint(buf, putTag(buf, at, 3, WireType.Varint), 1);
-  return at;
-}
-
-// Protobuf's wire format for the fields above (every tag here fits one byte). An int64 is
-// its two's complement as 64 unsigned bits; the common case, 0 to 2^53, stays a number.
-
-const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
-
-function bytesFieldSize(b: Uint8Array): number {
-  return b.byteLength === 0 ? 0 : 1 + varintSize(b.byteLength) + b.byteLength;
-}
-
-function int64FieldSize(v: bigint): number {
-  if (v === 0n) return 0;
-  if (v > 0n && v <= maxSafe) return 1 + varintSize(Number(v));
-  return 1 + bigVarint(BigInt.asUintN(64, v)).length;
-}
-
-function putBytesField(buf: Uint8Array, at: number, field: number, b: Uint8Array): number {
-  if (b.byteLength === 0) return at;
-  at = putVarint(buf, putTag(buf, at, field, WireType.LengthDelimited), b.byteLength);
-  buf.set(b, at);
-  return at + b.byteLength;
-}
-
-function putInt64Field(buf: Uint8Array, at: number, field: number, v: bigint): number {
-  if (v === 0n) return at;
-  at = putTag(buf, at, field, WireType.Varint);
-  if (v > 0n && v <= maxSafe) return putVarint(buf, at, Number(v));
-  const bytes = bigVarint(BigInt.asUintN(64, v));
-  buf.set(bytes, at);
-  return at + bytes.length;
-}
-
-function putTag(buf: Uint8Array, at: number, field: number, wireType: WireType): number {
-  buf[at] = (field << 3) | wireType;
-  return at + 1;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  for (; n >= 128; size++) n = Math.floor(n / 128);
-  return size;
-}
-
-function putVarint(buf: Uint8Array, at: number, n: number): number {
-  for (; n >= 128; n = Math.floor(n / 128)) buf[at++] = (n % 128) | 128;
-  buf[at] = n;
-  return at + 1;
-}
-
-function bigVarint(u: bigint): number[] {
-  const out: number[] = [];
-  for (; u >= 128n; u >>= 7n) out.push(Number(u & 127n) | 128);
-  out.push(Number(u));
-  return out;
+  at = putNumberField(buf, at, 2, r.sub);
+  return putBoolField(buf, at, 3, r.tombstone);
 }
 
 function lowerBound(xs: readonly string[], x: string): number {
