@@ -146,6 +146,19 @@ export class RawNode {
     return this.raft.transferLeadership(to);
   }
 
+  /**
+   * With `lazyCommit`: whether this leader holds back a commit index from a follower, which
+   * {@link bumpCommit} would send.
+   */
+  owesCommit(): boolean {
+    return this.raft.owesCommit();
+  }
+
+  /** With `lazyCommit`: sends each follower the commit index held back from it (if leading). */
+  bumpCommit(): void {
+    this.raft.bumpCommit();
+  }
+
   /** Tells the leader a message to `id` could not be delivered, so it stops pipelining to it. */
   reportUnreachable(id: NodeId): void {
     this.raft.reportUnreachable(id);

@@ -141,6 +141,80 @@ describe("RawNode", () => {
     expect(() => node(1, [1], { maxUncommittedBytes: -1 })).toThrow(/maxUncommittedBytes/);
     expect(() => node(1, [1], { maxUncommittedBytes: 1.5 })).toThrow(/maxUncommittedBytes/);
   });
+  describe("lazyCommit", () => {
+    /** Node 1 elected leader of 1-3 in term 2 with `opts`; every Ready it made, persisted. */
+    function leader(opts: object) {
+      const n = node(1, [1, 2, 3], opts);
+      const sent: Message[] = [];
+      const drain = () => {
+        while (n.raw.hasReady()) {
+          const rd = n.raw.ready();
+          persist(n.storage, rd);
+          sent.push(...rd.messages);
+          n.raw.advance();
+        }
+      };
+      n.raw.campaign();
+      drain();
+      n.raw.step({ type: "preVoteResp", from: 2, to: 1, term: 2, reject: false });
+      drain();
+      n.raw.step({ type: "voteResp", from: 2, to: 1, term: 2, reject: false });
+      drain();
+      sent.length = 0;
+      return { ...n, sent, drain };
+    }
+    const ack = (index: number): Message => ({
+      type: "appResp",
+      from: 2,
+      to: 1,
+      term: 2,
+      index,
+      reject: false,
+      rejectHint: 0,
+      logTerm: 0,
+    });
+    const toNode2 = (sent: Message[]) =>
+      sent.flatMap((m) => (m.type === "app" && m.to === 2 ? [[m.entries.length, m.commit]] : []));
+
+    it("sends an append that carries only a new commit index at once by default", () => {
+      const { raw, sent, drain } = leader({});
+      raw.step(ack(2)); // the leader's empty entry of term 2 commits
+      drain();
+      expect(raw.raft.log.committed).toBe(2);
+      expect(toNode2(sent)).toEqual([[0, 2]]);
+      expect(raw.owesCommit()).toBe(false);
+    });
+
+    it("holds it back until bumpCommit() or the next append, which carries the index", () => {
+      const { raw, sent, drain } = leader({ lazyCommit: true });
+      raw.step(ack(2));
+      drain();
+      expect(raw.raft.log.committed).toBe(2);
+      expect(toNode2(sent)).toEqual([]);
+      expect(raw.owesCommit()).toBe(true);
+      raw.bumpCommit();
+      drain();
+      expect(toNode2(sent)).toEqual([[0, 2]]);
+      expect(raw.owesCommit()).toBe(false);
+      raw.bumpCommit(); // nothing owed: nothing sent
+      drain();
+      expect(toNode2(sent)).toHaveLength(1);
+
+      // An entry committed, then a proposal: its append carries the index, nothing else goes.
+      raw.propose(new Uint8Array([7]));
+      drain();
+      raw.step(ack(3));
+      drain();
+      expect(raw.raft.log.committed).toBe(3);
+      expect(raw.owesCommit()).toBe(true);
+      sent.length = 0;
+      raw.propose(new Uint8Array([8]));
+      drain();
+      expect(toNode2(sent)).toEqual([[1, 3]]);
+      expect(raw.owesCommit()).toBe(false);
+    });
+  });
+
   describe("sendBeforePersist (Raft thesis 10.2.1)", () => {
     /** Node 1 elected leader of 1-3 in term 2, its Readies handled; returns it. */
     function leader() {

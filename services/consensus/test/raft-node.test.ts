@@ -8,6 +8,7 @@ import {
   NotLeaderError,
   ProposalDroppedError,
   RaftNode,
+  type RaftNodeOptions,
   type StateMachine,
   snapshotPoint,
 } from "../src/node/raft-node.ts";
@@ -46,7 +47,12 @@ afterEach(async () => {
  * processes); `cut` drops what goes to or from a member.
  */
 async function cluster(
-  options: { snapshotEntries?: number; keepEntries?: number; recentEntries?: number } = {},
+  options: {
+    snapshotEntries?: number;
+    keepEntries?: number;
+    recentEntries?: number;
+    raft?: RaftNodeOptions["raft"];
+  } = {},
 ) {
   const { recentEntries, ...nodeOptions } = options;
   const ids = [1, 2, 3];
@@ -195,6 +201,37 @@ describe("RaftNode", () => {
     // After the barrier a follower has applied every write acknowledged before it.
     await follower.node.linearizableBarrier();
     expect(follower.sm.items).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("sends a new commit index with the next append, or alone when none follows", async () => {
+    // Heartbeats (which carry the index too) every 250 ms: rarer than the 5 ms bump.
+    const c = await cluster({ raft: { heartbeatTick: 50, electionTick: 100 } });
+    const lead = await c.leader();
+    const followers = [...c.members.values()].filter((m) => m.node !== lead);
+    const enc = (v: string) => new TextEncoder().encode(v);
+    const bumps = (index: number) =>
+      c.sent.filter(
+        (m) =>
+          m.type === "app" && m.from === lead.id && m.entries.length === 0 && m.commit === index,
+      );
+    // b is proposed as a is answered: b's append tells the followers a is committed.
+    const a = await lead.propose(enc("a"));
+    const aIndex = lead.appliedIndex();
+    await lead.propose(enc("b"));
+    const carried = c.sent.filter(
+      (m) => m.type === "app" && m.from === lead.id && m.entries.some((e) => e.index > aIndex),
+    );
+    expect(a).toBe(1);
+    expect(carried.map((m) => m.type === "app" && m.commit >= aIndex)).toEqual([true, true]);
+    expect(bumps(aIndex)).toEqual([]);
+    // Nothing follows b: the index goes alone, and both followers apply b.
+    const bIndex = lead.appliedIndex();
+    await c.nextSent((m) => m.type === "app" && m.entries.length === 0 && m.commit === bIndex);
+    await Promise.all(followers.map((f) => f.node.waitApplied(bIndex)));
+    expect(followers.map((f) => f.sm.items)).toEqual([
+      ["a", "b"],
+      ["a", "b"],
+    ]);
   });
 
   it("rebuilds its state from its own disk after a restart, applying nothing twice", async () => {

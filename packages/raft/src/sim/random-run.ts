@@ -51,6 +51,7 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
     leaseReads: checkQuorum && rng() < 0.25,
     // From the seed, not the generator, so the seeds' other choices stay as they were.
     sendBeforePersist: seed % 2 === 1,
+    lazyCommit: seed % 4 >= 2,
   };
   const sim = new Simulator({
     seed,
@@ -60,6 +61,7 @@ export function randomRun(seed: number, opts: RandomRunOptions = {}): RandomRunR
       checkQuorum,
       readOnlyOption: stats.leaseReads ? "leaseBased" : "safe",
       sendBeforePersist: stats.sendBeforePersist as boolean,
+      lazyCommit: stats.lazyCommit as boolean,
       maxInflightMsgs: pick(rng, [1, 4, 256]),
       maxInflightBytes: pick(rng, [0, 0, 64]),
       maxSizePerMsg: pick(rng, [8, 64, 1 << 20]),

@@ -80,6 +80,11 @@ export interface RaftNodeOptions {
   keepEntries?: number;
   /** Any other setting of the core (election and heartbeat ticks, windows, preVote...). */
   raft?: Omit<RaftConfig, "id" | "storage" | "applied">;
+  /**
+   * How long a leader lets a follower's new commit index wait for an append to carry it
+   * before sending it alone (the core's lazyCommit, on here). Default 5 ms.
+   */
+  commitBumpMs?: number;
   /** Called once if the node stops because its storage failed. */
   onFatal?: (error: unknown) => void;
   /** Called after a role or leader change. */
@@ -125,6 +130,9 @@ export class RaftNode {
   private readonly onRoleChange: ((status: Status) => void) | undefined;
   private readonly onReady: (() => void) | undefined;
   private readonly timer: NodeJS.Timeout;
+  private readonly commitBumpMs: number;
+  /** Sends the commit index held back from followers, unless an append carried it first. */
+  private commitBump: NodeJS.Timeout | undefined;
   /** Proposals waiting for their entry to apply, by increasing index. */
   private readonly proposals = new LiveSet<PendingProposal>();
   /** Reads waiting for the next ReadIndex round. */
@@ -165,9 +173,14 @@ export class RaftNode {
     const snap = this.storage.snapshot();
     this.sm.restore(snap.metadata.index, snap.data);
     this.applied = snap.metadata.index;
+    this.commitBumpMs = options.commitBumpMs ?? 5;
     this.raw = new RawNode({
       // The leader's appends leave while it writes the same entries (Raft thesis 10.2.1).
       sendBeforePersist: true,
+      // A new commit index goes with the next append, not in an append of its own: under a
+      // closed loop of writes that halves the peer messages (BENCHMARKS.md, kv). armCommitBump
+      // sends it if no append follows soon.
+      lazyCommit: true,
       ...options.raft,
       id: options.id,
       storage: options.storage,
@@ -285,6 +298,7 @@ export class RaftNode {
     if (this.stopped) return;
     this.stopped = new NodeStoppedError(reason);
     clearInterval(this.timer);
+    clearTimeout(this.commitBump);
     const err = this.stopped;
     for (const p of this.proposals.values()) {
       p.remove();
@@ -501,11 +515,21 @@ export class RaftNode {
         this.recordWrittenSnapshot();
         this.maybeSnapshot();
       }
+      this.armCommitBump();
     } catch (e) {
       this.storageFailed(e);
     } finally {
       this.running = false;
     }
+  }
+
+  private armCommitBump(): void {
+    if (this.commitBump !== undefined || this.stopped || !this.raw.owesCommit()) return;
+    this.commitBump = setTimeout(() => {
+      this.commitBump = undefined;
+      if (this.stopped || !this.coreStep(() => this.raw.bumpCommit())) return;
+      this.schedule();
+    }, this.commitBumpMs);
   }
 
   private applyEntry(e: Entry): void {
