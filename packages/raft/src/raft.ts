@@ -865,12 +865,17 @@ export class Raft {
     if (this.state !== "leader") return;
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      if (!this.maybeSendAppend(id, pr, !this.lazyCommit && this.owesCommitTo(pr))) continue;
+      const bump = !this.lazyCommit && pr.state !== "snapshot" && this.canBumpCommit(pr);
+      if (!this.maybeSendAppend(id, pr, bump)) continue;
       while (pr.state === "replicate" && this.maybeSendAppend(id, pr, false)) {}
     }
   }
 
-  /** Whether a follower has not been sent the commit index it could be (see lazyCommit). */
+  /**
+   * Whether a follower could be sent a commit index it has not been sent (see lazyCommit). One
+   * that has appends in flight, or a probe unanswered, is not counted: its answer brings the
+   * next append, and heartbeats carry the index meanwhile.
+   */
   owesCommit(): boolean {
     if (this.state !== "leader") return false;
     for (const [id, pr] of this.progress) if (id !== this.id && this.owesCommitTo(pr)) return true;
@@ -886,7 +891,8 @@ export class Raft {
   }
 
   private owesCommitTo(pr: Progress): boolean {
-    return pr.state !== "snapshot" && this.canBumpCommit(pr);
+    if (pr.state === "snapshot" || !this.canBumpCommit(pr)) return false;
+    return pr.state === "probe" ? !pr.probeSent : pr.inflights.size() === 0;
   }
 
   private canBumpCommit(pr: Progress): boolean {

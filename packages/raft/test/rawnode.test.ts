@@ -213,6 +213,34 @@ describe("RawNode", () => {
       expect(toNode2(sent)).toEqual([[1, 3]]);
       expect(raw.owesCommit()).toBe(false);
     });
+
+    it("owes nothing to a follower with appends in flight: its answer brings the next one", () => {
+      const { raw, sent, drain } = leader({ lazyCommit: true });
+      raw.step(ack(2));
+      raw.bumpCommit();
+      drain();
+      raw.propose(new Uint8Array([7]));
+      drain(); // entry 3 is in flight to node 2
+      raw.step({ ...ack(3), from: 3 }); // node 3 acknowledges everything: 3 commits
+      drain();
+      expect(raw.raft.log.committed).toBe(3);
+      // Node 3 is owed the index; node 2 lags too (it was sent commit 2), but it has entry 3
+      // in flight, so it is not: bumpCommit sends to node 3 only, and then nothing is owed.
+      sent.length = 0;
+      raw.bumpCommit();
+      drain();
+      expect(sent.map((m) => m.type === "app" && [m.to, m.entries.length, m.commit])).toEqual([
+        [3, 0, 3],
+      ]);
+      expect(raw.owesCommit()).toBe(false);
+      // Node 2's acknowledgement empties its window: now it is owed the index.
+      raw.step(ack(3));
+      drain();
+      expect(raw.owesCommit()).toBe(true);
+      raw.bumpCommit();
+      drain();
+      expect(toNode2(sent)).toEqual([[0, 3]]);
+    });
   });
 
   describe("sendBeforePersist (Raft thesis 10.2.1)", () => {
