@@ -13,6 +13,44 @@ function persist(storage: MemoryStorage, rd: Ready) {
   if (rd.hardState) storage.setHardState(rd.hardState);
 }
 
+/**
+ * Node 1 elected leader of 1-3 in term 2 with `opts`, every Ready it made persisted; `sent`
+ * collects the messages of the Readies `drain` handles from then on.
+ */
+function electedLeader(opts: object) {
+  const n = node(1, [1, 2, 3], opts);
+  const sent: Message[] = [];
+  const drain = () => {
+    while (n.raw.hasReady()) {
+      const rd = n.raw.ready();
+      persist(n.storage, rd);
+      sent.push(...rd.earlyMessages, ...rd.messages);
+      n.raw.advance();
+    }
+  };
+  n.raw.campaign();
+  drain();
+  n.raw.step({ type: "preVoteResp", from: 2, to: 1, term: 2, reject: false });
+  drain();
+  n.raw.step({ type: "voteResp", from: 2, to: 1, term: 2, reject: false });
+  drain();
+  expect(n.raw.raft.state).toBe("leader");
+  sent.length = 0;
+  return { ...n, sent, drain };
+}
+
+/** `from`'s acknowledgement of the leader's log up to `index`, in term 2. */
+const ack = (from: number, index: number): Message => ({
+  type: "appResp",
+  from,
+  to: 1,
+  term: 2,
+  index,
+  reject: false,
+  rejectHint: 0,
+  logTerm: 0,
+});
+
 describe("RawNode", () => {
   it("puts a granted vote in the same Ready as the hard state recording it", () => {
     const { raw } = node(2);
@@ -142,43 +180,12 @@ describe("RawNode", () => {
     expect(() => node(1, [1], { maxUncommittedBytes: 1.5 })).toThrow(/maxUncommittedBytes/);
   });
   describe("lazyCommit", () => {
-    /** Node 1 elected leader of 1-3 in term 2 with `opts`; every Ready it made, persisted. */
-    function leader(opts: object) {
-      const n = node(1, [1, 2, 3], opts);
-      const sent: Message[] = [];
-      const drain = () => {
-        while (n.raw.hasReady()) {
-          const rd = n.raw.ready();
-          persist(n.storage, rd);
-          sent.push(...rd.messages);
-          n.raw.advance();
-        }
-      };
-      n.raw.campaign();
-      drain();
-      n.raw.step({ type: "preVoteResp", from: 2, to: 1, term: 2, reject: false });
-      drain();
-      n.raw.step({ type: "voteResp", from: 2, to: 1, term: 2, reject: false });
-      drain();
-      sent.length = 0;
-      return { ...n, sent, drain };
-    }
-    const ack = (index: number): Message => ({
-      type: "appResp",
-      from: 2,
-      to: 1,
-      term: 2,
-      index,
-      reject: false,
-      rejectHint: 0,
-      logTerm: 0,
-    });
     const toNode2 = (sent: Message[]) =>
       sent.flatMap((m) => (m.type === "app" && m.to === 2 ? [[m.entries.length, m.commit]] : []));
 
     it("sends an append that carries only a new commit index at once by default", () => {
-      const { raw, sent, drain } = leader({});
-      raw.step(ack(2)); // the leader's empty entry of term 2 commits
+      const { raw, sent, drain } = electedLeader({});
+      raw.step(ack(2, 2)); // the leader's empty entry of term 2 commits
       drain();
       expect(raw.raft.log.committed).toBe(2);
       expect(toNode2(sent)).toEqual([[0, 2]]);
@@ -186,8 +193,8 @@ describe("RawNode", () => {
     });
 
     it("holds it back until bumpCommit() or the next append, which carries the index", () => {
-      const { raw, sent, drain } = leader({ lazyCommit: true });
-      raw.step(ack(2));
+      const { raw, sent, drain } = electedLeader({ lazyCommit: true });
+      raw.step(ack(2, 2));
       drain();
       expect(raw.raft.log.committed).toBe(2);
       expect(toNode2(sent)).toEqual([]);
@@ -203,7 +210,7 @@ describe("RawNode", () => {
       // An entry committed, then a proposal: its append carries the index, nothing else goes.
       raw.propose(new Uint8Array([7]));
       drain();
-      raw.step(ack(3));
+      raw.step(ack(2, 3));
       drain();
       expect(raw.raft.log.committed).toBe(3);
       expect(raw.owesCommit()).toBe(true);
@@ -215,13 +222,13 @@ describe("RawNode", () => {
     });
 
     it("owes nothing to a follower with appends in flight: its answer brings the next one", () => {
-      const { raw, sent, drain } = leader({ lazyCommit: true });
-      raw.step(ack(2));
+      const { raw, sent, drain } = electedLeader({ lazyCommit: true });
+      raw.step(ack(2, 2));
       raw.bumpCommit();
       drain();
       raw.propose(new Uint8Array([7]));
       drain(); // entry 3 is in flight to node 2
-      raw.step({ ...ack(3), from: 3 }); // node 3 acknowledges everything: 3 commits
+      raw.step(ack(3, 3)); // node 3 acknowledges everything: 3 commits
       drain();
       expect(raw.raft.log.committed).toBe(3);
       // Node 3 is owed the index; node 2 lags too (it was sent commit 2), but it has entry 3
@@ -234,7 +241,7 @@ describe("RawNode", () => {
       ]);
       expect(raw.owesCommit()).toBe(false);
       // Node 2's acknowledgement empties its window: now it is owed the index.
-      raw.step(ack(3));
+      raw.step(ack(2, 3));
       drain();
       expect(raw.owesCommit()).toBe(true);
       raw.bumpCommit();
@@ -244,35 +251,7 @@ describe("RawNode", () => {
   });
 
   describe("sendBeforePersist (Raft thesis 10.2.1)", () => {
-    /** Node 1 elected leader of 1-3 in term 2, its Readies handled; returns it. */
-    function leader() {
-      const n = node(1, [1, 2, 3], { sendBeforePersist: true });
-      n.raw.campaign();
-      const drain = () => {
-        while (n.raw.hasReady()) {
-          const rd = n.raw.ready();
-          persist(n.storage, rd);
-          n.raw.advance();
-        }
-      };
-      drain();
-      n.raw.step({ type: "preVoteResp", from: 2, to: 1, term: 2, reject: false });
-      drain();
-      n.raw.step({ type: "voteResp", from: 2, to: 1, term: 2, reject: false });
-      drain();
-      expect(n.raw.raft.state).toBe("leader");
-      return { ...n, drain };
-    }
-    const ack = (from: number, index: number): Message => ({
-      type: "appResp",
-      from,
-      to: 1,
-      term: 2,
-      index,
-      reject: false,
-      rejectHint: 0,
-      logTerm: 0,
-    });
+    const leader = () => electedLeader({ sendBeforePersist: true });
 
     it("lets the leader's appends leave before its own write and keeps votes after it", () => {
       const { raw, drain } = leader();

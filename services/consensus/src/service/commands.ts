@@ -99,9 +99,9 @@ export class CommandWriter {
 
 /**
  * A Command as its log entry's bytes. A put, the command of nearly every write, is written
- * by hand (state/wire.ts says why: 3.7 us through toBinary); anything else, or a put that
- * carries fields this version does not know, goes through toBinary. Both give the same bytes
- * (test/commands.test.ts).
+ * by hand (state/wire.ts says why: 3.4 us through toBinary, 0.25 us here); anything else, or
+ * a put that carries fields this version does not know, goes through toBinary. Both give the
+ * same bytes (test/commands.test.ts).
  */
 export function encodeCommand(command: Command): Uint8Array {
   const op = command.op;

@@ -267,8 +267,10 @@ class KeyVersions {
 
   append(rec: KeyRecord): void {
     const start = this.length;
-    this.reserve(recordSize(rec));
-    this.length = writeRecord(this.buf, start, rec);
+    const kvBytes = kvSize(rec.kv);
+    const recordBytes = keyRecordSize(rec, kvBytes);
+    this.reserve(delimitedSize(recordBytes));
+    this.length = writeRecord(this.buf, start, rec, kvBytes, recordBytes);
     const modRevision = Number(rec.kv.modRevision);
     this.index(start, rec.tombstone ? -modRevision : modRevision);
   }
@@ -360,16 +362,9 @@ function decodeRecord(bytes: Uint8Array): KeyRecord {
   return { kv: r.kv ?? create(KeyValueSchema), sub: Number(r.sub), tombstone: r.tombstone };
 }
 
-/**
- * The size of one entry of a KeyHistory's `records` (its tag, its length, then a KeyRecord),
- * as {@link writeRecord} writes it.
- */
-function recordSize(r: KeyRecord): number {
-  return delimitedSize(keyRecordSize(r));
-}
-
-function keyRecordSize(r: KeyRecord): number {
-  return delimitedSize(kvSize(r.kv)) + numberFieldSize(r.sub) + boolFieldSize(r.tombstone);
+/** The size of a KeyRecord as {@link writeRecord} writes it, its KeyValue's being `kvBytes`. */
+function keyRecordSize(r: KeyRecord, kvBytes: number): number {
+  return delimitedSize(kvBytes) + numberFieldSize(r.sub) + boolFieldSize(r.tombstone);
 }
 
 function kvSize(kv: KeyValue): number {
@@ -384,16 +379,23 @@ function kvSize(kv: KeyValue): number {
 }
 
 /**
- * Writes one entry of a KeyHistory's `records` into `buf` at `at` (room made by the caller),
+ * Writes one entry of a KeyHistory's `records` (its tag, its length, then the KeyRecord of
+ * `recordBytes`, whose KeyValue is `kvBytes`) into `buf` at `at` (room made by the caller),
  * returning where it ends: the bytes toBinary writes for that KeyRecord (fields in number
  * order, defaults left out), straight into the key's buffer (wire.ts says why). The state
  * machine tests compare the two, and fail if KeyValue or KeyRecord gain a field this does not
  * write.
  */
-function writeRecord(buf: Uint8Array, at: number, r: KeyRecord): number {
+function writeRecord(
+  buf: Uint8Array,
+  at: number,
+  r: KeyRecord,
+  kvBytes: number,
+  recordBytes: number,
+): number {
   const kv = r.kv;
-  at = putDelimited(buf, at, historyRecordsField, keyRecordSize(r));
-  at = putDelimited(buf, at, 1, kvSize(kv)); // KeyRecord.kv
+  at = putDelimited(buf, at, historyRecordsField, recordBytes);
+  at = putDelimited(buf, at, 1, kvBytes); // KeyRecord.kv
   at = putBytesField(buf, at, 1, kv.key);
   at = putInt64Field(buf, at, 2, kv.createRevision);
   at = putInt64Field(buf, at, 3, kv.modRevision);
