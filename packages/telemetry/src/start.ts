@@ -15,14 +15,20 @@ import {
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { RuntimeNodeInstrumentation } from "@opentelemetry/instrumentation-runtime-node";
-import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
-import { AggregationType, type ViewOptions } from "@opentelemetry/sdk-metrics";
-import { NodeSDK } from "@opentelemetry/sdk-node";
 import {
+  defaultResource,
+  detectResources,
+  type Resource,
+  resourceFromAttributes,
+} from "@opentelemetry/resources";
+import { AggregationType, MeterProvider, type ViewOptions } from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
   BatchSpanProcessor,
   NoopSpanProcessor,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import { ensureContextManager } from "./call-context.ts";
 import { resetInstruments, setSpansOn } from "./instruments.ts";
 import { instanceAttributes, resourceDetectors } from "./resource.ts";
@@ -50,7 +56,10 @@ export interface Telemetry {
 }
 
 /**
- * Starts the OpenTelemetry Node SDK for this process.
+ * Starts OpenTelemetry for this process: a tracer provider, a meter provider and the runtime
+ * metrics, set as the API's globals. (Built from the SDK's parts rather than with `NodeSDK`,
+ * which loads every exporter it can be configured with: 22 MB of code in every process's heap,
+ * which each old-generation GC marks.)
  *
  * Traces: OTLP/HTTP protobuf, configured by the standard variables
  * (`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, headers,
@@ -58,7 +67,8 @@ export interface Telemetry {
  * `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_EXPORTER`). When no
  * endpoint or exporter is configured, spans are still created (trace ids reach logs
  * and downstream calls) but exported nowhere. No auto-instrumentation is loaded: the
- * Connect interceptors are the instrumentation.
+ * Connect interceptors are the instrumentation. Context travels as W3C trace context and
+ * baggage.
  *
  * Metrics: a Prometheus reader served by {@link Telemetry.metricsHandler}: the RPC
  * durations, and the runtime's own (GC pauses by kind, event-loop delay and utilization,
@@ -69,76 +79,88 @@ export interface Telemetry {
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   ensureContextManager();
-  // Enabled by sdk.start() only, so a disabled SDK observes nothing; disabled again at
-  // shutdown, which the SDK leaves to its caller.
-  const runtime = new RuntimeNodeInstrumentation({ enabled: false });
+  propagation.setGlobalPropagator(
+    new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+  );
+  resetInstruments();
+  const disabled = getBooleanFromEnv("OTEL_SDK_DISABLED");
+  setSpansOn(!disabled && !samplesNothing());
+  const sdk = disabled ? undefined : startSdk(options);
+  let stopped: Promise<void> | undefined;
+  return {
+    metricsHandler(req, res) {
+      if (sdk === undefined) {
+        res.statusCode = 200;
+        res.setHeader("content-type", "text/plain");
+        res.end("# OpenTelemetry SDK disabled (OTEL_SDK_DISABLED)\n");
+        return;
+      }
+      sdk.prometheus.getMetricsRequestHandler(req as IncomingMessage, res as ServerResponse);
+    },
+    async forceFlush() {
+      await sdk?.tracerProvider.forceFlush();
+    },
+    shutdown() {
+      stopped ??= Promise.all([sdk?.tracerProvider.shutdown(), sdk?.meterProvider.shutdown()])
+        .then(() => {})
+        .finally(() => {
+          sdk?.runtime.disable();
+          trace.disable();
+          metrics.disable();
+          propagation.disable();
+          resetInstruments();
+        });
+      return stopped;
+    },
+  };
+}
+
+function startSdk(options: TelemetryOptions) {
+  const resource = processResource(options);
   const prometheus = new PrometheusExporter({
     preventServerStart: true,
     metricProducers: [rpcDurationProducer],
   });
-  const sdk = new NodeSDK({
-    serviceName: getStringFromEnv("OTEL_SERVICE_NAME") ?? options.serviceName,
-    resource: defaultResource().merge(
+  const meterProvider = new MeterProvider({
+    resource,
+    readers: [prometheus],
+    views: [gcPauseView],
+  });
+  metrics.setGlobalMeterProvider(meterProvider);
+  const runtime = new RuntimeNodeInstrumentation({ enabled: false });
+  runtime.setMeterProvider(meterProvider);
+  runtime.enable();
+  // The sampler and span limits come from the OTEL_TRACES_SAMPLER* and OTEL_SPAN_* variables.
+  const tracerProvider = new BasicTracerProvider({
+    resource,
+    spanProcessors: [
+      ...baggageAttributeProcessors(),
+      ...(options.spanProcessors ?? spanProcessorsForEnvironment()),
+    ],
+  });
+  trace.setGlobalTracerProvider(tracerProvider);
+  return { prometheus, meterProvider, runtime, tracerProvider };
+}
+
+/** What every span and metric says about the process that made it, as NodeSDK composes it. */
+function processResource(options: TelemetryOptions): Resource {
+  return defaultResource()
+    .merge(
       resourceFromAttributes({
         ...instanceAttributes(),
         ...(options.serviceVersion === undefined
           ? {}
           : { "service.version": options.serviceVersion }),
       }),
-    ),
-    resourceDetectors,
-    // ensureContextManager() registered one already; NodeSDK reads null as "do not
-    // register" (its setupContextManager), though its type does not say so.
-    contextManager: null as unknown as undefined,
-    instrumentations: [runtime],
-    metricReaders: [prometheus],
-    views: [gcPauseView],
-    logRecordProcessors: [],
-    spanProcessors: [
-      ...baggageAttributeProcessors(),
-      ...(options.spanProcessors ?? spanProcessorsForEnvironment()),
-    ],
-  });
-  const disabled = getBooleanFromEnv("OTEL_SDK_DISABLED");
-  sdk.start();
-  if (disabled) {
-    propagation.setGlobalPropagator(
-      new CompositePropagator({
-        propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    )
+    .merge(detectResources({ detectors: resourceDetectors }))
+    .merge(
+      resourceFromAttributes({
+        [ATTR_SERVICE_NAME]: getStringFromEnv("OTEL_SERVICE_NAME") ?? options.serviceName,
       }),
     );
-  }
-  resetInstruments();
-  setSpansOn(!disabled && !samplesNothing());
-  let stopped: Promise<void> | undefined;
-  return {
-    metricsHandler(req, res) {
-      if (disabled) {
-        res.statusCode = 200;
-        res.setHeader("content-type", "text/plain");
-        res.end("# OpenTelemetry SDK disabled (OTEL_SDK_DISABLED)\n");
-        return;
-      }
-      prometheus.getMetricsRequestHandler(req as IncomingMessage, res as ServerResponse);
-    },
-    async forceFlush() {
-      const provider = trace.getTracerProvider() as { getDelegate?: () => unknown };
-      const delegate = (provider.getDelegate?.() ?? provider) as {
-        forceFlush?: () => Promise<void>;
-      };
-      await delegate.forceFlush?.();
-    },
-    shutdown() {
-      stopped ??= sdk.shutdown().finally(() => {
-        runtime.disable();
-        trace.disable();
-        metrics.disable();
-        propagation.disable();
-        resetInstruments();
-      });
-      return stopped;
-    },
-  };
 }
 
 /**
