@@ -170,6 +170,35 @@ describe("ConsensusStateMachine: MVCC", () => {
     const none = sm.apply(del("zzz"));
     expect([none.events.length, sm.revision]).toEqual([0, 3n]);
   });
+
+  it("without events (nobody watches), gives the same results and the same state", () => {
+    const lease = 5n;
+    const cmds = [
+      grant(60n, 0n, lease),
+      put("a", "1", lease),
+      put("a", "2", 0n, true),
+      put("b", "1", lease, true),
+      put("b", "2", 2n ** 62n),
+      cas("a", 3n, "3"),
+      cas("a", 3n, "lost"),
+      del("a", "", true),
+      put("a", "4", 0n, true),
+      revoke(lease),
+      put("c", "1"),
+      compact(4n),
+      put("c", "2", 0n, true),
+    ];
+    const watched = new ConsensusStateMachine();
+    const unwatched = new ConsensusStateMachine();
+    for (const c of cmds) {
+      const withEvents = watched.apply(c);
+      const without = unwatched.apply(c, false);
+      expect(without.events).toEqual([]);
+      expect(without.result).toStrictEqual(withEvents.result);
+    }
+    expect(unwatched.encode()).toEqual(watched.encode());
+    expect(values(unwatched, "a", "\0")).toEqual(["a=4", "c=2"]);
+  });
 });
 
 describe("MvccStore.hash (HashKV)", () => {

@@ -1,4 +1,5 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
   type Command,
@@ -6,6 +7,7 @@ import {
   CommandSchema,
 } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import {
+  type PutRequest,
   type ResponseHeader,
   ResponseHeaderSchema,
 } from "@quartet/proto/quartet/consensus/v1/kv_pb";
@@ -129,6 +131,50 @@ export function encodeCommand(command: Command): Uint8Array {
 
 /** Command.put's field number. */
 const putField = 10;
+
+/**
+ * A log entry's Command, as `fromBinary` reads it. A put (every member applies each one) is
+ * read by hand into the message's plain object: 0.6 us of `fromBinary` per put per member.
+ * Anything else, or a put with a field this version does not know, goes through `fromBinary`
+ * (test/commands.test.ts compares the two).
+ */
+export function decodeCommand(data: Uint8Array): Command {
+  const r = new BinaryReader(data);
+  let nowMs = 0n;
+  let put: PutRequest | null | undefined;
+  while (r.pos < r.len) {
+    const [field, wireType] = r.tag();
+    if (field === 1 && wireType === WireType.Varint) nowMs = BigInt(r.int64());
+    else if (field === putField && wireType === WireType.LengthDelimited && put === undefined)
+      put = readPut(r, r.uint32() + r.pos);
+    else return fromBinary(CommandSchema, data);
+    if (put === null) return fromBinary(CommandSchema, data);
+  }
+  if (put == null) return fromBinary(CommandSchema, data);
+  return { $typeName: "quartet.consensus.v1.Command", nowMs, op: { case: "put", value: put } };
+}
+
+/** A PutRequest ending at `end`; null when it holds a field this does not read. */
+function readPut(r: BinaryReader, end: number): PutRequest | null {
+  const put: PutRequest = {
+    $typeName: "quartet.consensus.v1.PutRequest",
+    key: empty,
+    value: empty,
+    lease: 0n,
+    prevKv: false,
+  };
+  while (r.pos < end) {
+    const [field, wireType] = r.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) put.key = r.bytes();
+    else if (field === 2 && wireType === WireType.LengthDelimited) put.value = r.bytes();
+    else if (field === 3 && wireType === WireType.Varint) put.lease = BigInt(r.int64());
+    else if (field === 4 && wireType === WireType.Varint) put.prevKv = r.bool();
+    else return null;
+  }
+  return r.pos === end ? put : null;
+}
+
+const empty = new Uint8Array(0);
 
 /** The value of the result's `op` case, or the refusal the state machine recorded. */
 function resultOf(r: CommandResult, op: Op): { value: unknown; revision: bigint } {

@@ -1,11 +1,13 @@
-import { fromBinary } from "@bufbuild/protobuf";
-import { type CommandResult, CommandSchema } from "@quartet/proto/quartet/consensus/v1/internal_pb";
+import type { CommandResult } from "@quartet/proto/quartet/consensus/v1/internal_pb";
 import type { Event } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import type { StateMachine } from "../node/raft-node.ts";
 import { ConsensusStateMachine } from "../state/state-machine.ts";
+import { decodeCommand } from "./commands.ts";
 
 /** Told of the events each applied command produced, and of a jump to a snapshot. */
 export interface StateListener {
+  /** Whether anyone would receive events now; when not, applying makes none. */
+  watching(): boolean;
   publish(events: readonly Event[], revision: bigint): void;
   reset(revision: bigint): void;
 }
@@ -29,7 +31,7 @@ export class ReplicatedState implements StateMachine {
   }
 
   apply(_index: number, data: Uint8Array): CommandResult {
-    const applied = this.sm.apply(fromBinary(CommandSchema, data));
+    const applied = this.sm.apply(decodeCommand(data), this.listener?.watching() ?? false);
     if (applied.events.length > 0) this.listener?.publish(applied.events, this.sm.revision);
     return applied.result;
   }

@@ -33,6 +33,10 @@ interface Watcher {
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
 
+  watching(): boolean {
+    return this.watchers.size > 0;
+  }
+
   publish(events: readonly Event[], revision: bigint): void {
     for (const w of this.watchers) {
       for (const e of events) {

@@ -83,7 +83,11 @@ export class MvccStore {
     return out;
   }
 
-  /** Writes a version of `key` at revision `rev`, sub-revision `sub`. Returns it and the previous. */
+  /**
+   * Writes a version of `key` at revision `rev`, sub-revision `sub`. Returns it, the lease of
+   * the live version it replaces (undefined when there was none), and with `withPrev` that
+   * version itself: decoding it is most of a put's cost, and only watchers and `prev_kv` need it.
+   */
   put(
     key: KeyString,
     keyBytes: Uint8Array,
@@ -91,18 +95,21 @@ export class MvccStore {
     lease: bigint,
     rev: bigint,
     sub: number,
-  ): { kv: KeyValue; prev: KeyValue | undefined } {
-    const prev = this.get(key);
+    withPrev = true,
+  ): { kv: KeyValue; prev: KeyValue | undefined; prevLease: bigint | undefined } {
+    const versions = this.history.get(key);
+    const head = versions?.newestLive();
     const kv = create(KeyValueSchema, {
       key: keyBytes,
       value,
       lease,
       modRevision: rev,
-      createRevision: prev === undefined ? rev : prev.createRevision,
-      version: prev === undefined ? 1n : prev.version + 1n,
+      createRevision: head === undefined ? rev : head.createRevision,
+      version: head === undefined ? 1n : head.version + 1n,
     });
+    const prev = withPrev && head !== undefined ? versions!.newest()!.kv : undefined;
     this.append(key, { kv, sub, tombstone: false });
-    return { kv, prev };
+    return { kv, prev, prevLease: head?.lease };
   }
 
   /** Deletes `key` at revision `rev` if it is live. Returns the deleted version. */
@@ -226,6 +233,33 @@ class KeyVersions {
 
   newest(): KeyRecord | undefined {
     return this.count === 0 ? undefined : decodeRecord(this.record(this.count - 1));
+  }
+
+  /**
+   * What a put needs of the newest version, read from its bytes without decoding the rest;
+   * undefined when there is none or it is a deletion.
+   */
+  newestLive(): { createRevision: bigint; version: bigint; lease: bigint } | undefined {
+    if (this.count === 0 || this.revisions[this.count - 1]! < 0) return undefined;
+    const r = new BinaryReader(this.record(this.count - 1));
+    const head = { createRevision: 0n, version: 0n, lease: 0n };
+    while (r.pos < r.len) {
+      const [field, wireType] = r.tag();
+      if (field !== 1 || wireType !== WireType.LengthDelimited) {
+        r.skip(wireType);
+        continue;
+      }
+      // KeyRecord.kv: a KeyValue
+      const end = r.uint32() + r.pos;
+      while (r.pos < end) {
+        const [kvField, kvWireType] = r.tag();
+        if (kvField === 2) head.createRevision = BigInt(r.int64());
+        else if (kvField === 4) head.version = BigInt(r.int64());
+        else if (kvField === 6) head.lease = BigInt(r.int64());
+        else r.skip(kvWireType);
+      }
+    }
+    return head;
   }
 
   newestRevision(): bigint {

@@ -101,10 +101,13 @@ export class ConsensusStateMachine {
     return rangeResponse(req, kvs);
   }
 
-  /** Applies one committed command. Refusals become an error result, changing nothing. */
-  apply(cmd: Command): Applied {
+  /**
+   * Applies one committed command. Refusals become an error result, changing nothing. Without
+   * `withEvents` (nobody watches this replica) no events are made: the state is the same.
+   */
+  apply(cmd: Command, withEvents = true): Applied {
     const events: Event[] = [];
-    const w = new Writer(this, events);
+    const w = new Writer(this, withEvents ? events : undefined);
     try {
       const result = this.dispatch(cmd, w);
       if (w.wrote) this.store.revision = w.rev;
@@ -362,9 +365,10 @@ class Writer {
   private sub = 0;
 
   private readonly sm: ConsensusStateMachine;
-  private readonly events: Event[];
+  /** Undefined when nobody watches: no events are made. */
+  private readonly events: Event[] | undefined;
 
-  constructor(sm: ConsensusStateMachine, events: Event[]) {
+  constructor(sm: ConsensusStateMachine, events: Event[] | undefined) {
     this.sm = sm;
     this.events = events;
     this.rev = sm.store.revision + 1n;
@@ -372,17 +376,18 @@ class Writer {
 
   put(req: PutRequest): PutResponse {
     const key = keyString(req.key);
-    const { kv, prev } = this.sm.store.put(
+    const { kv, prev, prevLease } = this.sm.store.put(
       key,
       req.key,
       req.value,
       req.lease,
       this.rev,
       this.sub++,
+      this.events !== undefined || req.prevKv,
     );
-    this.sm.attach(key, prev?.lease ?? 0n, req.lease);
+    this.sm.attach(key, prevLease ?? 0n, req.lease);
     this.wrote = true;
-    this.events.push(create(EventSchema, { type: Event_EventType.PUT, kv, prevKv: prev }));
+    this.events?.push(create(EventSchema, { type: Event_EventType.PUT, kv, prevKv: prev }));
     return create(PutResponseSchema, req.prevKv && prev !== undefined ? { prevKv: prev } : {});
   }
 
@@ -401,7 +406,7 @@ class Writer {
     if (prev === undefined) return undefined;
     this.sm.attach(key, prev.lease, 0n);
     this.wrote = true;
-    this.events.push(
+    this.events?.push(
       create(EventSchema, {
         type: Event_EventType.DELETE,
         kv: { key: prev.key, modRevision: this.rev },
