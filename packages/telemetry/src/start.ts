@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { metrics, propagation, trace } from "@opentelemetry/api";
+import { metrics, propagation, type TextMapPropagator, trace } from "@opentelemetry/api";
 import {
   ALLOW_ALL_BAGGAGE_KEYS,
   BaggageSpanProcessor,
@@ -9,6 +9,7 @@ import {
   CompositePropagator,
   getBooleanFromEnv,
   getStringFromEnv,
+  getStringListFromEnv,
   W3CBaggagePropagator,
   W3CTraceContextPropagator,
 } from "@opentelemetry/core";
@@ -79,11 +80,7 @@ export interface Telemetry {
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   ensureContextManager();
-  propagation.setGlobalPropagator(
-    new CompositePropagator({
-      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
-    }),
-  );
+  propagation.setGlobalPropagator(propagatorForEnvironment());
   resetInstruments();
   const disabled = getBooleanFromEnv("OTEL_SDK_DISABLED");
   setSpansOn(!disabled && !samplesNothing());
@@ -174,6 +171,30 @@ const gcPauseView: ViewOptions = {
     options: { boundaries: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1] },
   },
 };
+
+/**
+ * W3C trace context and baggage, or what `OTEL_PROPAGATORS` names of them (`none`: neither).
+ * Other formats (b3, jaeger) are not built in: a name this does not know is an error at start.
+ */
+function propagatorForEnvironment(): TextMapPropagator {
+  const names = getStringListFromEnv("OTEL_PROPAGATORS") ?? ["tracecontext", "baggage"];
+  const known: Record<string, () => TextMapPropagator> = {
+    tracecontext: () => new W3CTraceContextPropagator(),
+    baggage: () => new W3CBaggagePropagator(),
+  };
+  const propagators: TextMapPropagator[] = [];
+  for (const name of names) {
+    if (name === "none") return new CompositePropagator();
+    const make = known[name];
+    if (make === undefined) {
+      throw new Error(
+        `OTEL_PROPAGATORS names "${name}": Quartet propagates tracecontext and baggage (or none)`,
+      );
+    }
+    propagators.push(make());
+  }
+  return new CompositePropagator({ propagators });
+}
 
 /** True when the configured sampler drops every span, whatever the parent says. */
 function samplesNothing(): boolean {
