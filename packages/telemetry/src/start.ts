@@ -1,12 +1,20 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { metrics, propagation, type TextMapPropagator, trace } from "@opentelemetry/api";
+import {
+  DiagConsoleLogger,
+  diag,
+  metrics,
+  propagation,
+  type TextMapPropagator,
+  trace,
+} from "@opentelemetry/api";
 import {
   ALLOW_ALL_BAGGAGE_KEYS,
   BaggageSpanProcessor,
 } from "@opentelemetry/baggage-span-processor";
 import {
   CompositePropagator,
+  diagLogLevelFromString,
   getBooleanFromEnv,
   getStringFromEnv,
   getStringListFromEnv,
@@ -80,6 +88,9 @@ export interface Telemetry {
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   ensureContextManager();
+  // The SDK's own complaints (an exporter that cannot reach its collector) at OTEL_LOG_LEVEL.
+  const logLevel = diagLogLevelFromString(getStringFromEnv("OTEL_LOG_LEVEL"));
+  if (logLevel !== undefined) diag.setLogger(new DiagConsoleLogger(), { logLevel });
   propagation.setGlobalPropagator(propagatorForEnvironment());
   resetInstruments();
   const disabled = getBooleanFromEnv("OTEL_SDK_DISABLED");

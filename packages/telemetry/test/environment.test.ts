@@ -1,8 +1,10 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { propagation } from "@opentelemetry/api";
 import { afterEach, expect, it } from "vitest";
 import { startTelemetry } from "../src/index.ts";
 
-// Which headers a call carries downstream follows OTEL_PROPAGATORS, as the SDK's own start does.
+// The standard variables the SDK's own start read, which startTelemetry reads as it did.
 afterEach(() => {
   delete process.env.OTEL_PROPAGATORS;
 });
@@ -29,4 +31,23 @@ it("refuses a propagator it does not build in, naming the ones it does", () => {
   expect(() => startTelemetry({ serviceName: "propagators-test" })).toThrow(
     /OTEL_PROPAGATORS names "b3": Quartet propagates tracecontext and baggage/,
   );
+});
+
+it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL, and none without it", () => {
+  // In a process of its own: the test runner stands in for the console.
+  const script = [
+    `import { diag } from "@opentelemetry/api";`,
+    `import { startTelemetry } from ${JSON.stringify(fileURLToPath(new URL("../src/index.ts", import.meta.url)))};`,
+    `const t = startTelemetry({ serviceName: "log-level-test" });`,
+    `diag.debug("a debug message");`,
+    `await t.shutdown();`,
+  ].join("\n");
+  const run = (env: Record<string, string>) =>
+    execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: { ...process.env, OTEL_SDK_DISABLED: "true", ...env },
+      encoding: "utf8",
+    });
+  expect(run({ OTEL_LOG_LEVEL: "debug" })).toContain("a debug message");
+  expect(run({})).not.toContain("a debug message");
 });
