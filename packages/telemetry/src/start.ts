@@ -87,11 +87,13 @@ export interface Telemetry {
  * baggage, deadlines, cancellation) keeps working.
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
+  // Checked before anything global is set: a bad setting leaves the process as it was.
+  const propagator = propagatorForEnvironment();
   ensureContextManager();
   // The SDK's own complaints (an exporter that cannot reach its collector) at OTEL_LOG_LEVEL.
   const logLevel = diagLogLevelFromString(getStringFromEnv("OTEL_LOG_LEVEL"));
   if (logLevel !== undefined) diag.setLogger(new DiagConsoleLogger(), { logLevel });
-  propagation.setGlobalPropagator(propagatorForEnvironment());
+  propagation.setGlobalPropagator(propagator);
   resetInstruments();
   const disabled = getBooleanFromEnv("OTEL_SDK_DISABLED");
   setSpansOn(!disabled && !samplesNothing());

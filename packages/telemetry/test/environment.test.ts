@@ -31,6 +31,8 @@ it("refuses a propagator it does not build in, naming the ones it does", () => {
   expect(() => startTelemetry({ serviceName: "propagators-test" })).toThrow(
     /OTEL_PROPAGATORS names "b3": Quartet propagates tracecontext and baggage/,
   );
+  // Refused before anything global was set.
+  expect(propagation.fields()).toEqual([]);
 });
 
 it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL, and none without it", () => {
@@ -45,7 +47,8 @@ it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL, and none witho
   const run = (env: Record<string, string>) =>
     execFileSync(process.execPath, ["--input-type=module", "-e", script], {
       cwd: fileURLToPath(new URL("..", import.meta.url)),
-      env: { ...process.env, OTEL_SDK_DISABLED: "true", ...env },
+      // (undefined leaves a variable out, whatever the runner's environment holds)
+      env: { ...process.env, OTEL_SDK_DISABLED: "true", OTEL_LOG_LEVEL: undefined, ...env },
       encoding: "utf8",
     });
   expect(run({ OTEL_LOG_LEVEL: "debug" })).toContain("a debug message");

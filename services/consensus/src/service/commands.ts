@@ -141,16 +141,21 @@ const putField = 10;
 export function decodeCommand(data: Uint8Array): Command {
   const r = new BinaryReader(data);
   let nowMs = 0n;
-  let put: PutRequest | null | undefined;
+  let put: PutRequest | undefined;
   while (r.pos < r.len) {
     const [field, wireType] = r.tag();
-    if (field === 1 && wireType === WireType.Varint) nowMs = BigInt(r.int64());
-    else if (field === putField && wireType === WireType.LengthDelimited && put === undefined)
-      put = readPut(r, r.uint32() + r.pos);
-    else return fromBinary(CommandSchema, data);
-    if (put === null) return fromBinary(CommandSchema, data);
+    if (field === 1 && wireType === WireType.Varint) {
+      nowMs = BigInt(r.int64());
+      continue;
+    }
+    const read =
+      field === putField && wireType === WireType.LengthDelimited && put === undefined
+        ? readPut(r, r.uint32() + r.pos)
+        : null;
+    if (read === null) return fromBinary(CommandSchema, data);
+    put = read;
   }
-  if (put == null) return fromBinary(CommandSchema, data);
+  if (put === undefined) return fromBinary(CommandSchema, data);
   return { $typeName: "quartet.consensus.v1.Command", nowMs, op: { case: "put", value: put } };
 }
 

@@ -97,8 +97,9 @@ export class MvccStore {
     sub: number,
     withPrev = true,
   ): { kv: KeyValue; prev: KeyValue | undefined; prevLease: bigint | undefined } {
-    const versions = this.history.get(key);
-    const head = versions?.newestLive();
+    // The live version replaced: decoded whole when asked for, else only the three numbers.
+    const prev = withPrev ? this.get(key) : undefined;
+    const head = withPrev ? prev : this.history.get(key)?.newestLive();
     const kv = create(KeyValueSchema, {
       key: keyBytes,
       value,
@@ -107,7 +108,6 @@ export class MvccStore {
       createRevision: head === undefined ? rev : head.createRevision,
       version: head === undefined ? 1n : head.version + 1n,
     });
-    const prev = withPrev && head !== undefined ? versions!.newest()!.kv : undefined;
     this.append(key, { kv, sub, tombstone: false });
     return { kv, prev, prevLease: head?.lease };
   }
