@@ -865,8 +865,7 @@ export class Raft {
     if (this.state !== "leader") return;
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
-      const bump = !this.lazyCommit && pr.state !== "snapshot" && this.canBumpCommit(pr);
-      if (!this.maybeSendAppend(id, pr, bump)) continue;
+      if (!this.maybeSendAppend(id, pr, !this.lazyCommit && this.canBumpCommit(pr))) continue;
       while (pr.state === "replicate" && this.maybeSendAppend(id, pr, false)) {}
     }
   }

@@ -117,6 +117,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
         .then(() => {})
         .finally(() => {
           sdk?.runtime.disable();
+          diag.disable();
           trace.disable();
           metrics.disable();
           propagation.disable();

@@ -35,7 +35,7 @@ it("refuses a propagator it does not build in, naming the ones it does", () => {
   expect(propagation.fields()).toEqual([]);
 });
 
-it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL, and none without it", () => {
+it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL until shutdown, and none without it", () => {
   // In a process of its own: the test runner stands in for the console.
   const script = [
     `import { diag } from "@opentelemetry/api";`,
@@ -43,6 +43,7 @@ it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL, and none witho
     `const t = startTelemetry({ serviceName: "log-level-test" });`,
     `diag.debug("a debug message");`,
     `await t.shutdown();`,
+    `diag.debug("a message after shutdown");`,
   ].join("\n");
   const run = (env: Record<string, string>) =>
     execFileSync(process.execPath, ["--input-type=module", "-e", script], {
@@ -51,6 +52,9 @@ it("logs the SDK's own messages to the console at OTEL_LOG_LEVEL, and none witho
       env: { ...process.env, OTEL_SDK_DISABLED: "true", OTEL_LOG_LEVEL: undefined, ...env },
       encoding: "utf8",
     });
-  expect(run({ OTEL_LOG_LEVEL: "debug" })).toContain("a debug message");
+  const logged = run({ OTEL_LOG_LEVEL: "debug" });
+  expect(logged).toContain("a debug message");
+  // shutdown() leaves the console logger no more set than the other globals.
+  expect(logged).not.toContain("a message after shutdown");
   expect(run({})).not.toContain("a debug message");
 });
