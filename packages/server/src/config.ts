@@ -196,6 +196,10 @@ export const serverSettings = {
     schema: int(1, 1 << 30).default(defaultLimits.maxBufferedBytes),
     help: "Bytes of request bodies still arriving held over all connections.",
   },
+  compressMinBytes: {
+    schema: int(0, 1 << 30).optional(),
+    help: "Compress response messages of at least this many bytes for clients that accept gzip or br. Default: responses are not compressed (compressed requests are accepted either way).",
+  },
   drainTimeoutMs: {
     schema: int(0, 600_000).default(10_000),
     help: "On SIGTERM, how long in-flight calls may take to finish.",

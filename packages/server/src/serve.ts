@@ -60,6 +60,11 @@ export interface ServeOptions {
   fallback?: NodeHandler;
   /** Values each call's handler context starts with (e.g. the caller's address from `req.socket`). */
   contextValues?: (req: Parameters<NodeHandler>[0]) => ContextValues;
+  /**
+   * Response messages of at least this many bytes are compressed for a client that accepts
+   * gzip or br. Default: none are. Compressed requests are accepted either way.
+   */
+  compressMinBytes?: number;
 }
 
 export interface Server {
@@ -116,6 +121,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     checkBody: checkEnvelopeFlagsOf,
     jsonOptions: strictJson,
     acceptCompression: requestCompressions,
+    // Quartet's services talk over a LAN, where compressing costs the server more than it
+    // saves (a consensus leader gzipping every watch batch once per watcher); connect would
+    // compress any response message of 1 KiB or more.
+    compressMinBytes: options.compressMinBytes ?? Number.POSITIVE_INFINITY,
     interceptors,
     readMaxBytes: limits.maxRequestBytes,
     writeMaxBytes: limits.maxResponseBytes,
@@ -261,6 +270,7 @@ export function serveOptionsFrom(config: ConfigOf<typeof serverSettings>): Parti
       maxBufferedBytes: config.maxBufferedBytes,
     },
     drainTimeoutMs: config.drainTimeoutMs,
+    ...(config.compressMinBytes !== undefined ? { compressMinBytes: config.compressMinBytes } : {}),
   };
 }
 

@@ -40,6 +40,9 @@ beforeAll(async () => {
     routes: compareRoutes,
     logger: pino({ level: "silent" }),
     limits: { maxRequestBytes: readMaxBytes },
+    // connect's default, so the direct path's compression is compared with connect's too
+    // (serve() compresses no response by default: compression.test.ts).
+    compressMinBytes: 1024,
   });
   // The options serve() gives connect that change answers (request-errors.ts, limits.ts).
   const decodeErrors = createDecodeErrorGate();

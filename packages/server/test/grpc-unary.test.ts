@@ -15,7 +15,14 @@ let quartet: Server;
 let bare: http2.Http2Server;
 let bareUrl: string;
 beforeAll(async () => {
-  quartet = await serve({ name: "test", routes: compareRoutes, logger: pino({ level: "silent" }) });
+  quartet = await serve({
+    name: "test",
+    routes: compareRoutes,
+    logger: pino({ level: "silent" }),
+    // connect's default, so the direct path's compression is compared with connect's too
+    // (serve() compresses no response by default: compression.test.ts).
+    compressMinBytes: 1024,
+  });
   bare = http2.createServer(connectNodeAdapter({ routes: compareRoutes }));
   await new Promise<void>((resolve) => bare.listen(0, "127.0.0.1", resolve));
   bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
