@@ -16,6 +16,7 @@ import type { ConfigOf, serverSettings } from "./config.ts";
 import { type AllowedOrigins, createCors, localhostOrigins } from "./cors.ts";
 import { applyDefaultTimeout } from "./default-timeout.ts";
 import { HealthRegistry } from "./health.ts";
+import { guardHttp2ClientSessions } from "./http2-client-guard.ts";
 import { InFlightCalls } from "./in-flight-calls.ts";
 import { createLimitLog } from "./limit-log.ts";
 import { defaultLimits, type Limits } from "./limits.ts";
@@ -94,6 +95,7 @@ export function serverInterceptors(limits: Pick<Limits, "maxConcurrentCalls">): 
 
 export async function serve(options: ServeOptions): Promise<Server> {
   const logger = options.logger ?? createLogger(options.name);
+  guardHttp2ClientSessions(logger);
   const limits = { ...defaultLimits, ...options.limits };
   let health: HealthRegistry | undefined;
   // Paths of the methods whose request is one message (unary, server-streaming).
