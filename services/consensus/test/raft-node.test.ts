@@ -1,10 +1,10 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code } from "@connectrpc/connect";
 import type { Message, NodeId } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  NodeStoppedError,
   NotLeaderError,
   ProposalDroppedError,
   RaftNode,
@@ -180,7 +180,13 @@ describe("RaftNode", () => {
     expect(answered).toBeGreaterThan(0);
     expect(answered).toBeLessThan(100);
     for (const r of settled.slice(answered)) {
-      expect(r).toMatchObject({ status: "rejected", reason: { name: "NodeStoppedError" } });
+      expect(r).toMatchObject({
+        status: "rejected",
+        reason: {
+          code: Code.Unavailable,
+          rawMessage: expect.stringMatching(/^this member stopped \(the node is shutting down\)/),
+        },
+      });
     }
   });
 
@@ -272,7 +278,11 @@ describe("RaftNode", () => {
     const error = await stopped;
     expect(error).toBeInstanceOf(StorageCorruptError);
     expect(String(error)).toMatch(new RegExp(`entry ${first} .*fails its checksum`));
-    await expect(lead.propose(new TextEncoder().encode("after"))).rejects.toThrow(NodeStoppedError);
+    // Callers are told to go to another member, and why this one stopped.
+    await expect(lead.propose(new TextEncoder().encode("after"))).rejects.toMatchObject({
+      code: Code.Unavailable,
+      rawMessage: expect.stringMatching(/^this member stopped \(storage failed: .*checksum/),
+    });
     // The member never got the damaged entry.
     expect(c.members.get(behind)!.node.appliedIndex()).toBeLessThan(first);
   });

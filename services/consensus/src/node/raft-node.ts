@@ -1,4 +1,5 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type ConfChange,
   type ConfState,
@@ -57,9 +58,16 @@ export class ProposalDroppedError extends Error {
   override name = "ProposalDroppedError";
 }
 
-/** The node's storage failed: it stops, since it can no longer promise durability. */
-export class NodeStoppedError extends Error {
-  override name = "NodeStoppedError";
+/**
+ * What fails the calls waiting on a node that stopped (it is shutting down, or its storage
+ * failed and it can no longer promise durability): Unavailable, as etcd answers, since another
+ * member can take them. (A subclass of ConnectError would not be one to `instanceof`.)
+ */
+export function nodeStoppedError(reason: string): ConnectError {
+  return new ConnectError(
+    `this member stopped (${reason}) before the call finished: retry on another member; a write may have been applied, so check before repeating one that is not idempotent`,
+    Code.Unavailable,
+  );
 }
 
 export interface RaftNodeOptions {
@@ -157,7 +165,7 @@ export class RaftNode {
   /** A snapshot whose file is being written beside the Raft loop, and once it is written. */
   private snapshotting = false;
   private writtenSnapshot: Snapshot | undefined;
-  private stopped: NodeStoppedError | undefined;
+  private stopped: ConnectError | undefined;
 
   constructor(options: RaftNodeOptions) {
     this.id = options.id;
@@ -296,7 +304,7 @@ export class RaftNode {
   /** Stops ticking and fails what waits; the storage stays open (the caller closes it). */
   stop(reason = "the node is shutting down"): void {
     if (this.stopped) return;
-    this.stopped = new NodeStoppedError(reason);
+    this.stopped = nodeStoppedError(reason);
     clearInterval(this.timer);
     clearTimeout(this.commitBump);
     const err = this.stopped;
