@@ -79,17 +79,12 @@ export const grpcUnaryFastPath: ProtocolFastPath = (spec, serialization, opt) =>
     if (authority === undefined) return;
     const message = singleMessage(read, opt.readMaxBytes);
     if (message === undefined) return;
-    // A server that compresses nothing (serve()'s default) names no grpc-encoding either, as
-    // grpc-go does; connect would name the one it negotiated, and use it for no message.
-    const compress =
-      opt.compressMinBytes === Number.POSITIVE_INFINITY
-        ? null
-        : compressionNegotiate(
-            opt.acceptCompression,
-            null,
-            headerValue(headers["grpc-accept-encoding"]),
-            "grpc-accept-encoding",
-          ).response;
+    const compress = compressionNegotiate(
+      opt.acceptCompression,
+      null,
+      headerValue(headers["grpc-accept-encoding"]),
+      "grpc-accept-encoding",
+    ).response;
     const context = createCallContext(
       method,
       grpcAnswering(compress),
