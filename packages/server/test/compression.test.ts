@@ -4,6 +4,7 @@
 import http from "node:http";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   ComputeRequestSchema,
   ComputeResponseSchema,
@@ -18,16 +19,8 @@ afterEach(stopServers);
 const input = "abcdefghij".repeat(400);
 const requestMessage = toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input }));
 
-function envelope(flags: number, message: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = flags;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
-
 /** A gRPC Compute call accepting gzip answers; the answer's flags and digest. */
-async function grpcCompute(url: string, request: Buffer, headers: Record<string, string> = {}) {
+async function grpcCompute(url: string, request: Uint8Array, headers: Record<string, string> = {}) {
   const answer = await rawGrpc(url, computePath, [request], {
     "grpc-accept-encoding": "gzip",
     ...headers,
@@ -71,7 +64,7 @@ function connectCompute(url: string): Promise<{ encoding: string | undefined; di
 describe("response compression", () => {
   it("is off by default: a large answer goes uncompressed to a client that accepts gzip", async () => {
     const server = await startServer();
-    const grpc = await grpcCompute(server.url, envelope(0, requestMessage));
+    const grpc = await grpcCompute(server.url, encodeEnvelope(0, requestMessage));
     expect(grpc).toMatchObject({ flags: 0, digest: input });
     expect(grpc.wireBytes).toBeGreaterThan(input.length);
     const connect = await connectCompute(server.url);
@@ -80,7 +73,7 @@ describe("response compression", () => {
 
   it("compresses answers of --compress-min-bytes or more when set", async () => {
     const server = await startServer(["--compress-min-bytes", "1024"]);
-    const grpc = await grpcCompute(server.url, envelope(0, requestMessage));
+    const grpc = await grpcCompute(server.url, encodeEnvelope(0, requestMessage));
     expect(grpc).toMatchObject({ flags: 1, digest: input });
     expect(grpc.wireBytes).toBeLessThan(input.length / 10);
     const connect = await connectCompute(server.url);
@@ -89,7 +82,7 @@ describe("response compression", () => {
 
   it("accepts a gzip-compressed request either way", async () => {
     const server = await startServer();
-    const grpc = await grpcCompute(server.url, envelope(1, gzipSync(requestMessage)), {
+    const grpc = await grpcCompute(server.url, encodeEnvelope(1, gzipSync(requestMessage)), {
       "grpc-encoding": "gzip",
     });
     expect(grpc).toMatchObject({ flags: 0, digest: input });

@@ -4,6 +4,7 @@
 // and the two answers (status, headers, body bytes, trailers) must be the same.
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { pino } from "pino";
@@ -32,15 +33,11 @@ afterAll(async () => {
   bare?.close();
 });
 
-function envelope(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
-
 const request = (input: string, iterations = 0) =>
-  envelope(toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input, iterations })));
+  encodeEnvelope(
+    0,
+    toBinary(ComputeRequestSchema, create(ComputeRequestSchema, { input, iterations })),
+  );
 
 /** One raw gRPC call: everything the client receives but the date. */
 async function answer(url: string, body: Uint8Array, headers: Record<string, string>) {

@@ -1,5 +1,6 @@
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { ComputeRequestSchema, WorkerService } from "@quartet/proto/quartet/worker/v1/worker_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server } from "../src/index.ts";
@@ -26,14 +27,6 @@ async function connectPost(body: Uint8Array | string, headers: Record<string, st
   return { status: res.status, json };
 }
 
-function envelope(flags: number, message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + message.length);
-  out[0] = flags;
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
-
 /** A gRPC call over h2c with a raw body; resolves with grpc-status and grpc-message. */
 async function grpcPost(body: Uint8Array) {
   return grpcStatus(await rawGrpc(server.url, `/${WorkerService.typeName}/Compute`, [body]));
@@ -49,7 +42,7 @@ describe("malformed requests are the client's error (InvalidArgument), not Inter
     expect(res.status).toBe(400);
     expect(res.json.code).toBe("invalid_argument");
     expect(res.json.message).toMatch(/not a valid binary protobuf message/);
-    const grpc = await grpcPost(envelope(0, truncated));
+    const grpc = await grpcPost(encodeEnvelope(0, truncated));
     expect(grpc.code).toBe("3");
     expect(grpc.message).toMatch(/not a valid binary protobuf message/);
   });
@@ -73,16 +66,16 @@ describe("malformed requests are the client's error (InvalidArgument), not Inter
   });
 
   it("a request envelope with flag 0x80 (trailers, for responses only)", async () => {
-    const grpc = await grpcPost(envelope(0x80, valid));
+    const grpc = await grpcPost(encodeEnvelope(0x80, valid));
     expect(grpc.code).toBe("3");
     expect(grpc.message).toMatch(/flags 0x80/);
     const web = await fetch(computeUrl(), {
       method: "POST",
       headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
-      body: envelope(0x80, valid),
+      body: encodeEnvelope(0x80, valid),
     });
     expect(web.headers.get("grpc-status") ?? (await web.text())).toMatch(/3/);
-    expect((await grpcPost(envelope(0, valid))).code).toBe("0");
+    expect((await grpcPost(encodeEnvelope(0, valid))).code).toBe("0");
   });
 });
 

@@ -63,7 +63,7 @@ export class ProposalDroppedError extends Error {
  * failed and it can no longer promise durability): Unavailable, as etcd answers, since another
  * member can take them. (A subclass of ConnectError would not be one to `instanceof`.)
  */
-export function nodeStoppedError(reason: string): ConnectError {
+function nodeStoppedError(reason: string): ConnectError {
   return new ConnectError(
     `this member stopped (${reason}) before the call finished: retry on another member; a write may have been applied, so check before repeating one that is not idempotent`,
     Code.Unavailable,
