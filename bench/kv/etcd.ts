@@ -1,10 +1,11 @@
-// The anchor: a fresh 3-member etcd 3.4 cluster on loopback, default fsync, driven with the
-// npm etcd3 client (gRPC over one h2c connection to the leader).
+// The anchor: a fresh 3-member etcd 3.4 cluster on loopback, default fsync, driven over one h2c
+// connection to the leader: puts and gets with the load generator's gRPC caller, watches with
+// the npm etcd3 client.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
-import { value } from "./load.ts";
+import { etcdPaths, h2KvCalls } from "./h2-grpc-client.ts";
 import { freePort, type KvSide, pollUntil } from "./side.ts";
 
 export async function startEtcd(dataRoot: string): Promise<KvSide> {
@@ -73,16 +74,14 @@ export async function startEtcd(dataRoot: string): Promise<KvSide> {
       return undefined;
     });
     const client = new Etcd3({ hosts: urls[leaderIndex]! });
+    const calls = h2KvCalls(new URL(urls[leaderIndex]!).host, etcdPaths);
     return {
       name: "etcd",
       leaderPid: children[leaderIndex]!.pid!,
       pids: children.map((c) => c.pid!),
-      async put(key) {
-        await client.kv.put({ key, value });
-      },
+      put: calls.put,
       async get(key) {
-        const res = await client.kv.range({ key });
-        if (res.kvs.length !== 1) throw new Error(`etcd: key ${key} missing`);
+        if ((await calls.count(key)) !== 1) throw new Error(`etcd: key ${key} missing`);
       },
       async watch(prefix, onEvents) {
         const watcher = await client.watch().prefix(prefix).create();
@@ -90,6 +89,7 @@ export async function startEtcd(dataRoot: string): Promise<KvSide> {
         return () => void watcher.cancel();
       },
       async stop() {
+        calls.close();
         client.close();
         await stopAll();
       },

@@ -3,7 +3,8 @@
 // clients, watch events/s delivered to 10 watchers of a prefix; then a check that Quartet
 // really fsyncs (strace counts its sync calls under put load). The same load generator in
 // this process drives both sides, over gRPC on one h2c connection to each side's leader, with
-// the same gRPC library (@grpc/grpc-js; BENCH_KV_CLIENT=connect drives Quartet with Connect).
+// the same caller and the same request bytes (h2-grpc-client.ts; BENCH_KV_CLIENT=connect
+// drives Quartet with Connect).
 //
 // BENCH_FLOOR=1 adds a third side to the put cases: the floor of a replicated durable put on
 // Node (node-floor-server.ts), to tell what Quartet's stack costs from what the runtime does.
@@ -297,7 +298,7 @@ try {
 
 report("kv", figures, ratios, [
   `${seconds} s per case after ${warmupSeconds} s warm-up, ${rounds} rounds, sides alternating; medians`,
-  `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (etcd: the etcd3 npm client on @grpc/grpc-js; Quartet: ${process.env.BENCH_KV_CLIENT === "connect" ? "Connect createGrpcTransport" : "@grpc/grpc-js, watches with Connect"}); Quartet members snapshot every 100,000 entries (etcd 3.4's default --snapshot-count)`,
+  `fresh 3-member clusters on ${fsType} (${tmpdir()}), default fsync; 256-byte values; every request to the leader over gRPC on one h2c connection (puts and gets: ${process.env.BENCH_KV_CLIENT === "connect" ? "etcd: a gRPC caller on node:http2 (h2-grpc-client.ts), Quartet: Connect createGrpcTransport" : "the same gRPC caller on node:http2 (h2-grpc-client.ts) and the same request bytes on both sides"}; watches: the etcd3 npm client, and Connect for Quartet); Quartet members snapshot every 100,000 entries (etcd 3.4's default --snapshot-count)`,
   "puts: closed-loop clients over 10,000 keys; gets: linearizable, 64 clients over 1,000 existing keys; watch: 10 watchers of one prefix, 16 writers, events received by all watchers per second (its p50/p99 are the writers' put latencies)",
   ...(process.env.BENCH_FLOOR
     ? [

@@ -1,12 +1,10 @@
 // The floor side of the kv bench (BENCH_FLOOR=1): node-floor-server.ts as a leader and two
-// followers, driven over the same gRPC client and the same KVService.Put as Quartet's side.
+// followers, driven over the same gRPC caller and the same KVService.Put as Quartet's side.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { startServiceProcess } from "@quartet/server/testing";
-import { grpcJsClient } from "./grpc-js-client.ts";
-import { value } from "./load.ts";
+import { h2KvCalls, quartetPaths } from "./h2-grpc-client.ts";
 import type { KvSide } from "./side.ts";
 
 const entry = fileURLToPath(new URL("./node-floor-server.ts", import.meta.url));
@@ -19,8 +17,7 @@ export async function startNodeFloor(dataRoot: string): Promise<KvSide> {
   const ports = followers.map((f) => new URL(f.url).port);
   const leader = await startServiceProcess(entry, ["leader", join(dataRoot, "leader"), ...ports]);
   const processes = [leader, ...followers];
-  const client = grpcJsClient(new URL(leader.url).host);
-  const put = client.unary(KVService, KVService.method.put);
+  const client = h2KvCalls(new URL(leader.url).host, quartetPaths);
   const notServed = async (): Promise<never> => {
     throw new Error("the Node floor serves puts only");
   };
@@ -28,9 +25,7 @@ export async function startNodeFloor(dataRoot: string): Promise<KvSide> {
     name: "nodefloor",
     leaderPid: leader.pid,
     pids: processes.map((p) => p.pid),
-    async put(key) {
-      await put({ key, value });
-    },
+    put: client.put,
     get: notServed,
     watch: notServed,
     async stop() {

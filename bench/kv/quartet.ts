@@ -1,16 +1,16 @@
 // Quartet's side: a fresh 3-member consensus cluster (services/consensus/src/main.ts on the
-// pinned Node), driven over one h2c connection to the leader: puts and gets with @grpc/grpc-js,
-// the gRPC library the etcd3 client drives the etcd side with (BENCH_KV_CLIENT=connect: with
-// Connect's createGrpcTransport instead), watches with Connect.
+// pinned Node), driven over one h2c connection to the leader: puts and gets with the load
+// generator's gRPC caller, as on etcd's side (BENCH_KV_CLIENT=connect: with Connect's
+// createGrpcTransport instead), watches with Connect.
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
 import { KVService } from "@quartet/proto/quartet/consensus/v1/kv_pb";
 import { WatchService } from "@quartet/proto/quartet/consensus/v1/watch_pb";
 import { type ServiceProcess, startServiceProcess } from "@quartet/server/testing";
-import { grpcJsClient } from "./grpc-js-client.ts";
+import { h2KvCalls, type KvCalls, quartetPaths } from "./h2-grpc-client.ts";
 import { value } from "./load.ts";
 import { freePort, type KvSide, pollUntil } from "./side.ts";
 
@@ -68,18 +68,15 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
     const watch = createClient(WatchService, transport);
     const kv =
       process.env.BENCH_KV_CLIENT === "connect"
-        ? createClient(KVService, transport)
-        : grpcJsKv(leader.url);
+        ? connectKv(createClient(KVService, transport))
+        : h2KvCalls(new URL(leader.url).host, quartetPaths);
     return {
       name: "quartet",
       leaderPid: leader.pid,
       pids: members.map((m) => m.pid),
-      async put(key) {
-        await kv.put({ key, value });
-      },
+      put: kv.put,
       async get(key) {
-        const res = await kv.range({ key });
-        if (res.kvs.length !== 1) throw new Error(`quartet: key ${key} missing`);
+        if ((await kv.count(key)) !== 1) throw new Error(`quartet: key ${key} missing`);
       },
       watch(prefix, onEvents) {
         const stop = new AbortController();
@@ -105,7 +102,7 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
         });
       },
       async stop() {
-        if ("close" in kv) kv.close();
+        kv.close();
         await stopAll();
       },
     };
@@ -115,12 +112,15 @@ export async function startQuartet(dataRoot: string, nodeArgs: string[] = []): P
   }
 }
 
-/** The two KVService calls the load generator makes, over @grpc/grpc-js. */
-function grpcJsKv(baseUrl: string) {
-  const client = grpcJsClient(new URL(baseUrl).host);
+/** The load generator's calls over Connect's gRPC transport (BENCH_KV_CLIENT=connect). */
+function connectKv(client: Client<typeof KVService>): KvCalls {
   return {
-    put: client.unary(KVService, KVService.method.put),
-    range: client.unary(KVService, KVService.method.range),
-    close: client.close,
+    async put(key) {
+      await client.put({ key, value });
+    },
+    async count(key) {
+      return (await client.range({ key })).kvs.length;
+    },
+    close() {},
   };
 }
