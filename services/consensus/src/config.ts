@@ -53,7 +53,7 @@ export const consensusSettings = {
   },
   dataDir: {
     schema: z.string().min(1),
-    help: "Directory of this member's Raft log, snapshots and state (LMDB, fsync'd).",
+    help: "Directory of this member's Raft log (a checksummed write-ahead log, fsync'd) and snapshots.",
   },
   join: {
     schema: z
@@ -73,6 +73,10 @@ export const consensusSettings = {
   snapshotEntries: {
     schema: int(1, 100_000_000).default(10_000),
     help: "Take a snapshot and compact the log after this many applied entries.",
+  },
+  heapGrowthPercent: {
+    schema: int(0, 10_000).default(400),
+    help: "How far the JavaScript heap may grow past what the last full GC kept before the next one, in percent (V8's --heap-growing-percent; 0: V8's own choice). Higher: fewer full-GC pauses for more memory.",
   },
   maxWatchesPerClient: {
     schema: int(1, 10_000_000).default(defaultMaxWatchesPerClient),

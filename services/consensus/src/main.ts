@@ -3,6 +3,7 @@ import { createLogger, loadClusterToken, loadConfig, serveOptionsFrom } from "@q
 import { startTelemetry } from "@quartet/telemetry";
 import { ConsensusClient } from "./client.ts";
 import { consensusSettings, defaultClusterId, parsePeers } from "./config.ts";
+import { applyHeapGrowth } from "./heap-growth.ts";
 import { saveClusterId, savedClusterId } from "./node/cluster-id.ts";
 import { discoverCluster } from "./node/join.ts";
 import { startMember } from "./node/member.ts";
@@ -14,6 +15,7 @@ const config = loadConfig({
     "a consensus member: Raft on durable storage, serving quartet.consensus.v1 (a replicated KV store)",
   settings: { ...consensusSettings, ...registrySettings },
 });
+applyHeapGrowth(config.heapGrowthPercent);
 const peers = parsePeers(config.peers);
 const self = peers.get(config.id);
 if (self === undefined) {
