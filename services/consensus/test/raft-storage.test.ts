@@ -1,13 +1,17 @@
 import { spawn } from "node:child_process";
 import {
   appendFileSync,
+  closeSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -264,6 +268,27 @@ describe("DurableRaftStorage", () => {
     );
   });
 
+  it("zero-fills a segment ahead of its records, and after a reopen writes after the last one", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir, { zeroAheadBytes: 4096 });
+    await s.bootstrap({ voters: [1] });
+    await s.persist({ entries: range(2, 6, 1), hardState: { term: 1, vote: 1, commit: 6 } });
+    await s.close();
+    const path = onlySegment(dir);
+    const file = readFileSync(path);
+    const { end, bad } = readSegment(file);
+    expect(bad).toBeUndefined();
+    expect(file.byteLength).toBeGreaterThan(end);
+    expect(file.subarray(end).every((b) => b === 0)).toBe(true);
+    const again = DurableRaftStorage.open(dir, { zeroAheadBytes: 4096 });
+    await again.persist({ entries: range(7, 8, 1), hardState: { term: 1, vote: 1, commit: 8 } });
+    await again.close();
+    const third = DurableRaftStorage.open(dir, { zeroAheadBytes: 4096 });
+    expect(third.entries(2, 9, Number.POSITIVE_INFINITY)).toEqual(range(2, 8, 1));
+    expect(third.initialState().hardState.commit).toBe(8);
+    await third.close();
+  });
+
   it("cuts off an unfinished last write, says so, and keeps everything before it", async () => {
     const dir = tempDir();
     const s = DurableRaftStorage.open(dir);
@@ -271,14 +296,19 @@ describe("DurableRaftStorage", () => {
     await s.persist({ entries: range(2, 6, 1), hardState: { term: 1, vote: 1, commit: 6 } });
     await s.close();
     const path = onlySegment(dir);
-    const whole = statSync(path).size;
-    // Half of a record: a write a crash cut short before its sync returned.
-    const torn = readFileSync(path).subarray(whole - 30);
-    appendFileSync(path, torn.subarray(0, 20));
+    const { end, records } = readSegment(readFileSync(path));
+    // Half of a record where the records end: a write past the zero-filled space that a
+    // crash cut short before its sync returned.
+    const last = records.at(-1)!;
+    const half = readFileSync(path).subarray(last.offset, last.offset + 20);
+    truncateSync(path, end);
+    appendFileSync(path, half);
     const repairs: string[] = [];
     const again = DurableRaftStorage.open(dir, { onRepair: (m) => repairs.push(m) });
-    expect(repairs).toEqual([expect.stringMatching(/cut off an unfinished write .* 20 bytes/)]);
-    expect(statSync(path).size).toBe(whole);
+    expect(repairs).toEqual([
+      expect.stringMatching(new RegExp(`cut off an unfinished write .* from byte ${end}\\)`)),
+    ]);
+    expect(statSync(path).size).toBe(end);
     expect(again.entries(2, 7, Number.POSITIVE_INFINITY)).toEqual(range(2, 6, 1));
     // Appends after the repair are read back after the next open.
     await again.persist({ entries: range(7, 8, 1), hardState: { term: 1, vote: 1, commit: 8 } });
@@ -287,6 +317,56 @@ describe("DurableRaftStorage", () => {
     expect(third.lastIndex()).toBe(8);
     expect(repairs).toHaveLength(1);
     await third.close();
+  });
+
+  it("cuts off a last write of which a sector never reached the disk", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir);
+    await s.bootstrap({ voters: [1] });
+    await s.persist({ entries: range(2, 3, 1), hardState: { term: 1, vote: 1, commit: 3 } });
+    const big = entry(4, 1, "x".repeat(3000));
+    await s.persist({ entries: [big, entry(5, 1)], hardState: { term: 1, vote: 1, commit: 3 } });
+    await s.close();
+    const path = onlySegment(dir);
+    const { records } = readSegment(readFileSync(path));
+    const bigRecord = records.find((r) => entryIndex(r) === 4)!;
+    // The sectors past the first of the big entry's stay as they were before the write:
+    // zero-filled space.
+    const sector = Math.ceil((bigRecord.offset + 600) / 512) * 512;
+    const fd = openSync(path, "r+");
+    writeSync(fd, Buffer.alloc(1024), 0, 1024, sector);
+    closeSync(fd);
+    const repairs: string[] = [];
+    const again = DurableRaftStorage.open(dir, { onRepair: (m) => repairs.push(m) });
+    expect(repairs).toEqual([expect.stringMatching(/cut off an unfinished write/)]);
+    expect(again.lastIndex()).toBe(3);
+    expect(again.entries(2, 4, Number.POSITIVE_INFINITY)).toEqual(range(2, 3, 1));
+    await again.close();
+  });
+
+  it("refuses a segment before the last with data past the zero-filled end of its records", async () => {
+    const dir = tempDir();
+    const s = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
+    await s.bootstrap({ voters: [1] });
+    for (let i = 2; i <= 200; i += 10) {
+      await s.persist({
+        entries: range(i, i + 9, 1),
+        hardState: { term: 1, vote: 1, commit: i + 9 },
+      });
+    }
+    await s.close();
+    const names = readdirSync(join(dir, "wal")).sort();
+    expect(names.length).toBeGreaterThan(1);
+    const first = join(dir, "wal", names[0]!);
+    const { end } = readSegment(readFileSync(first));
+    const size = statSync(first).size;
+    expect(size).toBeGreaterThan(end);
+    const fd = openSync(first, "r+");
+    writeSync(fd, Buffer.from([7]), 0, 1, size - 1);
+    closeSync(fd);
+    expect(() => DurableRaftStorage.open(dir, { segmentBytes: 2048 })).toThrow(
+      /has data after the zero-filled end of its records: the file is damaged/,
+    );
   });
 
   it("starts new segments as the log grows and deletes the compacted ones", async () => {
