@@ -85,10 +85,11 @@ const emptySnapshot = (): Snapshot => ({
  * A segment is zero-filled a little ahead of its records, and records are written over the
  * zeros. An fdatasync that follows an append to the end of a file must also write the file's
  * inode (its size changed), one more synchronous write for every Ready; over blocks already
- * written it has only the data to flush. Three processes syncing 10 KB writes on this
- * project's ext4 disk: 0.27 ms per fdatasync appending, 0.14 ms zero-filled ahead (etcd's
- * `fallocate`d segments: 0.23 ms, the blocks are allocated but marked unwritten). BENCHMARKS.md
- * (kv) has what it does to a put.
+ * written it has only the data to flush. Three storages persisting Readies of 10 KB at once
+ * on this project's ext4 disk (`npm run bench -- wal-sync`): 0.62-0.64x the time per Ready of
+ * appending; etcd's `fallocate`d segments, whose blocks are allocated but marked unwritten,
+ * gain less (0.88-0.98x of a bare append). BENCHMARKS.md (kv) has what it does to a
+ * put.
  */
 export class DurableRaftStorage implements Storage {
   private readonly dir: string;
