@@ -54,10 +54,10 @@ export interface BadRecord {
   offset: number;
   reason: string;
   /**
-   * The damage is what a write cut short by a crash leaves: a record the file ends inside, one
-   * with a sector still zero (the segment is zero-filled ahead of its writes), or bytes past
-   * the zero-filled end. Only the last write can be torn, and it was never synced; anything
-   * else is damage to what was written.
+   * Whether it looks like what a write cut short by a crash leaves: a record the file ends
+   * inside, one with a sector still zero (the segment is zero-filled ahead of its writes), or
+   * bytes past the zero-filled end. Only the last write can be torn, and it was never synced;
+   * anything else is damage to what was written.
    */
   torn: boolean;
   kind?: number;
