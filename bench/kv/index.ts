@@ -11,13 +11,12 @@
 //
 // BENCH_PROFILE=1 instead runs Quartet alone under put-64 with `--cpu-prof` and prints the
 // leader's top self-time functions (BENCH_PROFILE=get-64: under the linearizable gets).
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomInt, seededRandom } from "@quartet/determinism";
 import { type Figure, median, report } from "../lib/report.ts";
-import { ensureCommands } from "../lib/tools.ts";
+import { diskTempDir, ensureCommands } from "../lib/tools.ts";
 import { startEtcd } from "./etcd.ts";
 import { closedLoop, countSyncs, type LoadResult } from "./load.ts";
 import { startNodeFloor } from "./node-floor.ts";
@@ -38,16 +37,7 @@ const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const straceSeconds = 3;
 
-const dataRoot = mkdtempSync(join(tmpdir(), "quartet-kv-bench-"));
-const fsType = execFileSync("df", ["-T", dataRoot], { encoding: "utf8" })
-  .trim()
-  .split("\n")
-  .at(-1)!
-  .split(/\s+/)[1]!;
-if (fsType === "tmpfs") {
-  rmSync(dataRoot, { recursive: true, force: true });
-  throw new Error(`${dataRoot} is on tmpfs: set TMPDIR to a directory on a real disk`);
-}
+const { dir: dataRoot, fsType } = diskTempDir("quartet-kv-bench-");
 
 const keys = (prefix: string, n: number) =>
   Array.from({ length: n }, (_, i) => Buffer.from(`${prefix}${String(i).padStart(6, "0")}`));

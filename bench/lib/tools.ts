@@ -1,6 +1,7 @@
 import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 
 /** Installs Debian packages that provide the given commands, if any is missing. */
@@ -13,6 +14,24 @@ export function ensureCommands(packages: Record<string, string>): void {
   console.log(`installing ${names.join(", ")} (apt-get)`);
   execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
   execFileSync("apt-get", ["install", "-y", "-qq", ...names], { stdio: "inherit" });
+}
+
+/**
+ * A new directory under the system's temporary directory, for data that must be synced to a
+ * real disk, and that disk's file system type; refuses tmpfs, where fsync costs nothing.
+ */
+export function diskTempDir(prefix: string): { dir: string; fsType: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const fsType = execFileSync("df", ["-T", dir], { encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .at(-1)!
+    .split(/\s+/)[1]!;
+  if (fsType === "tmpfs") {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${dir} is on tmpfs: set TMPDIR to a directory on a real disk`);
+  }
+  return { dir, fsType };
 }
 
 export interface H2loadResult {

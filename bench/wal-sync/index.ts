@@ -5,13 +5,14 @@
 // - append and fallocate: a bare file, appended to, or `fallocate`d first and written over
 //   (etcd's WAL segments), each Ready a 10 KB write and an fdatasync.
 // Sides alternate in each round; figures are medians over rounds of the three writers' means.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type Figure, median, report } from "../lib/report.ts";
-import { ensureCommands } from "../lib/tools.ts";
+import { diskTempDir, ensureCommands } from "../lib/tools.ts";
 
 ensureCommands({ fallocate: "util-linux" });
 const readies = Number(process.env.BENCH_WAL_READIES ?? 3000);
@@ -19,16 +20,7 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const sides = ["storage", "storage-append", "append", "fallocate"];
 const writer = fileURLToPath(new URL("./writer.ts", import.meta.url));
 
-const root = mkdtempSync(join(tmpdir(), "quartet-wal-bench-"));
-const fsType = execFileSync("df", ["-T", root], { encoding: "utf8" })
-  .trim()
-  .split("\n")
-  .at(-1)!
-  .split(/\s+/)[1]!;
-if (fsType === "tmpfs") {
-  rmSync(root, { recursive: true, force: true });
-  throw new Error(`${root} is on tmpfs: set TMPDIR to a directory on a real disk`);
-}
+const { dir: root, fsType } = diskTempDir("quartet-wal-bench-");
 
 interface WriterResult {
   perSec: number;
@@ -45,18 +37,18 @@ async function runSide(side: string, round: number): Promise<WriterResult[]> {
     const child = spawn(process.execPath, [writer, side, dir, String(readies)], {
       stdio: ["pipe", "pipe", "inherit"],
     });
-    let out = "";
-    child.stdout.on("data", (b: Buffer) => {
-      out += b;
-    });
-    const ready = new Promise<void>((resolve) => {
-      const check = () => (out.includes("ready\n") ? resolve() : child.stdout.once("data", check));
-      check();
-    });
+    // The writer prints "ready" once warmed up, then its result as the last line.
+    const lines: string[] = [];
+    const ready = new Promise<void>((resolve) =>
+      createInterface({ input: child.stdout }).on("line", (line) => {
+        lines.push(line);
+        if (line === "ready") resolve();
+      }),
+    );
     const done = new Promise<WriterResult>((resolve, reject) =>
-      child.once("exit", (code) =>
+      child.once("close", (code) =>
         code === 0
-          ? resolve(JSON.parse(out.split("\n").filter(Boolean).at(-1)!) as WriterResult)
+          ? resolve(JSON.parse(lines.at(-1)!) as WriterResult)
           : reject(new Error(`wal-sync writer (${side}) exited with ${code}`)),
       ),
     );

@@ -13,7 +13,8 @@ const readies = Number(readiesArg);
 /** A put-64 Ready: about 30 entries of a 256-byte value with its key and framing. */
 const entriesPerReady = 30;
 const entryData = new Uint8Array(330).fill(7);
-const readyBytes = Buffer.alloc(entriesPerReady * (entryData.byteLength + 26), 7);
+/** What a bare file gets per Ready: about the bytes of such a Ready's records. */
+const readyBytes = Buffer.alloc(10 * 1024, 7);
 
 /** Persists Ready `i` (from 0), returning when it is on disk. */
 async function writerFor(): Promise<(i: number) => Promise<void>> {

@@ -1,17 +1,14 @@
 import { spawn } from "node:child_process";
 import {
   appendFileSync,
-  closeSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   truncateSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +17,7 @@ import { type Entry, MemoryStorage } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
 import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
 import { RecordKind, readNumber, readSegment, type WalRecord } from "../src/storage/wal.ts";
-import { damageEntry } from "./support/damage.ts";
+import { damageEntry, overwrite } from "./support/damage.ts";
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -46,6 +43,19 @@ function onlySegment(dir: string): string {
   const names = readdirSync(join(dir, "wal")).filter((n) => n.endsWith(".wal"));
   expect(names).toHaveLength(1);
   return join(dir, "wal", names[0]!);
+}
+
+/** A storage of 2 KB segments holding entries 2-201 (term 1, all committed), still open. */
+async function grownLog(dir: string): Promise<DurableRaftStorage> {
+  const s = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
+  await s.bootstrap({ voters: [1] });
+  for (let i = 2; i <= 200; i += 10) {
+    await s.persist({
+      entries: range(i, i + 9, 1),
+      hardState: { term: 1, vote: 1, commit: i + 9 },
+    });
+  }
+  return s;
 }
 
 /** The entry index of a log record, or undefined for other records. */
@@ -333,9 +343,7 @@ describe("DurableRaftStorage", () => {
     // The sectors past the first of the big entry's stay as they were before the write:
     // zero-filled space.
     const sector = Math.ceil((bigRecord.offset + 600) / 512) * 512;
-    const fd = openSync(path, "r+");
-    writeSync(fd, Buffer.alloc(1024), 0, 1024, sector);
-    closeSync(fd);
+    overwrite(path, sector, Buffer.alloc(1024));
     const repairs: string[] = [];
     const again = DurableRaftStorage.open(dir, { onRepair: (m) => repairs.push(m) });
     expect(repairs).toEqual([expect.stringMatching(/cut off an unfinished write/)]);
@@ -346,14 +354,7 @@ describe("DurableRaftStorage", () => {
 
   it("refuses a segment before the last with data past the zero-filled end of its records", async () => {
     const dir = tempDir();
-    const s = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
-    await s.bootstrap({ voters: [1] });
-    for (let i = 2; i <= 200; i += 10) {
-      await s.persist({
-        entries: range(i, i + 9, 1),
-        hardState: { term: 1, vote: 1, commit: i + 9 },
-      });
-    }
+    const s = await grownLog(dir);
     await s.close();
     const names = readdirSync(join(dir, "wal")).sort();
     expect(names.length).toBeGreaterThan(1);
@@ -361,9 +362,7 @@ describe("DurableRaftStorage", () => {
     const { end } = readSegment(readFileSync(first));
     const size = statSync(first).size;
     expect(size).toBeGreaterThan(end);
-    const fd = openSync(first, "r+");
-    writeSync(fd, Buffer.from([7]), 0, 1, size - 1);
-    closeSync(fd);
+    overwrite(first, size - 1, Buffer.from([7]));
     expect(() => DurableRaftStorage.open(dir, { segmentBytes: 2048 })).toThrow(
       /has data after the zero-filled end of its records: the file is damaged/,
     );
@@ -371,14 +370,7 @@ describe("DurableRaftStorage", () => {
 
   it("starts new segments as the log grows and deletes the compacted ones", async () => {
     const dir = tempDir();
-    const s = DurableRaftStorage.open(dir, { segmentBytes: 2048 });
-    await s.bootstrap({ voters: [1] });
-    for (let i = 2; i <= 200; i += 10) {
-      await s.persist({
-        entries: range(i, i + 9, 1),
-        hardState: { term: 1, vote: 1, commit: i + 9 },
-      });
-    }
+    const s = await grownLog(dir);
     const segments = () => readdirSync(join(dir, "wal")).length;
     const grown = segments();
     expect(grown).toBeGreaterThan(3);

@@ -86,9 +86,9 @@ const emptySnapshot = (): Snapshot => ({
  * zeros. An fdatasync that follows an append to the end of a file must also write the file's
  * inode (its size changed), one more synchronous write for every Ready; over blocks already
  * written it has only the data to flush. Three storages persisting Readies of 10 KB at once
- * on this project's ext4 disk (`npm run bench -- wal-sync`): 0.62-0.64x the time per Ready of
+ * on this project's ext4 disk (`npm run bench -- wal-sync`): 0.62-0.67x the time per Ready of
  * appending; etcd's `fallocate`d segments, whose blocks are allocated but marked unwritten,
- * gain less (0.88-0.98x of a bare append). BENCHMARKS.md (kv) has what it does to a
+ * gain less (0.87-0.98x of a bare append). BENCHMARKS.md (kv) has what it does to a
  * put.
  */
 export class DurableRaftStorage implements Storage {
@@ -353,8 +353,8 @@ export class DurableRaftStorage implements Storage {
    * carries it, so one Ready's sync in every megabyte or so flushes the zeros too.
    */
   private zeroAhead(): void {
-    const from = Math.max(this.zeroedTo, this.written);
     if (this.written + this.zeroAheadBytes / 2 <= this.zeroedTo) return;
+    const from = Math.max(this.zeroedTo, this.written);
     const bytes = Math.min(this.zeroAheadBytes, this.segmentBytes - from);
     if (bytes <= 0) return;
     writeZeros(this.fd, from, bytes);

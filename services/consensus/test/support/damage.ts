@@ -13,9 +13,14 @@ export function damageEntry(segment: string, index: number): void {
   if (record === undefined) throw new Error(`no record of entry ${index} in ${segment}`);
   // After the record's header and the entry's index, term and type.
   const at = record.offset + recordHeaderBytes + 17;
-  const fd = openSync(segment, "r+");
+  overwrite(segment, at, Buffer.from([bytes[at]! ^ 0xff]));
+}
+
+/** Writes `bytes` over a file at `at`, in place (the file may be open elsewhere). */
+export function overwrite(path: string, at: number, bytes: Uint8Array): void {
+  const fd = openSync(path, "r+");
   try {
-    writeSync(fd, Buffer.from([bytes[at]! ^ 0xff]), 0, 1, at);
+    writeSync(fd, bytes, 0, bytes.byteLength, at);
   } finally {
     closeSync(fd);
   }
