@@ -74,6 +74,10 @@ export const consensusSettings = {
     schema: int(1, 100_000_000).default(10_000),
     help: "Take a snapshot and compact the log after this many applied entries.",
   },
+  snapshotBytes: {
+    schema: int(1024, 2 ** 40).default(64 * 1024 * 1024),
+    help: "Also take a snapshot once the entries applied since the last one hold this many bytes of data (default 64 MiB, one log segment), so large values do not grow the log for thousands of entries.",
+  },
   heapGrowthPercent: {
     schema: int(0, 10_000).default(400),
     help: "How far the JavaScript heap may grow past what the last full GC kept before the next one, in percent (V8's --heap-growing-percent; 0: V8's own choice). Higher: fewer full-GC pauses for more memory.",

@@ -61,6 +61,7 @@ const member = await startMember({
   logger,
   tickMs: config.tickMs,
   snapshotEntries: config.snapshotEntries,
+  snapshotBytes: config.snapshotBytes,
   service: createConsensusService({
     clusterId,
     self: config.id,

@@ -10,6 +10,7 @@ import {
   RaftNode,
   type RaftNodeOptions,
   type StateMachine,
+  snapshotBytesFor,
   snapshotPoint,
 } from "../src/node/raft-node.ts";
 import { DurableRaftStorage, StorageCorruptError } from "../src/storage/raft-storage.ts";
@@ -49,6 +50,7 @@ afterEach(async () => {
 async function cluster(
   options: {
     snapshotEntries?: number;
+    snapshotBytes?: number;
     keepEntries?: number;
     recentEntries?: number;
     raft?: RaftNodeOptions["raft"];
@@ -287,6 +289,26 @@ describe("RaftNode", () => {
     expect(c.members.get(behind)!.node.appliedIndex()).toBeLessThan(first);
   });
 
+  it("snapshots once the entries since the last hold --snapshot-bytes of data, each member at its own size", async () => {
+    // 1,024 bytes stretched by member id: 1,365 (member 1), 1,706 (2) and 1,024 (3).
+    const c = await cluster({ snapshotEntries: 1_000_000, snapshotBytes: 1024, keepEntries: 0 });
+    const lead = await c.leader();
+    const value = new TextEncoder().encode("x".repeat(100));
+    // 12 entries of 100 bytes: past member 3's size but not member 1's or 2's.
+    for (let i = 0; i < 12; i++) await lead.propose(value);
+    const snapAt = (id: NodeId) => c.members.get(id)!.storage.snapshot().metadata.index;
+    // Its snapshot is written beside its Raft loop and recorded on a later turn of it.
+    while (snapAt(3) <= 1) await c.nextSent((m) => m.from === 3);
+    expect(snapAt(1)).toBe(1);
+    expect(snapAt(2)).toBe(1);
+    // 20 more: past member 1's and 2's sizes (32 entries, 3,200 bytes).
+    for (let i = 0; i < 20; i++) await lead.propose(value);
+    for (const id of [1, 2]) while (snapAt(id) <= 1) await c.nextSent((m) => m.from === id);
+    expect(snapAt(1)).toBeGreaterThanOrEqual(14);
+    expect(snapAt(2)).toBeGreaterThanOrEqual(18);
+    expect(c.members.get(lead.id)!.sm.items.length).toBe(32);
+  });
+
   it("goes on committing while a snapshot's file is being written, and records it after", async () => {
     const c = await cluster({ snapshotEntries: 4, keepEntries: 0 });
     const lead = await c.leader();
@@ -295,14 +317,20 @@ describe("RaftNode", () => {
     let release = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
     const prepare = storage.prepareSnapshot.bind(storage);
-    storage.prepareSnapshot = (...args) =>
-      prepare(...args).then((snap) => released.then(() => snap));
+    let written: Promise<unknown> = Promise.resolve();
+    storage.prepareSnapshot = (...args) => {
+      const file = prepare(...args);
+      written = file;
+      return file.then((snap) => released.then(() => snap));
+    };
     const before = storage.snapshot().metadata.index;
     for (let i = 0; i < 12; i++) await lead.propose(new TextEncoder().encode(`v${i}`));
     expect(storage.snapshot().metadata.index).toBe(before);
     release();
-    await released;
-    // The next Ready records it.
+    // Once its file is written (on libuv's pool, however long that takes) and one turn has
+    // let the node take it, the next Ready records it.
+    await written;
+    await new Promise((resolve) => setImmediate(resolve));
     await lead.propose(new TextEncoder().encode("after"));
     expect(storage.snapshot().metadata.index).toBeGreaterThanOrEqual(before + 4);
     expect(storage.firstIndex()).toBe(storage.snapshot().metadata.index + 1);
@@ -390,6 +418,14 @@ describe("RaftNode", () => {
         }
       })(),
     ).rejects.toBeInstanceOf(NotLeaderError);
+  });
+});
+
+describe("snapshotBytesFor", () => {
+  it("stretches the size by a third per member id, so three members snapshot apart", () => {
+    expect([1, 2, 3, 4].map((id) => snapshotBytesFor(id, 3_000))).toEqual([
+      4_000, 5_000, 3_000, 4_000,
+    ]);
   });
 });
 

@@ -48,6 +48,7 @@ export interface MemberOptions {
   serve: Partial<ServeOptions>;
   tickMs?: number;
   snapshotEntries?: number;
+  snapshotBytes?: number;
   keepEntries?: number;
   raft?: Omit<RaftConfig, "id" | "storage" | "applied">;
   /** Peer reconnect backoff (tests shorten it). */
@@ -120,6 +121,7 @@ export async function startMember(options: MemberOptions): Promise<Member> {
     send: (messages) => transport.send(messages),
     ...(options.tickMs ? { tickMs: options.tickMs } : {}),
     ...(options.snapshotEntries ? { snapshotEntries: options.snapshotEntries } : {}),
+    ...(options.snapshotBytes ? { snapshotBytes: options.snapshotBytes } : {}),
     ...(options.keepEntries !== undefined ? { keepEntries: options.keepEntries } : {}),
     ...(options.raft ? { raft: options.raft } : {}),
     onFatal: (error) => {

@@ -84,6 +84,12 @@ export interface RaftNodeOptions {
    * the same time and a quorum always has its threads free for the log.
    */
   snapshotEntries?: number;
+  /**
+   * Also snapshot once the entries applied since the last snapshot hold this many bytes of
+   * data (default 64 MiB, a log segment), so large values cannot grow the log on disk for
+   * thousands of entries. Staggered by member id as well (snapshotBytesFor).
+   */
+  snapshotBytes?: number;
   /** Entries kept before a snapshot, so a slightly lagging follower catches up from the log. */
   keepEntries?: number;
   /** Any other setting of the core (election and heartbeat ticks, windows, preVote...). */
@@ -132,6 +138,9 @@ export class RaftNode {
   private readonly sm: StateMachine;
   private readonly send: (messages: Message[]) => void;
   private readonly snapshotEntries: number;
+  private readonly snapshotBytes: number;
+  /** Data bytes of the entries applied since this member's last snapshot. */
+  private bytesSinceSnapshot = 0;
   private readonly keepEntries: number;
   private readonly electionTick: number;
   private readonly onFatal: (error: unknown) => void;
@@ -173,6 +182,7 @@ export class RaftNode {
     this.sm = options.stateMachine;
     this.send = options.send;
     this.snapshotEntries = options.snapshotEntries ?? 10_000;
+    this.snapshotBytes = snapshotBytesFor(options.id, options.snapshotBytes ?? 64 * 1024 * 1024);
     this.keepEntries = options.keepEntries ?? 5_000;
     this.electionTick = options.raft?.electionTick ?? 10;
     this.onFatal = options.onFatal ?? (() => {});
@@ -493,6 +503,7 @@ export class RaftNode {
         if (rd.snapshot) {
           this.sm.restore(rd.snapshot.metadata.index, rd.snapshot.data);
           this.applied = rd.snapshot.metadata.index;
+          this.bytesSinceSnapshot = 0;
           this.failProposalsUpTo(this.applied);
         }
         for (let i = onDisk; i < rd.committedEntries.length; i++)
@@ -548,6 +559,7 @@ export class RaftNode {
       result = this.sm.apply(e.index, e.data);
     }
     this.applied = e.index;
+    this.bytesSinceSnapshot += e.data.byteLength;
     // Entries apply in index order and a snapshot fails the proposals it covers, so no
     // pending proposal is below this entry: only the oldest can be its.
     const p = this.proposals.oldest();
@@ -607,8 +619,13 @@ export class RaftNode {
   private maybeSnapshot(): void {
     if (this.snapshotting) return;
     const snapIndex = this.storage.snapshot().metadata.index;
-    if (snapshotPoint(this.applied, this.id, this.snapshotEntries) <= snapIndex) return;
+    if (
+      snapshotPoint(this.applied, this.id, this.snapshotEntries) <= snapIndex &&
+      this.bytesSinceSnapshot < this.snapshotBytes
+    )
+      return;
     this.snapshotting = true;
+    this.bytesSinceSnapshot = 0;
     const conf: ConfState = this.raw.status().config;
     this.storage
       .prepareSnapshot(this.applied, conf, this.sm.snapshot().then(concatBytesInParts))
@@ -644,6 +661,14 @@ export function snapshotPoint(applied: number, id: NodeId, every: number): numbe
   const offset = Math.floor(((id % 3) * every) / 3);
   if (applied < every + offset) return 0;
   return Math.floor((applied - offset) / every) * every + offset;
+}
+
+/**
+ * The data bytes after which member `id` takes a snapshot, `bytes` stretched by a third per
+ * member id (x1, x4/3, x5/3): three members applying the same entries reach theirs apart.
+ */
+export function snapshotBytesFor(id: NodeId, bytes: number): number {
+  return Math.floor((bytes * (3 + (id % 3))) / 3);
 }
 
 /** How many of `committed` (in index order) come before the first of `unpersisted`. */
