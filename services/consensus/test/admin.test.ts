@@ -1,3 +1,5 @@
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { ClusterService, MaintenanceService } from "@quartet/proto/quartet/consensus/v1/cluster_pb";
@@ -54,6 +56,34 @@ describe("cluster administration", () => {
       create(RangeRequestSchema, { key: new TextEncoder().encode("backed-up") }),
     );
     expect(read.kvs.length).toBe(1);
+  }, 60_000);
+
+  it("snapshots by --snapshot-bytes: every member, long before --snapshot-entries", async () => {
+    cluster = await TestCluster.start(3, [
+      "--snapshot-entries",
+      "1000000",
+      "--snapshot-bytes",
+      "4096",
+    ]);
+    const c = cluster;
+    /** The highest index of a snapshot file in member `id`'s data directory (1: the bootstrap's). */
+    const snapshotAt = (id: number) =>
+      Math.max(
+        0,
+        ...readdirSync(join(c.dataDir, String(id)))
+          .filter((name) => name.endsWith(".snap"))
+          .map((name) => Number(name.slice("snapshot-".length, -".snap".length))),
+      );
+    const value = new Uint8Array(1024);
+    // 4,096 bytes stretched by member id: at most 6,826, so 7 puts of 1 KiB reach every
+    // member's size; the files are written beside the Raft loop, so later puts find them.
+    let puts = 0;
+    while (puts < 100 && !c.ids.every((id) => snapshotAt(id) > 1)) {
+      await c.kv(1).put({ key: new TextEncoder().encode(`k${puts}`), value });
+      puts++;
+    }
+    for (const id of c.ids) expect(snapshotAt(id)).toBeGreaterThanOrEqual(5);
+    expect(puts).toBeLessThan(100);
   }, 60_000);
 
   it("hashes each member's history: the same on every member at one revision, OUT_OF_RANGE beyond it", async () => {

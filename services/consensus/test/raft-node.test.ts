@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import type { Message, NodeId } from "@quartet/raft";
 import { afterEach, describe, expect, it } from "vitest";
@@ -289,7 +290,7 @@ describe("RaftNode", () => {
     expect(c.members.get(behind)!.node.appliedIndex()).toBeLessThan(first);
   });
 
-  it("snapshots once the entries since the last hold --snapshot-bytes of data, each member at its own size", async () => {
+  it("snapshots once the entries since the last hold snapshotBytes of data, each member at its own size", async () => {
     // 1,024 bytes stretched by member id: 1,365 (member 1), 1,706 (2) and 1,024 (3).
     const c = await cluster({ snapshotEntries: 1_000_000, snapshotBytes: 1024, keepEntries: 0 });
     const lead = await c.leader();
@@ -330,7 +331,7 @@ describe("RaftNode", () => {
     // Once its file is written (on libuv's pool, however long that takes) and one turn has
     // let the node take it, the next Ready records it.
     await written;
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     await lead.propose(new TextEncoder().encode("after"));
     expect(storage.snapshot().metadata.index).toBeGreaterThanOrEqual(before + 4);
     expect(storage.firstIndex()).toBe(storage.snapshot().metadata.index + 1);
