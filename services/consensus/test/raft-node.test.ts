@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
@@ -210,6 +211,67 @@ describe("RaftNode", () => {
     // After the barrier a follower has applied every write acknowledged before it.
     await follower.node.linearizableBarrier();
     expect(follower.sm.items).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("gets its answers out over HTTP/2, trailers included, before the sync that follows them", async () => {
+    const c = await cluster();
+    const lead = await c.leader();
+    // Streams answered as a gRPC answer goes: headers, the message, then trailers. Node's
+    // HTTP/2 marks a stream closed when it writes its last frame (the trailers) to the socket.
+    const answered: http2.ServerHttp2Stream[] = [];
+    const server = http2.createServer();
+    server.on("stream", (stream) => {
+      const body: Buffer[] = [];
+      stream.on("data", (b: Buffer) => body.push(b));
+      stream.on("end", async () => {
+        const index = await lead.propose(Buffer.concat(body));
+        answered.push(stream);
+        stream.respond({ ":status": 200 }, { waitForTrailers: true });
+        stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        stream.end(String(index));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    // At each sync of the leader: the answers given since the last one that had not left.
+    const storage = c.members.get(lead.id)!.storage;
+    const persist = storage.persist.bind(storage);
+    let syncsAfterAnswers = 0;
+    let late = 0;
+    storage.persist = (rd, sync) => {
+      if (sync && answered.length > 0) {
+        syncsAfterAnswers++;
+        late += answered.filter((s) => !s.closed).length;
+        answered.length = 0;
+      }
+      return persist(rd, sync);
+    };
+    const { port } = server.address() as { port: number };
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const put = (value: string) =>
+      new Promise<void>((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/put" });
+        req.on("error", reject);
+        req.on("close", () => resolve());
+        req.resume();
+        req.end(value);
+      });
+    // 8 clients over HTTP/2 and 8 proposing directly, each as soon as its last write is
+    // answered, until 10 of the leader's syncs came right after answers (Readies that both
+    // answer and append, as under steady load).
+    let puts = 0;
+    const more = () => syncsAfterAnswers < 10 && puts < 4000;
+    await Promise.all([
+      ...Array.from({ length: 8 }, async (_, client) => {
+        while (more()) await put(`c${client}-${puts++}`);
+      }),
+      ...Array.from({ length: 8 }, async (_, client) => {
+        while (more()) await lead.propose(new TextEncoder().encode(`d${client}-${puts++}`));
+      }),
+    ]);
+    session.close();
+    await new Promise((resolve) => server.close(resolve));
+    expect(syncsAfterAnswers).toBeGreaterThanOrEqual(10);
+    expect(late).toBe(0);
   });
 
   it("sends a new commit index with the next append, or alone when none follows", async () => {
