@@ -109,6 +109,7 @@ export const raftPage: Page = {
     function draw(): void {
       const l = leader();
       root.dataset.leader = l ? String(l.member.id) : "";
+      root.dataset.term = l ? String(l.view!.term) : "";
       const live = [...members.values()].filter((m) => m.stream === "live").length;
       fill(
         status,
