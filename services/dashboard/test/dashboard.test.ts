@@ -90,16 +90,25 @@ test("Raft: three live members; killing the leader from the page shows a new lea
   // A leader of a later term: another member, or the killed one if the supervisor restarted
   // it (after a 250 ms backoff) in time to win the election.
   let now = "";
-  await expect
-    .poll(
-      async () => {
-        const [id, shownTerm] = await main.evaluate((el) => [el.dataset.leader, el.dataset.term]);
-        if (id && shownTerm && BigInt(shownTerm) > term) now = id;
-        return now;
-      },
-      { timeout: waitMs },
-    )
-    .not.toBe("");
+  try {
+    await expect
+      .poll(
+        async () => {
+          const [id, shownTerm] = await main.evaluate((el) => [el.dataset.leader, el.dataset.term]);
+          if (id && shownTerm && BigInt(shownTerm) > term) now = id;
+          return now;
+        },
+        { timeout: waitMs },
+      )
+      .not.toBe("");
+  } catch (e) {
+    // What the page showed instead (members, timeline, the actions' answers), to tell a kill
+    // that did not happen from an election that did not end.
+    console.error(
+      `the Raft page ${waitMs} ms after killing member ${leader}:\n${await main.innerText()}`,
+    );
+    throw e;
+  }
   // The timeline has the change, newest first.
   await expect
     .poll(() => page.locator("#leader-changes li").count(), { timeout: waitMs })
