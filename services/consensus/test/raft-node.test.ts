@@ -218,60 +218,71 @@ describe("RaftNode", () => {
     const lead = await c.leader();
     // Streams answered as a gRPC answer goes: headers, the message, then trailers. Node's
     // HTTP/2 marks a stream closed when it writes its last frame (the trailers) to the socket.
-    const answered: http2.ServerHttp2Stream[] = [];
+    type Kind = "write" | "read";
+    const answered: { stream: http2.ServerHttp2Stream; kind: Kind }[] = [];
     const server = http2.createServer();
-    server.on("stream", (stream) => {
+    server.on("stream", (stream, headers) => {
+      const kind: Kind = headers[":path"] === "/read" ? "read" : "write";
       const body: Buffer[] = [];
       stream.on("data", (b: Buffer) => body.push(b));
       stream.on("end", async () => {
-        const index = await lead.propose(Buffer.concat(body));
-        answered.push(stream);
+        if (kind === "read") await lead.linearizableBarrier();
+        else await lead.propose(Buffer.concat(body));
+        answered.push({ stream, kind });
         stream.respond({ ":status": 200 }, { waitForTrailers: true });
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-        stream.end(String(index));
+        stream.end(String(lead.appliedIndex()));
       });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    // At each sync of the leader: the answers given since the last one that had not left.
+    // At each sync of the leader: of the answers given since the last one, those not out yet.
     const storage = c.members.get(lead.id)!.storage;
     const persist = storage.persist.bind(storage);
-    let syncsAfterAnswers = 0;
-    let late = 0;
+    const syncsAfter = { write: 0, read: 0 };
+    const late = { write: 0, read: 0 };
     storage.persist = (rd, sync) => {
-      if (sync && answered.length > 0) {
-        syncsAfterAnswers++;
-        late += answered.filter((s) => !s.closed).length;
+      if (sync) {
+        for (const kind of ["write", "read"] as const) {
+          const given = answered.filter((a) => a.kind === kind);
+          if (given.length > 0) syncsAfter[kind]++;
+          late[kind] += given.filter((a) => !a.stream.closed).length;
+        }
         answered.length = 0;
       }
       return persist(rd, sync);
     };
     const { port } = server.address() as { port: number };
     const session = http2.connect(`http://127.0.0.1:${port}`);
-    const put = (value: string) =>
+    const call = (path: string, value: string) =>
       new Promise<void>((resolve, reject) => {
-        const req = session.request({ ":method": "POST", ":path": "/put" });
+        const req = session.request({ ":method": "POST", ":path": path });
         req.on("error", reject);
         req.on("close", () => resolve());
         req.resume();
         req.end(value);
       });
-    // 8 clients over HTTP/2 and 8 proposing directly, each as soon as its last write is
-    // answered, until 10 of the leader's syncs came right after answers (Readies that both
-    // answer and append, as under steady load).
-    let puts = 0;
-    const more = () => syncsAfterAnswers < 10 && puts < 4000;
+    // Over HTTP/2, 4 clients writing and 64 reading (linearizable reads, answered 32 at a time
+    // with a turn between, so writes come in meanwhile); 4 more proposing directly. Each goes
+    // on as soon as its last call is answered, until 30 of the leader's syncs followed writes
+    // answered and 30 followed reads answered.
+    let calls = 0;
+    const more = () => (syncsAfter.write < 30 || syncsAfter.read < 30) && calls < 10_000;
     await Promise.all([
-      ...Array.from({ length: 8 }, async (_, client) => {
-        while (more()) await put(`c${client}-${puts++}`);
+      ...Array.from({ length: 4 }, async (_, client) => {
+        while (more()) await call("/put", `c${client}-${calls++}`);
       }),
-      ...Array.from({ length: 8 }, async (_, client) => {
-        while (more()) await lead.propose(new TextEncoder().encode(`d${client}-${puts++}`));
+      ...Array.from({ length: 64 }, async () => {
+        while (more()) await call("/read", `${calls++}`);
+      }),
+      ...Array.from({ length: 4 }, async (_, client) => {
+        while (more()) await lead.propose(new TextEncoder().encode(`d${client}-${calls++}`));
       }),
     ]);
     session.close();
     await new Promise((resolve) => server.close(resolve));
-    expect(syncsAfterAnswers).toBeGreaterThanOrEqual(10);
-    expect(late).toBe(0);
+    expect(syncsAfter.write).toBeGreaterThanOrEqual(30);
+    expect(syncsAfter.read).toBeGreaterThanOrEqual(30);
+    expect(late).toEqual({ write: 0, read: 0 });
   });
 
   it("sends a new commit index with the next append, or alone when none follows", async () => {

@@ -161,6 +161,8 @@ export class RaftNode {
   private readSeq = 0;
   /** Reads (and waits) to release once `index` is applied, in index order. */
   private appliedWaiters: { index: number; waiter: Waiter }[] = [];
+  /** Whether proposals or reads were answered since the last sync (see run()). */
+  private answered = false;
   private applied: number;
   private ticks = 0;
   /**
@@ -482,21 +484,25 @@ export class RaftNode {
         }
         if (onDisk > 0) this.releaseApplied();
         if (rd.snapshot || rd.entries.length > 0 || rd.hardState) {
-          if (rd.mustSync && (rd.earlyMessages.length > 0 || onDisk > 0)) {
+          // Whether a leader answered since its last sync. (A follower's acknowledgements,
+          // which the commit waits for, follow its sync: it takes no turn for its answers.)
+          const answered = leading && this.answered;
+          if (rd.mustSync && (rd.earlyMessages.length > 0 || onDisk > 0 || answered)) {
             // The sync blocks this thread, and Node's HTTP/2 writes leave only on a later
             // turn of the event loop: without this turn the appends above would reach the
             // followers, and the answers the clients, only after the sync.
             await nextTurn();
             if (this.stopped) return;
-            if (onDisk > 0) {
+            if (answered) {
               // An answer's trailers (gRPC's status) leave a turn after its message: Node's
               // HTTP/2 submits them from an immediate of their own. Without this second turn
-              // the answers above would be complete at their clients only after the sync
-              // (BENCHMARKS.md, kv: more puts/s and a lower p99 at 16 clients).
+              // the answers given since the last sync would be complete at their clients only
+              // after this one (BENCHMARKS.md, kv: more puts/s and a lower p99 at 16 clients).
               await nextTurn();
               if (this.stopped) return;
             }
           }
+          if (rd.mustSync) this.answered = false;
           await this.storage.persist(rd, rd.mustSync);
         }
         if (rd.messages.length > 0) {
@@ -573,6 +579,7 @@ export class RaftNode {
     const p = this.proposals.oldest();
     if (p === undefined || p.index !== e.index) return;
     p.remove();
+    this.answered = true;
     if (p.term === e.term) p.resolve(result);
     else p.reject(new ProposalDroppedError(`a new leader replaced entry ${e.index}; retry`));
   }
@@ -594,6 +601,7 @@ export class RaftNode {
 
   private waitFor(index: number, waiter: Waiter): void {
     if (index <= this.applied) {
+      this.answered = true;
       waiter.resolve();
       return;
     }
@@ -607,7 +615,10 @@ export class RaftNode {
     const list = this.appliedWaiters;
     let n = 0;
     while (n < list.length && list[n]!.index <= this.applied) list[n++]!.waiter.resolve();
-    if (n > 0) this.appliedWaiters = list.slice(n);
+    if (n > 0) {
+      this.answered = true;
+      this.appliedWaiters = list.slice(n);
+    }
   }
 
   private storageFailed(e: unknown): void {
