@@ -3,6 +3,7 @@
 import { execFile } from "node:child_process";
 import { PerformanceObserver } from "node:perf_hooks";
 import { promisify } from "node:util";
+import { quantile } from "../lib/report.ts";
 
 /** 256-byte values, as the brief's comparison asks; the same bytes on both sides. */
 export const value = Buffer.alloc(256, 0x61);
@@ -25,12 +26,6 @@ export interface LoadResult {
    * the generator's timing, not the servers').
    */
   p99OutsideGeneratorGcMs: number;
-}
-
-/** The q-quantile (0..1) of a sorted list, nearest rank. */
-function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 /**

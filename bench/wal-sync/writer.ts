@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Entry } from "@quartet/raft";
 import { DurableRaftStorage } from "../../services/consensus/src/storage/raft-storage.ts";
+import { quantile } from "../lib/report.ts";
 
 const [side, dir, readiesArg] = process.argv.slice(2) as [string, string, string];
 const readies = Number(readiesArg);
@@ -63,13 +64,12 @@ for (let i = 50; i < 50 + readies; i++) {
 }
 const elapsed = performance.now() - start;
 ms.sort((a, b) => a - b);
-const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
 console.log(
   JSON.stringify({
     perSec: (readies / elapsed) * 1000,
     mean: ms.reduce((a, b) => a + b, 0) / ms.length,
-    p50: at(0.5),
-    p99: at(0.99),
+    p50: quantile(ms, 0.5),
+    p99: quantile(ms, 0.99),
   }),
 );
 process.exit(0);
