@@ -1,9 +1,12 @@
 // The dashboard in real Chromium (the Debian binary, through playwright-core) against the
 // whole suite as `npm start` runs it, on ports and a data directory of this test's own: every
-// page shows live data, and the page's own controls move the system. Screenshots of each page
-// go to docs/screenshots/ (linked from the READMEs). Every wait is for a DOM state.
+// page shows live data, and the page's own controls move the system. Every wait is for a DOM
+// state. It screenshots each page into a temporary directory, or with QUARTET_SCREENSHOTS=docs
+// (`npm run screenshots -w @quartet/dashboard`) into docs/screenshots/, which the READMEs show:
+// a test run leaves the checkout as it was.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -11,7 +14,10 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { startSuite } from "../../../scripts/suite-ports.ts";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
-const screenshots = join(root, "docs/screenshots");
+const intoDocs = process.env.QUARTET_SCREENSHOTS === "docs";
+const screenshots = intoDocs
+  ? join(root, "docs/screenshots")
+  : mkdtempSync(join(tmpdir(), "quartet-screenshots-"));
 // Generous bounds for a loaded 2-core machine; the waits end as soon as the page shows the state.
 const waitMs = 30_000;
 
@@ -54,6 +60,7 @@ afterAll(async () => {
       // Already gone.
     }
   }
+  if (!intoDocs) rmSync(screenshots, { recursive: true, force: true });
 });
 
 async function open(path: string): Promise<void> {
