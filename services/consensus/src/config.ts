@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { serverSettings } from "@quartet/server";
 import { z } from "zod";
+import { defaultSnapshotBytes, defaultSnapshotEntries } from "./node/raft-node.ts";
 import { defaultMaxWatchesPerClient } from "./service/watch-limits.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -71,11 +72,11 @@ export const consensusSettings = {
     help: "Raft tick: heartbeats every tick, elections after 10-20 ticks without a leader.",
   },
   snapshotEntries: {
-    schema: int(1, 100_000_000).default(10_000),
+    schema: int(1, 100_000_000).default(defaultSnapshotEntries),
     help: "Take a snapshot and compact the log after this many applied entries.",
   },
   snapshotBytes: {
-    schema: int(1024, 2 ** 40).default(64 * 1024 * 1024),
+    schema: int(1024, 2 ** 40).default(defaultSnapshotBytes),
     help: "Also take a snapshot once the entries applied since the last one hold this many bytes of data (default 64 MiB, one log segment), so large values do not grow the log for thousands of entries.",
   },
   heapGrowthPercent: {

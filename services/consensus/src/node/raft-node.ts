@@ -41,6 +41,10 @@ export interface StateMachine {
  */
 const answerChunk = 32;
 
+/** Snapshot defaults (RaftNodeOptions, and the member's --snapshot-entries and --snapshot-bytes). */
+export const defaultSnapshotEntries = 10_000;
+export const defaultSnapshotBytes = 64 * 1024 * 1024;
+
 /** A proposal or read this node could not take: `leaderId` (if known) can. */
 export class NotLeaderError extends Error {
   override name = "NotLeaderError";
@@ -183,8 +187,11 @@ export class RaftNode {
     this.storage = options.storage;
     this.sm = options.stateMachine;
     this.send = options.send;
-    this.snapshotEntries = options.snapshotEntries ?? 10_000;
-    this.snapshotBytes = snapshotBytesFor(options.id, options.snapshotBytes ?? 64 * 1024 * 1024);
+    this.snapshotEntries = options.snapshotEntries ?? defaultSnapshotEntries;
+    this.snapshotBytes = snapshotBytesFor(
+      options.id,
+      options.snapshotBytes ?? defaultSnapshotBytes,
+    );
     this.keepEntries = options.keepEntries ?? 5_000;
     this.electionTick = options.raft?.electionTick ?? 10;
     this.onFatal = options.onFatal ?? (() => {});
